@@ -1,0 +1,219 @@
+"""MLIR module -> TensorFlow: a SavedModel, or a ConcreteFunction to run a module directly.
+
+Each generic `tf.X` op becomes the TensorFlow op X, built with `Graph.create_op` inside a
+`tf.function`, so TensorFlow validates every node's attributes and shapes as it is built.
+Private functions (If branches, While bodies) become traced functions of their own.
+Constants with more than `VARIABLE_THRESHOLD` elements are stored as variables: a GraphDef may
+not exceed 2 GB, and variables keep `saved_model.pb` small.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.framework import op_def_registry
+
+from tfquant import tf_attrs
+from tfquant.importer import INPUT_NAME, OUTPUT_NAME, TAGS
+from tfquant.mlir import CompileError, ir, name_of, symbol_table
+
+VARIABLE_THRESHOLD = 1024
+
+# An op the exporter does not build itself: given the op and its input tensors, the hook
+# returns its output tensors, or None to let the exporter build it as a TensorFlow op.
+OpHook = Callable[[ir.Operation, list[tf.Tensor]], "list[tf.Tensor] | None"]
+
+
+class _Module(tf.Module):
+    """The root object of an exported SavedModel: it tracks the weight variables."""
+
+
+def signature_names(module: ir.Module) -> list[str]:
+    """The public functions of a module: one per signature."""
+    return [name for name, fn in symbol_table(module).items() if not _is_private(fn)]
+
+
+def _is_private(fn: ir.Operation) -> bool:
+    return "sym_visibility" in fn.attributes and ir.StringAttr(fn.attributes["sym_visibility"]).value == "private"
+
+
+def _arg_names(fn: ir.Operation, attr_key: str, name: str) -> list[str]:
+    key = "arg_attrs" if attr_key == INPUT_NAME else "res_attrs"
+    if key not in fn.attributes:
+        raise CompileError(f"function @{name} has no {attr_key} attributes: it is not a signature", fn.location)
+    return [ir.StringAttr(ir.DictAttr(d)[attr_key]).value for d in ir.ArrayAttr(fn.attributes[key])]
+
+
+def _function_type(fn: ir.Operation) -> ir.FunctionType:
+    return ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
+
+
+class _Builder:
+    """Builds TensorFlow graph ops for the functions of one module."""
+
+    def __init__(self, module: ir.Module, variables: dict[str, tf.Variable] | None, hook: OpHook | None):
+        self.functions = symbol_table(module)
+        self.variables = variables
+        self.hook = hook
+        self.traced: dict[str, tf.types.experimental.ConcreteFunction] = {}
+
+    def build(self, name: str, args: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+        """Emit the ops of function `name` into the current graph; returns its results."""
+        fn = self.functions[name]
+        block = fn.regions[0].blocks[0]
+        env: dict[ir.Value, tf.Tensor] = dict(zip(block.arguments, args))
+        graph = tf.compat.v1.get_default_graph()
+        for op in block.operations:
+            op = op.operation
+            if op.name == "func.return":
+                return [env[v] for v in op.operands]
+            inputs = [env[v] for v in op.operands]
+            try:
+                outputs = self._emit(op, inputs, graph)
+            except (ValueError, TypeError, KeyError, RuntimeError, tf.errors.OpError) as error:
+                if isinstance(error, CompileError):
+                    raise
+                raise CompileError(f"cannot build {op.name}: {error}", op.location) from error
+            env.update(zip(op.results, outputs))
+        raise CompileError(f"function @{name} has no return", fn.location)
+
+    def _emit(self, op: ir.Operation, inputs: list[tf.Tensor], graph: tf.Graph) -> list[tf.Tensor]:
+        if self.hook is not None:
+            hooked = self.hook(op, inputs)
+            if hooked is not None:
+                return hooked
+        if not op.name.startswith("tf."):
+            raise CompileError(f"op {op.name} has no TensorFlow equivalent", op.location)
+        op_type = op.name[3:]
+        node_name = _node_name(op)
+        if op_type == "Const":
+            return [self._constant(op, node_name)]
+        op_def = op_def_registry.get(op_type)
+        if op_def is None:
+            raise CompileError(f"unknown TensorFlow op {op_type}", op.location)
+        attr_types = {a.name: a.type for a in op_def.attr}
+        attrs = {}
+        for attr_name, attr in op.attributes.items():
+            if attr_name not in attr_types:
+                continue
+            if attr_types[attr_name] in ("func", "list(func)"):
+                attr = self._traced_functions(attr, graph)
+            attrs[attr_name] = tf_attrs.to_attr_value(attr, attr_types[attr_name])
+        created = graph.create_op(op_type, inputs, name=node_name, attrs=attrs)
+        return list(created.outputs)
+
+    def _constant(self, op: ir.Operation, node_name: str) -> tf.Tensor:
+        value_attr = op.attributes["value"]
+        if isinstance(value_attr, ir.OpaqueAttr):
+            proto = tf_attrs.to_attr_value(value_attr, "tensor").tensor
+            return tf.constant(tf.make_ndarray(proto), name=node_name)
+        array = np.asarray(value_attr)
+        dtype = tf_attrs.dtype_of(ir.ShapedType(value_attr.type).element_type)
+        if self.variables is not None and array.size > VARIABLE_THRESHOLD:
+            variable = self.variables.get(node_name)
+            if variable is None:
+                variable = tf.Variable(array.astype(dtype.as_numpy_dtype, copy=False), trainable=False,
+                                       name=_variable_name(node_name))
+                self.variables[node_name] = variable
+            return variable.read_value()
+        return tf.constant(array, dtype=dtype, name=node_name)
+
+    def _traced_functions(self, attr: ir.Attribute, graph: tf.Graph) -> ir.Attribute:
+        """Trace the private functions an attribute names; returns the attribute with their TF names."""
+        if isinstance(attr, ir.ArrayAttr):
+            return ir.ArrayAttr.get([self._traced_functions(a, graph) for a in attr])
+        concrete = self._trace(ir.FlatSymbolRefAttr(attr).value)
+        concrete.add_to_graph(graph)
+        return ir.FlatSymbolRefAttr.get(concrete.function_def.signature.name)
+
+    def _trace(self, name: str):
+        if name not in self.traced:
+            fn_type = _function_type(self.functions[name])
+            specs = [tf_attrs.tensor_spec(t) for t in fn_type.inputs]
+            body = tf.function(lambda *args: self.build(name, args), input_signature=specs, autograph=False)
+            self.traced[name] = body.get_concrete_function()
+        return self.traced[name]
+
+
+_INVALID_NODE_CHARS = re.compile(r"[^A-Za-z0-9_.\-/]")
+
+
+def _node_name(op: ir.Operation) -> str:
+    name = _INVALID_NODE_CHARS.sub("_", name_of(op.location)).lstrip("_-/") or op.name.split(".", 1)[1]
+    return name
+
+
+def _variable_name(node_name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", node_name)
+
+
+def _signature_function(builder: _Builder, fn: ir.Operation, name: str):
+    fn_type = _function_type(fn)
+    input_names = _arg_names(fn, INPUT_NAME, name)
+    output_names = _arg_names(fn, OUTPUT_NAME, name)
+    specs = [tf_attrs.tensor_spec(t, n) for t, n in zip(fn_type.inputs, input_names)]
+
+    def body(*args):
+        results = builder.build(name, args)
+        return {key: tf.identity(t, name=_variable_name(key)) for key, t in zip(output_names, results)}
+
+    return tf.function(body, input_signature=specs, autograph=False)
+
+
+def to_concrete_function(module: ir.Module, signature: str, hook: OpHook | None = None):
+    """A ConcreteFunction that runs `signature` of `module` in TensorFlow (constants stay constants).
+
+    Called with keyword arguments named as the signature's inputs; returns a dict keyed by its outputs.
+    """
+    functions = symbol_table(module)
+    if signature not in functions:
+        raise ValueError(f"module has no function @{signature}; it has {signature_names(module)}")
+    builder = _Builder(module, None, hook)
+    return _signature_function(builder, functions[signature], signature).get_concrete_function()
+
+
+def export_saved_model(module: ir.Module, output_dir: str, signature_keys: Sequence[str] | None = None,
+                       tags: Sequence[str] | None = None) -> None:
+    """Write the signatures of `module` (default: all public functions) as a SavedModel.
+
+    Signature keys, input and output names, dtypes and shapes are those the importer recorded.
+    """
+    keys = list(signature_keys) if signature_keys else signature_names(module)
+    functions = symbol_table(module)
+    unknown = [k for k in keys if k not in functions]
+    if unknown:
+        raise ValueError(f"module has no signature function @{unknown[0]}; it has {signature_names(module)}")
+    if tags is None:
+        tags = ([ir.StringAttr(t).value for t in ir.ArrayAttr(module.operation.attributes[TAGS])]
+                if TAGS in module.operation.attributes else [tf.saved_model.SERVING])
+    root = _Module()
+    variables: dict[str, tf.Variable] = {}
+    builder = _Builder(module, variables, None)
+    signatures = {}
+    for key in keys:
+        function = _signature_function(builder, functions[key], key)
+        signatures[key] = function.get_concrete_function()
+        setattr(root, f"signature_{len(signatures)}", function)
+    root.weights = list(variables.values())
+    os.makedirs(output_dir, exist_ok=True)
+    tf.saved_model.save(root, output_dir, signatures=signatures,
+                        options=tf.saved_model.SaveOptions(save_debug_info=False))
+    if sorted(tags) != [tf.saved_model.SERVING]:
+        _retag(output_dir, tags)
+
+
+def _retag(output_dir: str, tags: Sequence[str]) -> None:
+    """tf.saved_model.save always writes the "serve" tag; restore the input model's tags."""
+    from tensorflow.core.protobuf import saved_model_pb2
+    path = os.path.join(output_dir, "saved_model.pb")
+    saved = saved_model_pb2.SavedModel()
+    with open(path, "rb") as f:
+        saved.ParseFromString(f.read())
+    for meta_graph in saved.meta_graphs:
+        del meta_graph.meta_info_def.tags[:]
+        meta_graph.meta_info_def.tags.extend(tags)
+    with open(path, "wb") as f:
+        f.write(saved.SerializeToString())
