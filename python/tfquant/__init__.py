@@ -1,5 +1,28 @@
-"""tfquant: a quantization compiler for TensorFlow models."""
-from tfquant.importer import import_saved_model
-from tfquant.exporter import export_saved_model, to_concrete_function
+"""tfquant: a quantization compiler for TensorFlow models.
 
-__all__ = ["import_saved_model", "export_saved_model", "to_concrete_function"]
+The public API is imported lazily, so that tools which do not need TensorFlow (tfquant-opt on
+passes that do not evaluate anything) start without paying for `import tensorflow`.
+"""
+from __future__ import annotations
+
+import importlib
+
+_PUBLIC = {
+    "import_saved_model": "tfquant.importer",
+    "export_saved_model": "tfquant.exporter",
+    "to_concrete_function": "tfquant.exporter",
+    "run_pipeline": "tfquant.pipeline",
+    "parse_pipeline": "tfquant.pipeline",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'tfquant' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

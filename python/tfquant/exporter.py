@@ -54,8 +54,9 @@ def _function_type(fn: ir.Operation) -> ir.FunctionType:
 class _Builder:
     """Builds TensorFlow graph ops for the functions of one module."""
 
-    def __init__(self, module: ir.Module, variables: dict[str, tf.Variable] | None, hook: OpHook | None):
-        self.functions = symbol_table(module)
+    def __init__(self, functions: dict[str, ir.Operation], variables: dict[str, tf.Variable] | None,
+                 hook: OpHook | None):
+        self.functions = functions
         self.variables = variables
         self.hook = hook
         self.traced: dict[str, tf.types.experimental.ConcreteFunction] = {}
@@ -171,7 +172,7 @@ def to_concrete_function(module: ir.Module, signature: str, hook: OpHook | None 
     functions = symbol_table(module)
     if signature not in functions:
         raise ValueError(f"module has no function @{signature}; it has {signature_names(module)}")
-    builder = _Builder(module, None, hook)
+    builder = _Builder(functions, None, hook)
     return _signature_function(builder, functions[signature], signature).get_concrete_function()
 
 
@@ -191,7 +192,7 @@ def export_saved_model(module: ir.Module, output_dir: str, signature_keys: Seque
                 if TAGS in module.operation.attributes else [tf.saved_model.SERVING])
     root = _Module()
     variables: dict[str, tf.Variable] = {}
-    builder = _Builder(module, variables, None)
+    builder = _Builder(functions, variables, None)
     signatures = {}
     for key in keys:
         function = _signature_function(builder, functions[key], key)
@@ -217,3 +218,23 @@ def _retag(output_dir: str, tags: Sequence[str]) -> None:
         meta_graph.meta_info_def.tags.extend(tags)
     with open(path, "wb") as f:
         f.write(saved.SerializeToString())
+
+
+def evaluate(ops: Sequence[ir.Operation], fetches: Sequence[ir.Value]) -> list[np.ndarray]:
+    """Run `ops` (in order) in TensorFlow and return the values of `fetches`.
+
+    Operands not produced by `ops` must be defined by tf.Const ops. Used to fold constants.
+    """
+    builder = _Builder({}, None, None)
+    graph = tf.Graph()
+    env: dict[ir.Value, tf.Tensor] = {}
+    with graph.as_default():
+        def tensor(value: ir.Value) -> tf.Tensor:
+            if value not in env:
+                env[value] = builder._emit(value.owner.operation, [], graph)[0]
+            return env[value]
+        for op in ops:
+            env.update(zip(op.results, builder._emit(op, [tensor(v) for v in op.operands], graph)))
+        fetched = [env[v] for v in fetches]
+    with tf.compat.v1.Session(graph=graph) as session:
+        return session.run(fetched)

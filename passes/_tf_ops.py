@@ -1,0 +1,103 @@
+"""Helpers the passes share for reading and building generic tf.* ops."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from tfquant.mlir import ir, name_of
+
+
+def defining_op(value: ir.Value) -> ir.Operation | None:
+    """The op producing `value`, None for a block argument."""
+    owner = value.owner
+    return owner.operation if isinstance(owner, ir.OpView) or isinstance(owner, ir.Operation) else None
+
+
+def constant_value(value: ir.Value) -> np.ndarray | None:
+    """The numpy value of `value` if a tf.Const defines it (read-only view), else None."""
+    op = defining_op(value)
+    if op is None or op.name != "tf.Const":
+        return None
+    attr = op.attributes["value"]
+    if not isinstance(attr, ir.DenseElementsAttr):
+        return None
+    return np.asarray(attr)
+
+
+def uses(value: ir.Value) -> list[ir.Operation]:
+    """The ops using `value` (one entry per use)."""
+    return [use.owner.operation if isinstance(use.owner, ir.OpView) else use.owner for use in value.uses]
+
+
+def has_one_use(value: ir.Value) -> bool:
+    return len(list(value.uses)) == 1
+
+
+def element_type(value: ir.Value) -> ir.Type:
+    return ir.ShapedType(value.type).element_type
+
+
+def static_shape(value: ir.Value) -> list[int] | None:
+    """The shape of a value whose type is fully static, else None."""
+    value_type = value.type
+    if not isinstance(value_type, ir.RankedTensorType) or not value_type.has_static_shape:
+        return None
+    return list(value_type.shape)
+
+
+def create_op(name: str, operands: Sequence[ir.Value], result_types: Sequence[ir.Type],
+              attributes: dict[str, ir.Attribute], loc: ir.Location) -> ir.Operation:
+    """A generic op at the current insertion point."""
+    return ir.Operation.create(name, results=list(result_types), operands=list(operands),
+                               attributes=attributes, loc=loc)
+
+
+def create_const(array: np.ndarray, loc: ir.Location) -> ir.Value:
+    """A tf.Const holding `array`, at the current insertion point."""
+    from tfquant.tf_attrs import dense_attr
+    attr = dense_attr(array)
+    return create_op("tf.Const", [], [attr.type], {"value": attr, "dtype": ir.TypeAttr.get(attr.type.element_type)},
+                     loc).result
+
+
+def type_attr(value: ir.Value) -> ir.TypeAttr:
+    """The `T` attribute for an op on `value`."""
+    return ir.TypeAttr.get(element_type(value))
+
+
+def named_loc(base: ir.Location, suffix: str) -> ir.Location:
+    """A name location `<base's name>/<suffix>`."""
+    name = name_of(base)
+    return ir.Location.name(f"{name}/{suffix}" if name else suffix)
+
+
+def replace_op(op: ir.Operation, new_values: Sequence[ir.Value]) -> None:
+    """Replace every result of `op` by `new_values` and erase it."""
+    for result, new in zip(op.results, new_values):
+        result.replace_all_uses_with(new)
+    op.erase()
+
+
+def erase_dead_ops(block: ir.Block, removable: frozenset[str]) -> int:
+    """Erase ops named in `removable` whose results are unused, repeatedly; returns how many."""
+    erased = 0
+    changed = True
+    while changed:
+        changed = False
+        for op in reversed(list(block.operations)):
+            op = op.operation
+            if op.name in removable and op.results and all(not list(r.uses) for r in op.results):
+                op.erase()
+                erased += 1
+                changed = True
+    return erased
+
+
+def function_blocks(module_op: ir.Operation) -> list[ir.Block]:
+    """The entry blocks of every func.func in a module op."""
+    blocks = []
+    for op in module_op.regions[0].blocks[0].operations:
+        if op.operation.name == "func.func" and op.operation.regions[0].blocks:
+            blocks.append(op.operation.regions[0].blocks[0])
+    return blocks

@@ -1,0 +1,44 @@
+"""Shared fixtures: every test model is built once per session into a temporary directory."""
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+
+import pytest  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import models  # noqa: E402
+
+
+class ModelDir(str):
+    """A SavedModel directory path that also carries what its builder returned."""
+
+    def __new__(cls, path: str, info: dict):
+        self = super().__new__(cls, path)
+        self.info = info
+        self.inputs = info["inputs"]
+        self.signature = info["signature"]
+        self.signatures = info.get("signatures", {info["signature"]: info["inputs"]})
+        self.cases = info.get("cases", list(self.signatures.items()))
+        return self
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    """`model_dir(name) -> ModelDir`: the SavedModel built by `models.MODELS[name]`, cached per session.
+
+    The result is the directory's path (a str) with the builder's dict as `.info`
+    (`.inputs`, `.signature`, `.signatures` and `.cases` for short).
+    """
+    cache: dict[str, ModelDir] = {}
+
+    def get(name: str) -> ModelDir:
+        if name not in cache:
+            path = str(tmp_path_factory.mktemp("models") / name)
+            cache[name] = ModelDir(path, models.MODELS[name](path))
+        return cache[name]
+
+    return get

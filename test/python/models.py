@@ -1,0 +1,230 @@
+"""Tiny float SavedModels for the tests: each builds in well under a second.
+
+Every builder is `build_<name>(path) -> dict` and returns at least
+`{"inputs": {name: sample batch}, "signature": "serving_default"}`, plus
+`"signatures": {key: {name: sample batch}}` for every signature of the model and `"cases"`,
+the (signature key, inputs) pairs a test should run (the cond model has one per branch).
+Weights are seeded numpy arrays held in tf.Variables, so every build of a model is the same model.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+SERVING = "serving_default"
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def _var(rng: np.random.Generator, shape, scale: float = 0.5, name: str | None = None) -> tf.Variable:
+    return tf.Variable(rng.normal(0.0, scale, size=shape).astype(np.float32), name=name)
+
+
+def _save(module: tf.Module, path: str, signatures) -> None:
+    tf.saved_model.save(module, path, signatures=signatures)
+
+
+def _result(inputs: dict, **extra) -> dict:
+    """The builder's answer; "signatures" maps every signature key to sample inputs, and "cases" lists
+    every (signature, inputs) pair a test should run (more than one per signature where it matters)."""
+    out = {"inputs": inputs, "signature": SERVING, "signatures": {SERVING: inputs}}
+    out.update(extra)
+    out.setdefault("cases", list(out["signatures"].items()))
+    return out
+
+
+def build_conv_bn(path: str) -> dict:
+    """Conv2D + Keras-style inference batch norm + Relu6, then Conv2D + FusedBatchNormV3 + AddV2 bias."""
+    rng = _rng(1)
+    m = tf.Module()
+    m.k1 = _var(rng, (3, 3, 3, 8))
+    m.mean1 = _var(rng, (8,), 0.1)
+    m.var1 = tf.Variable(rng.uniform(0.5, 1.5, size=(8,)).astype(np.float32))
+    m.gamma1 = tf.Variable(rng.uniform(0.5, 1.5, size=(8,)).astype(np.float32))
+    m.beta1 = _var(rng, (8,), 0.1)
+    m.k2 = _var(rng, (3, 3, 8, 16), 0.3)  # 1152 elements: above the variable threshold
+    m.scale2 = tf.Variable(rng.uniform(0.5, 1.5, size=(16,)).astype(np.float32))
+    m.offset2 = _var(rng, (16,), 0.1)
+    m.mean2 = _var(rng, (16,), 0.1)
+    m.var2 = tf.Variable(rng.uniform(0.5, 1.5, size=(16,)).astype(np.float32))
+    m.bias2 = _var(rng, (16,), 0.1)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 8, 8, 3], tf.float32, name="x")])
+    def serve(x):
+        y = tf.nn.conv2d(x, m.k1, strides=1, padding="SAME")
+        y = (y - m.mean1) * tf.math.rsqrt(m.var1 + 1e-3) * m.gamma1 + m.beta1
+        y = tf.nn.relu6(y)
+        y = tf.nn.conv2d(y, m.k2, strides=2, padding="VALID")
+        y, _, _ = tf.compat.v1.nn.fused_batch_norm(y, m.scale2, m.offset2, mean=m.mean2, variance=m.var2,
+                                                   epsilon=1e-3, is_training=False)
+        return {"output_0": y + m.bias2}
+
+    m.serve = serve
+    _save(m, path, {SERVING: serve})
+    return _result({"x": _rng(101).normal(size=(2, 8, 8, 3)).astype(np.float32)})
+
+
+def build_matmul(path: str) -> dict:
+    """Two layers of MatMul + AddV2 bias + Relu."""
+    rng = _rng(2)
+    m = tf.Module()
+    m.w1 = _var(rng, (16, 32))
+    m.b1 = _var(rng, (32,), 0.1)
+    m.w2 = _var(rng, (32, 4))
+    m.b2 = _var(rng, (4,), 0.1)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 16], tf.float32, name="x")])
+    def serve(x):
+        y = tf.nn.relu(tf.matmul(x, m.w1) + m.b1)
+        return {"output_0": tf.nn.relu(tf.matmul(y, m.w2) + m.b2)}
+
+    m.serve = serve
+    _save(m, path, {SERVING: serve})
+    return _result({"x": _rng(102).normal(size=(3, 16)).astype(np.float32)})
+
+
+def build_depthwise(path: str) -> dict:
+    """DepthwiseConv2dNative + BiasAdd + Relu6."""
+    rng = _rng(3)
+    m = tf.Module()
+    m.k = _var(rng, (3, 3, 4, 2))
+    m.b = _var(rng, (8,), 0.1)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 6, 6, 4], tf.float32, name="x")])
+    def serve(x):
+        y = tf.nn.depthwise_conv2d(x, m.k, strides=[1, 1, 1, 1], padding="SAME")
+        return {"output_0": tf.nn.relu6(tf.nn.bias_add(y, m.b))}
+
+    m.serve = serve
+    _save(m, path, {SERVING: serve})
+    return _result({"x": _rng(103).normal(size=(2, 6, 6, 4)).astype(np.float32)})
+
+
+def build_embedding(path: str) -> dict:
+    """GatherV2 of int32 token ids from a variable table, reduce_mean over the sequence, MatMul."""
+    rng = _rng(4)
+    m = tf.Module()
+    m.table = _var(rng, (20, 8))
+    m.w = _var(rng, (8, 3))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 5], tf.int32, name="ids")])
+    def serve(ids):
+        e = tf.gather(m.table, ids, axis=0)
+        return {"output_0": tf.matmul(tf.reduce_mean(e, axis=1), m.w)}
+
+    m.serve = serve
+    _save(m, path, {SERVING: serve})
+    return _result({"ids": _rng(104).integers(0, 20, size=(3, 5)).astype(np.int32)})
+
+
+def build_cond(path: str) -> dict:
+    """tf.cond on reduce_sum(x) > 0; the true branch reads a variable, the false branch a captured constant."""
+    rng = _rng(5)
+    m = tf.Module()
+    m.w = _var(rng, (4, 4))
+    captured = tf.constant(rng.normal(size=(4, 4)).astype(np.float32))  # eager tensor, not a variable
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
+    def serve(x):
+        y = tf.cond(tf.reduce_sum(x) > 0,
+                    lambda: tf.matmul(x, m.w.read_value()),
+                    lambda: tf.matmul(x, captured) - 1.0)
+        return {"output_0": y}
+
+    m.serve = serve
+    _save(m, path, {SERVING: serve})
+    x = _rng(105).normal(size=(2, 4)).astype(np.float32)
+    x = np.abs(x) + 0.1  # reduce_sum(x) > 0: the branch that reads the variable
+    # -x takes the other branch, the one with the captured constant.
+    return _result({"x": x}, cases=[(SERVING, {"x": x}), (SERVING, {"x": -x})])
+
+
+def build_two_signatures(path: str) -> dict:
+    """Two tf.functions with different input names, saved as "serving_default" and "other"."""
+    rng = _rng(6)
+    m = tf.Module()
+    m.w = _var(rng, (5, 3))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 5], tf.float32, name="features")])
+    def serve(features):
+        return {"logits": tf.matmul(features, m.w)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="a"),
+                                  tf.TensorSpec([None, 3], tf.float32, name="b")])
+    def other(a, b):
+        return {"sum": tf.nn.relu(a + b), "prod": a * b}
+
+    m.serve, m.other = serve, other
+    _save(m, path, {SERVING: serve, "other": other})
+    r = _rng(106)
+    serve_in = {"features": r.normal(size=(2, 5)).astype(np.float32)}
+    other_in = {"a": r.normal(size=(2, 3)).astype(np.float32), "b": r.normal(size=(2, 3)).astype(np.float32)}
+    return _result(serve_in, signatures={SERVING: serve_in, "other": other_in})
+
+
+def build_batch_matmul(path: str) -> dict:
+    """BatchMatMulV2 of the input with a weight."""
+    rng = _rng(7)
+    m = tf.Module()
+    m.w = _var(rng, (6, 4))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 3, 6], tf.float32, name="x")])
+    def serve(x):
+        return {"output_0": tf.raw_ops.BatchMatMulV2(x=x, y=m.w.read_value())}
+
+    m.serve = serve
+    _save(m, path, {SERVING: serve})
+    return _result({"x": _rng(107).normal(size=(2, 3, 6)).astype(np.float32)})
+
+
+def build_einsum(path: str) -> dict:
+    """tf.einsum "bij,jk->bik" with a variable."""
+    rng = _rng(8)
+    m = tf.Module()
+    m.w = _var(rng, (6, 5))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 3, 6], tf.float32, name="x")])
+    def serve(x):
+        return {"output_0": tf.einsum("bij,jk->bik", x, m.w)}
+
+    m.serve = serve
+    _save(m, path, {SERVING: serve})
+    return _result({"x": _rng(108).normal(size=(2, 3, 6)).astype(np.float32)})
+
+
+def build_multi_output(path: str) -> dict:
+    """Several outputs with distinct names and dtypes; inputs not named "x", listed out of alphabetical order."""
+    rng = _rng(9)
+    m = tf.Module()
+    m.w = _var(rng, (4, 3))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="pixels"),
+                                  tf.TensorSpec([], tf.float32, name="beta")])
+    def serve(pixels, beta):
+        logits = tf.matmul(pixels, m.w) * beta
+        return {"scores": tf.nn.softmax(logits), "logits": logits,
+                "classes": tf.argmax(logits, axis=-1, output_type=tf.int32)}
+
+    m.serve = serve
+    _save(m, path, {SERVING: serve})
+    r = _rng(109)
+    return _result({"pixels": r.normal(size=(3, 4)).astype(np.float32), "beta": np.float32(0.5)})
+
+
+MODELS = {
+    "conv_bn": build_conv_bn,
+    "matmul": build_matmul,
+    "depthwise": build_depthwise,
+    "embedding": build_embedding,
+    "cond": build_cond,
+    "two_signatures": build_two_signatures,
+    "batch_matmul": build_batch_matmul,
+    "einsum": build_einsum,
+    "multi_output": build_multi_output,
+}

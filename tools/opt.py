@@ -1,0 +1,204 @@
+"""tfquant-opt: run tfquant's passes (and upstream ones) on an .mlir file, like mlir-opt.
+
+    tfquant-opt in.mlir --pass-pipeline='builtin.module(tfq-prepare-lifting)' [-o out.mlir]
+    tfquant-opt in.mlir -split-input-file -tfq-prepare-lifting -cse
+    tfquant-opt --list-passes
+
+Errors print as `file:line:col: error: message` with the source line, and exit with status 1.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import traceback
+from dataclasses import dataclass
+
+from tfquant.mlir import Diagnostic, format_diagnostic, ir, new_context
+from tfquant.pass_registry import registered_passes
+from tfquant.pipeline import Pipeline, PassSpec, parse_options, parse_pipeline, pass_manager
+
+SPLIT_MARKER = re.compile(r"^// -----", re.MULTILINE)
+FIXED_FLAGS = ("pass-pipeline", "split-input-file", "list-passes", "mlir-print-ir-after-all",
+               "mlir-print-debuginfo", "mlir-print-op-generic", "verify-diagnostics", "debug", "help")
+EXPECTED = re.compile(r"expected-(error|warning|note|remark)(@[+-]?\d+|@above|@below)?\s*\{\{(.*?)\}\}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tfquant-opt", description="Run tfquant passes on an MLIR file, like mlir-opt.",
+        epilog="Each registered pass is also a flag: -tfq-NAME or -tfq-NAME='opt=value ...' (see --list-passes).")
+    parser.add_argument("input", nargs="?", default="-", help="input .mlir file ('-' for stdin)")
+    parser.add_argument("-o", dest="output", default="-", help="output file ('-' for stdout)")
+    parser.add_argument("--pass-pipeline", help="e.g. 'builtin.module(tfq-prepare-lifting,cse)'")
+    parser.add_argument("--split-input-file", action="store_true", help="process chunks split by '// -----'")
+    parser.add_argument("--list-passes", action="store_true", help="print the registered passes and exit")
+    parser.add_argument("--mlir-print-ir-after-all", action="store_true", help="print the IR after each pass")
+    parser.add_argument("--mlir-print-debuginfo", action="store_true", help="print locations")
+    parser.add_argument("--mlir-print-op-generic", action="store_true", help="print ops in generic form")
+    parser.add_argument("--verify-diagnostics", action="store_true",
+                        help="check errors against expected-error {{...}} comments")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    return parser
+
+
+def _split_pass_flags(argv: list[str]) -> tuple[list[str], list[PassSpec]]:
+    """Separate per-pass flags (-tfq-x, -tfq-x=opts, -cse) from the fixed flags."""
+    rest, passes = [], []
+    registered = registered_passes()
+    for arg in argv:
+        match = re.fullmatch(r"--?([A-Za-z][\w.-]*)(?:=(.*))?", arg, re.DOTALL)
+        if match is None or match.group(1) in FIXED_FLAGS or match.group(1) == "o":
+            rest.append("--" + arg.lstrip("-") if match and match.group(1) in FIXED_FLAGS else arg)
+            continue
+        name, options = match.group(1), match.group(2)
+        if name in registered:
+            passes.append(PassSpec(name, parse_options(name, options or "")))
+        else:
+            text = name if options is None else f"{name}{{{options}}}"
+            passes.extend(parse_pipeline(text).passes)
+    return rest, passes
+
+
+@dataclass
+class _Chunk:
+    text: str
+    first_line: int
+
+
+def _chunks(source: str, split: bool) -> list[_Chunk]:
+    if not split:
+        return [_Chunk(source, 1)]
+    chunks, start = [], 0
+    for match in SPLIT_MARKER.finditer(source):
+        chunks.append(_Chunk(source[start:match.start()], source.count("\n", 0, start) + 1))
+        line_end = source.find("\n", match.start())
+        start = len(source) if line_end < 0 else line_end + 1
+    chunks.append(_Chunk(source[start:], source.count("\n", 0, start) + 1))
+    return chunks
+
+
+def _diagnostics(error: ir.MLIRError, source: str, filename: str) -> list[Diagnostic]:
+    found = []
+    for info in error.error_diagnostics:
+        found.append(format_diagnostic(info.location, info.message, source, filename))
+        for note in info.notes:
+            found.append(format_diagnostic(note.location, note.message, source, filename, "note"))
+    if not found:
+        found.append(Diagnostic(filename, str(error)))
+    return found
+
+
+def _run_chunk(chunk: _Chunk, pipeline: Pipeline, args, filename: str, source: str) -> tuple[str | None, list[Diagnostic]]:
+    ctx = new_context()
+    padded = "\n" * (chunk.first_line - 1) + chunk.text
+    try:
+        with ctx:
+            module = ir.Module.parse(padded)
+            pass_manager(pipeline, args.mlir_print_ir_after_all).run(module.operation)
+            text = module.operation.get_asm(enable_debug_info=args.mlir_print_debuginfo,
+                                            print_generic_op_form=args.mlir_print_op_generic)
+    except ir.MLIRError as error:
+        return None, _diagnostics(error, source, filename)
+    return text, []
+
+
+def _expected_diagnostics(source: str) -> list[tuple[int, str, str]]:
+    expected = []
+    for number, line in enumerate(source.splitlines(), start=1):
+        for match in EXPECTED.finditer(line):
+            offset = match.group(2)
+            target = number
+            if offset in ("@above",):
+                target = number - 1
+            elif offset in ("@below",):
+                target = number + 1
+            elif offset:
+                target = number + int(offset[1:])
+            expected.append((target, match.group(1), match.group(3)))
+    return expected
+
+
+def _verify(source: str, filename: str, produced: list[Diagnostic]) -> list[str]:
+    """Problems found matching produced diagnostics against expected-* comments (empty: all good)."""
+    expected = _expected_diagnostics(source)
+    problems = []
+    unmatched = list(produced)
+    for line, severity, message in expected:
+        hit = next((d for d in unmatched if d.severity == severity and d.where.split(":")[-2:-1] == [str(line)]
+                    and message in d.message), None)
+        if hit is None:
+            problems.append(f"{filename}:{line}: error: expected {severity} \"{message}\" was not produced")
+        else:
+            unmatched.remove(hit)
+    for diagnostic in unmatched:
+        problems.append(f"{diagnostic.where}: error: unexpected {diagnostic.severity}: {diagnostic.message}")
+    return problems
+
+
+def _read(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def run(argv: list[str]) -> int:
+    rest, flag_passes = _split_pass_flags(argv)
+    args = _parser().parse_args(rest)
+    if args.list_passes:
+        for name, registered in registered_passes().items():
+            print(f"  {name}: {registered.summary}")
+            for option in registered.options:
+                print(f"      {option.name}={option.type.__name__} (default {option.format(option.default)}): {option.help}")
+        return 0
+    pipeline = parse_pipeline(args.pass_pipeline) if args.pass_pipeline else Pipeline(())
+    pipeline = pipeline + Pipeline(tuple(flag_passes))
+    filename = "<stdin>" if args.input == "-" else args.input
+    source = _read(args.input)
+    outputs, diagnostics = [], []
+    for chunk in _chunks(source, args.split_input_file):
+        text, chunk_diagnostics = _run_chunk(chunk, pipeline, args, filename, source)
+        outputs.append(text if text is not None else "")
+        diagnostics.extend(chunk_diagnostics)
+    if args.verify_diagnostics:
+        problems = _verify(source, filename, diagnostics)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return 1 if problems else 0
+    for diagnostic in diagnostics:
+        print(diagnostic, file=sys.stderr)
+    _write(args.output, "// -----\n".join(outputs))
+    return 1 if diagnostics else 0
+
+
+def _write(path: str, text: str) -> None:
+    if path == "-":
+        sys.stdout.write(text)
+        return
+    temporary = f"{path}.tmp{os.getpid()}"
+    with open(temporary, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(temporary, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return run(argv)
+    except (ValueError, OSError) as error:
+        if "--debug" in argv:
+            traceback.print_exc()
+        print(f"tfquant-opt: error: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # an unexpected failure: still one line unless --debug
+        if "--debug" in argv:
+            traceback.print_exc()
+        print(f"tfquant-opt: error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
