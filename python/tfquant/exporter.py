@@ -54,7 +54,7 @@ def _function_type(fn: ir.Operation) -> ir.FunctionType:
 class _Builder:
     """Builds TensorFlow graph ops for the functions of one module."""
 
-    def __init__(self, functions: dict[str, ir.Operation], variables: dict[str, tf.Variable] | None,
+    def __init__(self, functions: dict[str, ir.Operation], variables: dict[ir.Attribute, tf.Variable] | None,
                  hook: OpHook | None):
         self.functions = functions
         self.variables = variables
@@ -114,11 +114,13 @@ class _Builder:
         array = np.asarray(value_attr)
         dtype = tf_attrs.dtype_of(ir.ShapedType(value_attr.type).element_type)
         if self.variables is not None and array.size > VARIABLE_THRESHOLD:
-            variable = self.variables.get(node_name)
+            # Keyed by value (attributes are uniqued per context), not by node name: the frozen
+            # weights of different signatures share node names ("unknown", "unknown_0", ...).
+            variable = self.variables.get(value_attr)
             if variable is None:
                 variable = tf.Variable(array.astype(dtype.as_numpy_dtype, copy=False), trainable=False,
                                        name=_variable_name(node_name))
-                self.variables[node_name] = variable
+                self.variables[value_attr] = variable
             return variable.read_value()
         return tf.constant(array, dtype=dtype, name=node_name)
 
@@ -191,7 +193,7 @@ def export_saved_model(module: ir.Module, output_dir: str, signature_keys: Seque
         tags = ([ir.StringAttr(t).value for t in ir.ArrayAttr(module.operation.attributes[TAGS])]
                 if TAGS in module.operation.attributes else [tf.saved_model.SERVING])
     root = _Module()
-    variables: dict[str, tf.Variable] = {}
+    variables: dict[ir.Attribute, tf.Variable] = {}
     builder = _Builder(functions, variables, None)
     signatures = {}
     for key in keys:

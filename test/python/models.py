@@ -124,47 +124,51 @@ def build_embedding(path: str) -> dict:
 
 
 def build_cond(path: str) -> dict:
-    """tf.cond on reduce_sum(x) > 0; the true branch reads a variable, the false branch a captured constant."""
+    """Two tf.cond: one on reduce_sum(x) > 0 (If: its true branch reads a variable, its false branch a
+    captured eager tensor that is not a variable), one on a scalar bool input (StatelessIf)."""
     rng = _rng(5)
     m = tf.Module()
     m.w = _var(rng, (4, 4))
     captured = tf.constant(rng.normal(size=(4, 4)).astype(np.float32))  # eager tensor, not a variable
 
-    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
-    def serve(x):
+    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x"),
+                                  tf.TensorSpec([], tf.bool, name="flag")])
+    def serve(x, flag):
         y = tf.cond(tf.reduce_sum(x) > 0,
                     lambda: tf.matmul(x, m.w.read_value()),
                     lambda: tf.matmul(x, captured) - 1.0)
-        return {"output_0": y}
+        return {"output_0": tf.cond(flag, lambda: y * 2.0, lambda: y + 1.0)}
 
     m.serve = serve
     _save(m, path, {SERVING: serve})
-    x = _rng(105).normal(size=(2, 4)).astype(np.float32)
-    x = np.abs(x) + 0.1  # reduce_sum(x) > 0: the branch that reads the variable
-    # -x takes the other branch, the one with the captured constant.
-    return _result({"x": x}, cases=[(SERVING, {"x": x}), (SERVING, {"x": -x})])
+    x = np.abs(_rng(105).normal(size=(2, 4)).astype(np.float32)) + 0.1  # reduce_sum(x) > 0
+    cases = [(SERVING, {"x": sx, "flag": np.bool_(flag)}) for sx in (x, -x) for flag in (True, False)]
+    return _result(cases[0][1], cases=cases)
 
 
 def build_two_signatures(path: str) -> dict:
-    """Two tf.functions with different input names, saved as "serving_default" and "other"."""
+    """Two tf.functions with different input names, saved as "serving_default" and "other"; each reads
+    its own big weight (same shape, different values, above the exporter's variable threshold)."""
     rng = _rng(6)
     m = tf.Module()
-    m.w = _var(rng, (5, 3))
+    m.w1 = _var(rng, (40, 30), 0.2)
+    m.w2 = _var(rng, (40, 30), 0.2)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, 5], tf.float32, name="features")])
+    @tf.function(input_signature=[tf.TensorSpec([None, 40], tf.float32, name="features")])
     def serve(features):
-        return {"logits": tf.matmul(features, m.w)}
+        return {"logits": tf.matmul(features, m.w1)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="a"),
-                                  tf.TensorSpec([None, 3], tf.float32, name="b")])
+    @tf.function(input_signature=[tf.TensorSpec([None, 40], tf.float32, name="a"),
+                                  tf.TensorSpec([None, 30], tf.float32, name="b")])
     def other(a, b):
-        return {"sum": tf.nn.relu(a + b), "prod": a * b}
+        h = tf.matmul(a, m.w2)
+        return {"sum": tf.nn.relu(h + b), "prod": h * b}
 
     m.serve, m.other = serve, other
     _save(m, path, {SERVING: serve, "other": other})
     r = _rng(106)
-    serve_in = {"features": r.normal(size=(2, 5)).astype(np.float32)}
-    other_in = {"a": r.normal(size=(2, 3)).astype(np.float32), "b": r.normal(size=(2, 3)).astype(np.float32)}
+    serve_in = {"features": r.normal(size=(2, 40)).astype(np.float32)}
+    other_in = {"a": serve_in["features"], "b": r.normal(size=(2, 30)).astype(np.float32)}
     return _result(serve_in, signatures={SERVING: serve_in, "other": other_in})
 
 

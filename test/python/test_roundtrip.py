@@ -149,7 +149,7 @@ def test_saved_model_cli_show(roundtrip):
     proc = subprocess.run([cli, "show", "--all", "--dir", rt.out], capture_output=True, text=True, env=env,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
-    for word in ("serving_default", "other", "features", "logits", "sum", "prod"):
+    for word in ("serving_default", "other", "features", "logits", "sum", "prod", "(-1, 40)"):
         assert word in proc.stdout
 
 
@@ -214,15 +214,18 @@ def test_if_branches_are_private_functions(roundtrip):
     rt = roundtrip("cond")
     with rt.module.context:
         table = symbol_table(rt.module)
-        ifs = ops_named(table["serving_default"], "tf.If", "tf.StatelessIf")
-        assert len(ifs) == 1
-        branches = [ir.FlatSymbolRefAttr(ifs[0].attributes[a]).value for a in ("then_branch", "else_branch")]
-        for branch in branches:
-            assert branch in table, branch
-            assert _is_private(table[branch])
-        # The variable read inside the branch and the captured constant are constants now.
-        assert not ops_named(rt.module.operation, "tf.ReadVariableOp", "tf.ResourceGather", "tf.VarHandleOp")
-        assert not ops_named(rt.module.operation, "tf.Placeholder")
+        main = table["serving_default"]
+        ifs = ops_named(main, "tf.If", "tf.StatelessIf")
+        assert sorted(op.name for op in ifs) == ["tf.If", "tf.StatelessIf"], [op.name for op in ifs]
+        for op in ifs:
+            for attr in ("then_branch", "else_branch"):
+                branch = ir.FlatSymbolRefAttr(op.attributes[attr]).value
+                assert branch in table, branch
+                assert _is_private(table[branch]), branch
+        # Nothing of the variable read inside the branch or of the captured tensor is left but constants.
+        assert not ops_named(rt.module.operation, "tf.ReadVariableOp", "tf.VarHandleOp", "tf.Placeholder")
+        consts = [np.asarray(op.attributes["value"]) for op in ops_named(rt.module.operation, "tf.Const")]
+        assert sum(c.shape == (4, 4) for c in consts) == 2  # the variable and the captured tensor
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -246,6 +249,14 @@ def _largest_const(path: str) -> int:
         if node.op == "Const":
             largest = max(largest, tensor_util.MakeNdarray(node.attr["value"].tensor).size)
     return largest
+
+
+def test_weights_of_two_signatures_kept_apart(roundtrip):
+    # Both signatures' frozen weights are nodes named "unknown"; each must keep its own values.
+    rt = roundtrip("two_signatures")
+    stored = tf.train.list_variables(os.path.join(rt.out, "variables", "variables"))
+    assert sum(shape == [40, 30] for _, shape in stored) == 2, stored
+    assert _largest_const(rt.out) <= VARIABLE_THRESHOLD
 
 
 def test_big_weight_stored_as_variable(roundtrip):
