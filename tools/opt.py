@@ -63,12 +63,12 @@ def _split_pass_flags(argv: list[str]) -> tuple[list[str], list[PassSpec]]:
 
 @dataclass
 class _Chunk:
-    text: str
+    text: str | bytes
     first_line: int
 
 
-def _chunks(source: str, split: bool) -> list[_Chunk]:
-    if not split:
+def _chunks(source: str | bytes, split: bool) -> list[_Chunk]:
+    if not split or isinstance(source, bytes):
         return [_Chunk(source, 1)]
     chunks, start = [], 0
     for match in SPLIT_MARKER.finditer(source):
@@ -92,7 +92,7 @@ def _diagnostics(error: ir.MLIRError, source: str, filename: str) -> list[Diagno
 
 def _run_chunk(chunk: _Chunk, pipeline: Pipeline, args, filename: str, source: str) -> tuple[str | None, list[Diagnostic]]:
     ctx = new_context()
-    padded = "\n" * (chunk.first_line - 1) + chunk.text
+    padded = chunk.text if isinstance(chunk.text, bytes) else "\n" * (chunk.first_line - 1) + chunk.text
     try:
         with ctx:
             module = ir.Module.parse(padded)
@@ -137,11 +137,13 @@ def _verify(source: str, filename: str, produced: list[Diagnostic]) -> list[str]
     return problems
 
 
-def _read(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
-    with open(path, encoding="utf-8") as f:
-        return f.read()
+BYTECODE_MAGIC = b"ML\xefR"
+
+
+def _read(path: str) -> str | bytes:
+    """The input text, or its bytes when it is MLIR bytecode (as `tfquant quantize --dump-ir` writes)."""
+    data = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
+    return data if data.startswith(BYTECODE_MAGIC) else data.decode("utf-8")
 
 
 def run(argv: list[str]) -> int:

@@ -8,6 +8,16 @@ from __future__ import annotations
 import importlib
 
 _PUBLIC = {
+    "quantize_saved_model": "tfquant.quantize",
+    "QuantizationReport": "tfquant.quantize",
+    "QuantizationOptions": "tfquant.options",
+    "QuantizationMethod": "tfquant.options",
+    "QuantizationComponentSpec": "tfquant.options",
+    "UnitWiseQuantizationSpec": "tfquant.options",
+    "OpSet": "tfquant.options",
+    "CalibrationOptions": "tfquant.options",
+    "RepresentativeDatasetFile": "tfquant.options",
+    "DebuggerConfig": "tfquant.options",
     "import_saved_model": "tfquant.importer",
     "export_saved_model": "tfquant.exporter",
     "to_concrete_function": "tfquant.exporter",

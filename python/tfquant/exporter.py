@@ -18,7 +18,7 @@ from tensorflow.python.framework import op_def_registry
 
 from tfquant import tf_attrs
 from tfquant.importer import INPUT_NAME, OUTPUT_NAME, TAGS
-from tfquant.mlir import CompileError, ir, name_of, symbol_table
+from tfquant.mlir import CompileError, ir, name_of, ops_named, symbol_table
 
 VARIABLE_THRESHOLD = 1024
 
@@ -111,18 +111,10 @@ class _Builder:
         if isinstance(value_attr, ir.OpaqueAttr):
             proto = tf_attrs.to_attr_value(value_attr, "tensor").tensor
             return tf.constant(tf.make_ndarray(proto), name=node_name)
-        array = np.asarray(value_attr)
+        if self.variables is not None and value_attr in self.variables:
+            return self.variables[value_attr].read_value()
         dtype = tf_attrs.dtype_of(ir.ShapedType(value_attr.type).element_type)
-        if self.variables is not None and array.size > VARIABLE_THRESHOLD:
-            # Keyed by value (attributes are uniqued per context), not by node name: the frozen
-            # weights of different signatures share node names ("unknown", "unknown_0", ...).
-            variable = self.variables.get(value_attr)
-            if variable is None:
-                variable = tf.Variable(array.astype(dtype.as_numpy_dtype, copy=False), trainable=False,
-                                       name=_variable_name(node_name))
-                self.variables[value_attr] = variable
-            return variable.read_value()
-        return tf.constant(array, dtype=dtype, name=node_name)
+        return tf.constant(np.asarray(value_attr), dtype=dtype, name=node_name)
 
     def _traced_functions(self, attr: ir.Attribute, graph: tf.Graph) -> ir.Attribute:
         """Trace the private functions an attribute names; returns the attribute with their TF names."""
@@ -149,11 +141,33 @@ def _node_name(op: ir.Operation) -> str:
     return name
 
 
+def _weight_variables(module: ir.Module) -> dict[ir.Attribute, tf.Variable]:
+    """A variable per distinct constant of more than VARIABLE_THRESHOLD elements.
+
+    Created before tracing: a tf.function that creates variables is traced twice. Keyed by
+    value (attributes are uniqued per context), not by node name: the frozen weights of
+    different signatures share node names ("unknown", "unknown_0", ...).
+    """
+    variables: dict[ir.Attribute, tf.Variable] = {}
+    for op in ops_named(module.operation, "tf.Const"):
+        value_attr = op.attributes["value"]
+        if not isinstance(value_attr, ir.DenseElementsAttr) or value_attr in variables:
+            continue
+        shaped = ir.ShapedType(value_attr.type)
+        if shaped.has_static_shape and int(np.prod(shaped.shape)) > VARIABLE_THRESHOLD:
+            dtype = tf_attrs.dtype_of(shaped.element_type)
+            with tf.init_scope():
+                variables[value_attr] = tf.Variable(np.asarray(value_attr).astype(dtype.as_numpy_dtype, copy=False),
+                                                    trainable=False, name=_variable_name(_node_name(op)))
+    return variables
+
+
 def _variable_name(node_name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", node_name)
 
 
-def _signature_function(builder: _Builder, fn: ir.Operation, name: str):
+def _signature_function(builder: _Builder, fn: ir.Operation, name: str,
+                        extra_outputs: dict[str, tf.Tensor] | None = None):
     fn_type = _function_type(fn)
     input_names = _arg_names(fn, INPUT_NAME, name)
     output_names = _arg_names(fn, OUTPUT_NAME, name)
@@ -161,21 +175,24 @@ def _signature_function(builder: _Builder, fn: ir.Operation, name: str):
 
     def body(*args):
         results = builder.build(name, args)
-        return {key: tf.identity(t, name=_variable_name(key)) for key, t in zip(output_names, results)}
+        outputs = {key: tf.identity(t, name=_variable_name(key)) for key, t in zip(output_names, results)}
+        return {**outputs, **(extra_outputs or {})}
 
     return tf.function(body, input_signature=specs, autograph=False)
 
 
-def to_concrete_function(module: ir.Module, signature: str, hook: OpHook | None = None):
+def to_concrete_function(module: ir.Module, signature: str, hook: OpHook | None = None,
+                         extra_outputs: dict[str, tf.Tensor] | None = None):
     """A ConcreteFunction that runs `signature` of `module` in TensorFlow (constants stay constants).
 
-    Called with keyword arguments named as the signature's inputs; returns a dict keyed by its outputs.
+    Called with keyword arguments named as the signature's inputs; returns a dict keyed by its
+    outputs, plus whatever `hook` put into `extra_outputs` while the function was traced.
     """
     functions = symbol_table(module)
     if signature not in functions:
         raise ValueError(f"module has no function @{signature}; it has {signature_names(module)}")
     builder = _Builder(functions, None, hook)
-    return _signature_function(builder, functions[signature], signature).get_concrete_function()
+    return _signature_function(builder, functions[signature], signature, extra_outputs).get_concrete_function()
 
 
 def export_saved_model(module: ir.Module, output_dir: str, signature_keys: Sequence[str] | None = None,
@@ -193,13 +210,12 @@ def export_saved_model(module: ir.Module, output_dir: str, signature_keys: Seque
         tags = ([ir.StringAttr(t).value for t in ir.ArrayAttr(module.operation.attributes[TAGS])]
                 if TAGS in module.operation.attributes else [tf.saved_model.SERVING])
     root = _Module()
-    variables: dict[ir.Attribute, tf.Variable] = {}
+    variables = _weight_variables(module)
     builder = _Builder(functions, variables, None)
     signatures = {}
     for key in keys:
         function = _signature_function(builder, functions[key], key)
         signatures[key] = function.get_concrete_function()
-        setattr(root, f"signature_{len(signatures)}", function)
     root.weights = list(variables.values())
     os.makedirs(output_dir, exist_ok=True)
     tf.saved_model.save(root, output_dir, signatures=signatures,
@@ -240,3 +256,18 @@ def evaluate(ops: Sequence[ir.Operation], fetches: Sequence[ir.Value]) -> list[n
         fetched = [env[v] for v in fetches]
     with tf.compat.v1.Session(graph=graph) as session:
         return session.run(fetched)
+
+
+def signature_input_specs(module: ir.Module) -> dict[str, dict[str, tuple[np.dtype, tuple[int | None, ...] | None]]]:
+    """{signature: {input name: (numpy dtype, shape)}} of a module's signature functions."""
+    functions = symbol_table(module)
+    specs = {}
+    for name in signature_names(module):
+        fn = functions[name]
+        types = _function_type(fn).inputs
+        specs[name] = {}
+        for input_name, value_type in zip(_arg_names(fn, INPUT_NAME, name), types):
+            shape = tf_attrs.shape_of(value_type)
+            dtype = tf_attrs.dtype_of(ir.ShapedType(value_type).element_type).as_numpy_dtype
+            specs[name][input_name] = (np.dtype(dtype), tuple(shape) if shape is not None else None)
+    return specs

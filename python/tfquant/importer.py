@@ -89,12 +89,27 @@ class _Library:
         _convert_graph(graph, graph.inputs, graph.outputs, fn, self, graph_library)
 
 
+def _frozen_graph(function) -> tuple[tf.Graph, dict]:
+    """The signature's graph with every variable read replaced by a constant; and its functions.
+
+    Uses the converter behind `convert_variables_to_constants_v2` without wrapping its result
+    in a new ConcreteFunction, which would import and prune the whole graph a second time.
+    """
+    converter_data = convert_to_constants._FunctionConverterDataInEager(  # noqa: SLF001
+        func=function, lower_control_flow=False, aggressive_inlining=False)
+    graph_def, _ = convert_to_constants._replace_variables_by_constants(converter_data=converter_data)  # noqa: SLF001
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.graph_util.import_graph_def(graph_def, name="")
+    return graph, {f.signature.name: f for f in graph_def.library.function}
+
+
 def _import_signature(module: ir.Module, library: _Library, key: str, function) -> None:
-    frozen = convert_to_constants.convert_variables_to_constants_v2(function, lower_control_flow=False)
+    graph, graph_library = _frozen_graph(function)
     input_specs = tf.nest.flatten(function.structured_input_signature)
     output_keys = sorted(function.structured_outputs.keys())
-    inputs = frozen.inputs[:len(input_specs)]
-    outputs = frozen.outputs
+    inputs = [graph.get_tensor_by_name(t.name) for t in function.inputs[:len(input_specs)]]
+    outputs = [graph.get_tensor_by_name(t.name) for t in function.outputs]
     arg_types = [tf_attrs.tensor_type(s.dtype, s.shape.as_list() if s.shape.rank is not None else None)
                  for s in input_specs]
     result_types = [_value_type(t) for t in outputs]
@@ -102,8 +117,7 @@ def _import_signature(module: ir.Module, library: _Library, key: str, function) 
         fn = func.FuncOp(key, (arg_types, result_types))
     fn.arg_attrs = ir.ArrayAttr.get([ir.DictAttr.get({INPUT_NAME: ir.StringAttr.get(s.name)}) for s in input_specs])
     fn.res_attrs = ir.ArrayAttr.get([ir.DictAttr.get({OUTPUT_NAME: ir.StringAttr.get(k)}) for k in output_keys])
-    graph_library = {f.signature.name: f for f in frozen.graph.as_graph_def().library.function}
-    _convert_graph(frozen.graph, inputs, outputs, fn, library, graph_library)
+    _convert_graph(graph, inputs, outputs, fn, library, graph_library)
 
 
 def _value_type(tensor: tf.Tensor) -> ir.Type:

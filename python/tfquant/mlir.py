@@ -126,7 +126,7 @@ def format_diagnostic(loc: ir.Location, message: str, source: str | None = None,
         line, col = int(m.group(2)), int(m.group(3))
         name = filename if (filename and m.group(1) in ("-", "<stdin>")) else m.group(1)
         src_line = None
-        if source is not None:
+        if isinstance(source, str):
             lines = source.splitlines()
             if 0 < line <= len(lines):
                 src_line = lines[line - 1]

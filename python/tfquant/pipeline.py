@@ -138,8 +138,12 @@ def _check_upstream(item: str, name: str) -> None:
         raise ValueError(f"invalid pass '{item}': {str(error).splitlines()[-1]}") from None
 
 
-def pass_manager(pipeline: Pipeline, print_ir_after_all: bool = False) -> passmanager.PassManager:
-    """A PassManager running `pipeline` (needs an active context)."""
+def pass_manager(pipeline: Pipeline, print_ir_after_all: bool = False,
+                 dump_dir: str | None = None) -> passmanager.PassManager:
+    """A PassManager running `pipeline` (needs an active context).
+
+    `dump_dir` receives the module after each pass, one file per pass (constants elided).
+    """
     pm = passmanager.PassManager("builtin.module")
     for spec in pipeline.passes:
         if spec.upstream_text is not None:
@@ -151,16 +155,61 @@ def pass_manager(pipeline: Pipeline, print_ir_after_all: bool = False) -> passma
                name=registered.function.__name__, argument=registered.name, description=registered.summary)
     if print_ir_after_all:
         pm.enable_ir_printing(print_after_all=True)
+    elif dump_dir is not None:
+        pm.enable_ir_printing(print_after_all=True, large_elements_limit=16, tree_printing_dir_path=dump_dir)
     return pm
 
 
 def run_pipeline(module: ir.Module, pipeline: Pipeline | str | Sequence[str],
-                 print_ir_after_all: bool = False) -> ir.Module:
-    """Run `pipeline` on `module` in place; raises ir.MLIRError with the diagnostics on failure."""
+                 print_ir_after_all: bool = False, dump_dir: str | None = None) -> ir.Module:
+    """Run `pipeline` on `module` in place; raises ir.MLIRError with the diagnostics on failure.
+
+    With `dump_dir`, also writes there the module before the pipeline (`input.mlirbc`, bytecode
+    that tfquant-opt reads), the pipeline string (`pipeline.txt`) and the module after each pass.
+    """
     if isinstance(pipeline, str):
         pipeline = parse_pipeline(pipeline)
     elif not isinstance(pipeline, Pipeline):
         pipeline = make_pipeline(*pipeline)
+    if dump_dir is not None:
+        _dump_input(module, pipeline, dump_dir)
     with module.context:
-        pass_manager(pipeline, print_ir_after_all).run(module.operation)
+        pass_manager(pipeline, print_ir_after_all, dump_dir).run(module.operation)
     return module
+
+
+def _dump_input(module: ir.Module, pipeline: Pipeline, dump_dir: str) -> None:
+    import os
+    os.makedirs(dump_dir, exist_ok=True)
+    with open(os.path.join(dump_dir, "input.mlirbc"), "wb") as f:
+        module.operation.write_bytecode(f)
+    with open(os.path.join(dump_dir, "pipeline.txt"), "w", encoding="utf-8") as f:
+        f.write(str(pipeline) + "\n")
+
+
+PRE_CALIBRATION = "pre_calibration"
+QUANTIZE = "quantize"
+LOWER = "lower"
+STAGES = (PRE_CALIBRATION, QUANTIZE, LOWER)
+_LOWERING = {"XLA": "tfq-lower-to-xla", "TF": "tfq-lower-to-tf"}
+
+
+def build(options, stage: str) -> Pipeline:
+    """The passes of one stage of static-range quantization, from resolved options.
+
+    `options` is a `tfquant.options.ResolvedOptions`. The stages run in order: PRE_CALIBRATION
+    (up to the instrumented module that calibration runs), QUANTIZE (calibrated ranges to
+    quantized functions), LOWER (quantized functions to one opset, flattened and cleaned up).
+    """
+    if stage == PRE_CALIBRATION:
+        return make_pipeline("tfq-prepare-lifting", "tfq-lift-quantizable-spots-as-functions",
+                             ("tfq-insert-calibration-stats", {"method": options.calibration_method}))
+    if stage == QUANTIZE:
+        return make_pipeline("tfq-apply-calibration-stats",
+                             ("tfq-quantize-composite-functions", {"per-channel": options.per_channel}))
+    if stage == LOWER:
+        if options.opset not in _LOWERING:
+            raise ValueError(f"op set {options.opset} is not supported yet; tfquant supports {', '.join(_LOWERING)}")
+        return make_pipeline("tfq-optimize", _LOWERING[options.opset], "tfq-inline", "tfq-optimize") + \
+            parse_pipeline("symbol-dce")
+    raise ValueError(f"unknown pipeline stage {stage!r}; expected one of {', '.join(STAGES)}")

@@ -1,0 +1,181 @@
+"""`quantize_saved_model`: the same call as `tf.quantization.experimental.quantize_saved_model`.
+
+Import the signatures, run the pre-calibration passes, calibrate on the representative
+dataset, quantize and lower to the requested opset, export, and measure what was done
+(quantized layers per op type, SQNR against the float model on the calibration samples).
+The output is written to a temporary directory beside the target and moved into place, so
+a failure leaves nothing half-written; the input model is only read.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+
+from tfquant import calibrate, dataset, options as options_lib, pipeline
+from tfquant.exporter import export_saved_model, signature_input_specs
+from tfquant.importer import import_saved_model
+from tfquant.mlir import ir, walk_ops
+
+# Op types as TensorFlow's summary names them, by the kind our composite functions carry.
+OP_TYPES = {"conv2d": "Conv2D", "depthwise_conv2d": "DepthwiseConv2dNative", "matmul": "MatMul",
+            "batch_matmul": "BatchMatMulV2", "einsum": "Einsum", "gather": "GatherV2"}
+QUANTIZED_KIND = "_tfq_kind"
+
+
+@dataclass
+class QuantizationReport:
+    """What a quantization run did, as data; `str()` is the summary tfquant prints."""
+    quantized_layers: dict[str, tuple[int, int]]
+    sqnr_db: dict[str, float]
+    calibration_samples: dict[str, int]
+    method: str
+    opset: str
+    per_channel: bool
+    calibration_method: str
+    input_bytes: int
+    output_bytes: int
+    seconds: float
+    pipelines: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = ["Number of quantized layers in the model", "-" * 40, f"{'Op type':<28}{'Count':>12}"]
+        for op_type, (quantized, total) in sorted(self.quantized_layers.items()):
+            lines.append(f"{op_type:<28}{f'{quantized}/{total}':>12}")
+        lines.append("-" * 40)
+        lines.append(f"method {self.method}, opset {self.opset}, "
+                     f"{'per-channel' if self.per_channel else 'per-tensor'} weights, "
+                     f"calibration {self.calibration_method}")
+        for signature, samples in self.calibration_samples.items():
+            lines.append(f"calibrated signature '{signature}' on {samples} samples")
+        for name, value in self.sqnr_db.items():
+            lines.append(f"SQNR vs float on calibration samples, {name}: {value:.2f} dB")
+        lines.append(f"size {self.input_bytes / 1e3:.1f} kB -> {self.output_bytes / 1e3:.1f} kB "
+                     f"({self.input_bytes / max(self.output_bytes, 1):.2f}x smaller), {self.seconds:.2f} s")
+        return "\n".join(lines)
+
+
+def quantize_saved_model(saved_model_path: str, output_directory: str | None = None,
+                         quantization_options=None, representative_dataset=None, *,
+                         overwrite_output_directory: bool = False, verbose: bool = True,
+                         dump_ir: str | None = None):
+    """Quantize a float SavedModel; returns the loaded quantized SavedModel, as TensorFlow's does.
+
+    The returned object also carries `quantization_report` (a QuantizationReport). `verbose`
+    prints the report and a calibration progress bar; `dump_ir` names a directory that receives,
+    per stage, the module before it, its pipeline string and the module after each pass.
+    """
+    started = time.perf_counter()
+    resolved = options_lib.resolve_options(quantization_options)
+    options_lib.check_supported(resolved)
+    output_directory = _checked_output_directory(saved_model_path, output_directory, overwrite_output_directory)
+    module = import_saved_model(saved_model_path, resolved.signature_keys, resolved.tags)
+    input_specs = signature_input_specs(module)
+    datasets = dataset.normalize_dataset(representative_dataset, resolved.signature_keys, input_specs,
+                                         resolved.representative_datasets)
+    stages = [pipeline.build(resolved, stage) for stage in pipeline.STAGES]
+    pipeline.run_pipeline(module, stages[0], dump_dir=_stage_dir(dump_ir, 0))
+    totals = _quantizable_layers(module)
+    run = calibrate.calibrate(module, datasets, input_specs, resolved.calibration_options, progress=verbose)
+    pipeline.run_pipeline(module, stages[1], dump_dir=_stage_dir(dump_ir, 1))
+    quantized = _quantized_layers(module)
+    pipeline.run_pipeline(module, stages[2], dump_dir=_stage_dir(dump_ir, 2))
+    with _staging_directory(output_directory) as staging:
+        export_saved_model(module, staging, list(resolved.signature_keys), list(resolved.tags))
+    loaded = tf.saved_model.load(output_directory, tags=list(resolved.tags))
+    report = QuantizationReport(
+        quantized_layers={OP_TYPES[k]: (quantized.get(k, 0), total) for k, total in totals.items()},
+        sqnr_db=_sqnr(loaded, run),
+        calibration_samples=dict(run.samples),
+        method=resolved.method, opset=resolved.opset, per_channel=resolved.per_channel,
+        calibration_method=resolved.calibration_method,
+        input_bytes=directory_bytes(saved_model_path), output_bytes=directory_bytes(output_directory),
+        seconds=time.perf_counter() - started, pipelines=[str(p) for p in stages])
+    loaded.quantization_report = report
+    if verbose:
+        print(report)
+    return loaded
+
+
+def _stage_dir(dump_ir: str | None, index: int) -> str | None:
+    return None if dump_ir is None else os.path.join(dump_ir, f"{index}_{pipeline.STAGES[index]}")
+
+
+def _quantizable_layers(module: ir.Module) -> Counter:
+    """Quantizable ops per kind in the lifted module (lifted or not)."""
+    by_type = {op_type: kind for kind, op_type in OP_TYPES.items()}
+    ops = walk_ops(module.operation, lambda op: op.name.startswith("tf.") and op.name[3:] in by_type)
+    return Counter(by_type[op.name[3:]] for op in ops)
+
+
+def _quantized_layers(module: ir.Module) -> Counter:
+    calls = walk_ops(module.operation, lambda op: QUANTIZED_KIND in op.attributes)
+    return Counter(ir.StringAttr(op.attributes[QUANTIZED_KIND]).value for op in calls)
+
+
+def _sqnr(loaded, run: calibrate.CalibrationRun) -> dict[str, float]:
+    """SQNR (dB) of each float output of the quantized model against the float model."""
+    result = {}
+    for signature, batches in run.kept_inputs.items():
+        function = loaded.signatures[signature]
+        signal: Counter = Counter()
+        noise: Counter = Counter()
+        for batch, expected in zip(batches, run.kept_outputs[signature]):
+            actual = function(**{k: tf.constant(v) for k, v in batch.items()})
+            for name, reference in expected.items():
+                if reference.dtype.kind != "f":
+                    continue
+                signal[name] += float(np.sum(np.square(reference, dtype=np.float64)))
+                noise[name] += float(np.sum(np.square(reference - actual[name].numpy(), dtype=np.float64)))
+        for name in signal:
+            result[f"{signature}/{name}"] = 10 * np.log10(signal[name] / noise[name]) if noise[name] else float("inf")
+    return result
+
+
+def directory_bytes(path: str) -> int:
+    """Total size of the files under `path`."""
+    return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
+
+
+def _checked_output_directory(input_path: str, output_directory: str | None, overwrite: bool) -> str:
+    if output_directory is None:
+        return tempfile.mkdtemp(prefix="tfquant_")
+    source = os.path.realpath(input_path)
+    target = os.path.realpath(output_directory)
+    if target == source or target.startswith(source + os.sep) or source.startswith(target + os.sep):
+        raise ValueError(f"the output directory {output_directory} must not be, contain or lie inside "
+                         f"the input SavedModel {input_path}")
+    if os.path.exists(target) and not os.path.isdir(target):
+        raise FileExistsError(f"output path {output_directory} exists and is not a directory")
+    if os.path.isdir(target) and os.listdir(target) and not overwrite:
+        raise FileExistsError(f"output directory {output_directory} is not empty; "
+                              "pass overwrite_output_directory=True to replace it")
+    return output_directory
+
+
+@contextlib.contextmanager
+def _staging_directory(output_directory: str) -> Iterator[str]:
+    """A fresh directory beside `output_directory` that replaces it only if the body succeeds."""
+    parent = os.path.dirname(os.path.abspath(output_directory))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".tfquant-staging-", dir=parent)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    previous = None
+    if os.path.exists(output_directory):
+        previous = tempfile.mkdtemp(prefix=".tfquant-previous-", dir=parent)
+        os.rename(output_directory, os.path.join(previous, "old"))
+    os.rename(staging, output_directory)
+    if previous is not None:
+        shutil.rmtree(previous, ignore_errors=True)

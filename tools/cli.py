@@ -1,0 +1,109 @@
+"""The `tfquant` command line.
+
+    tfquant quantize FLOAT_DIR OUT_DIR --calibration-data samples.npz [--opset XLA|TF] ...
+    tfquant example [OUT_DIR]       build the bundled example model and quantize it
+
+Errors print one line naming the problem (a traceback only with --debug) and exit with 1.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+
+METHODS = ("static_range_int8", "dynamic_range_int8", "weight_only_int8", "no_quantize")
+CALIBRATION_METHODS = ("min_max", "average_min_max", "histogram_percentile", "histogram_mse_bruteforce",
+                       "histogram_mse_max_frequency", "histogram_mse_symmetric")
+OPSETS = ("XLA", "TF", "UNIFORM_QUANTIZED", "STABLEHLO")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tfquant", description="Quantize TensorFlow SavedModels.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    quantize = commands.add_parser("quantize", help="post-training int8 quantization of a SavedModel")
+    quantize.add_argument("float_dir", help="the float SavedModel directory (only read)")
+    quantize.add_argument("out_dir", help="where to write the quantized SavedModel")
+    quantize.add_argument("--calibration-data", required=True,
+                          help=".npz (one array per input name, first axis = samples) or TFRecord file "
+                               "written by TensorFlow's TfRecordRepresentativeDatasetSaver")
+    _add_quantization_flags(quantize)
+    example = commands.add_parser("example", help="build the bundled example model and quantize it")
+    example.add_argument("out_dir", nargs="?", default="example_out", help="where to put the models")
+    _add_quantization_flags(example)
+    return parser
+
+
+def _add_quantization_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--method", choices=METHODS, default="static_range_int8")
+    parser.add_argument("--opset", choices=OPSETS, default="XLA")
+    parser.add_argument("--calibration-method", choices=CALIBRATION_METHODS, default="min_max")
+    channels = parser.add_mutually_exclusive_group()
+    channels.add_argument("--per-channel", dest="per_channel", action="store_true", default=None,
+                          help="per-channel weights (the default)")
+    channels.add_argument("--per-tensor", dest="per_channel", action="store_false", help="per-tensor weights")
+    parser.add_argument("--signature-keys", nargs="+", default=None, help="default: serving_default")
+    parser.add_argument("--tags", nargs="+", default=None, help="default: serve")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
+    parser.add_argument("--dump-ir", metavar="DIR", help="write the module after each pass and the pipelines")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+
+
+def _options(args: argparse.Namespace):
+    from tfquant import options
+    proto = options.QuantizationOptions(op_set=options.OpSet.Value(args.opset))
+    proto.quantization_method.preset_method = options.QuantizationMethod.PresetMethod.Value(
+        "METHOD_" + args.method.upper())
+    proto.calibration_options.calibration_method = options.CalibrationOptions.CalibrationMethod.Value(
+        "CALIBRATION_METHOD_" + args.calibration_method.upper())
+    if args.per_channel is not None:
+        proto.enable_per_channel_quantization = args.per_channel
+    if args.signature_keys:
+        proto.signature_keys.extend(args.signature_keys)
+    if args.tags:
+        proto.tags.extend(args.tags)
+    return proto
+
+
+def _samples(path: str):
+    from tfquant import dataset
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"calibration data file does not exist: {path}")
+    if path.endswith(".npz"):
+        return dataset.load_npz_dataset(path)
+    return dataset.load_tfrecord_dataset(path)
+
+
+def _quantize(float_dir: str, out_dir: str, samples, args: argparse.Namespace) -> None:
+    from tfquant.quantize import quantize_saved_model
+    quantize_saved_model(float_dir, out_dir, _options(args), samples,
+                         overwrite_output_directory=args.overwrite, dump_ir=args.dump_ir)
+    print(f"quantized model written to {out_dir}")
+
+
+def _example(args: argparse.Namespace) -> None:
+    from tfquant import example
+    float_dir, samples_path = example.build(os.path.join(args.out_dir, "float"))
+    print(f"example float model written to {float_dir}")
+    args.overwrite = True
+    _quantize(float_dir, os.path.join(args.out_dir, "int8"), _samples(samples_path), args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "quantize":
+            _quantize(args.float_dir, args.out_dir, _samples(args.calibration_data), args)
+        else:
+            _example(args)
+        return 0
+    except Exception as error:  # every failure is reported as one line unless --debug
+        if args.debug:
+            traceback.print_exc()
+        print(f"tfquant: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
