@@ -55,8 +55,9 @@ def create_op(name: str, operands: Sequence[ir.Value], result_types: Sequence[ir
 
 def create_const(array: np.ndarray, loc: ir.Location) -> ir.Value:
     """A tf.Const holding `array`, at the current insertion point."""
-    from tfquant.tf_attrs import dense_attr
-    attr = dense_attr(array)
+    # Built here rather than with tf_attrs.dense_attr, which would import TensorFlow (4 s).
+    array = np.require(array, requirements="C")
+    attr = ir.DenseElementsAttr.get(array, signless=array.dtype.kind != "u")
     return create_op("tf.Const", [], [attr.type], {"value": attr, "dtype": ir.TypeAttr.get(attr.type.element_type)},
                      loc).result
 
@@ -101,3 +102,54 @@ def function_blocks(module_op: ir.Operation) -> list[ir.Block]:
         if op.operation.name == "func.func" and op.operation.regions[0].blocks:
             blocks.append(op.operation.regions[0].blocks[0])
     return blocks
+
+
+def is_float32(value: ir.Value) -> bool:
+    """Whether `value` is a tensor of f32."""
+    return isinstance(value.type, ir.ShapedType) and str(element_type(value)) == "f32"
+
+
+def is_float(value: ir.Value) -> bool:
+    """Whether `value` is a tensor of a floating-point element type."""
+    return isinstance(value.type, ir.ShapedType) and isinstance(element_type(value), ir.FloatType)
+
+
+def string_attribute(op: ir.Operation, name: str, default: str = "") -> str:
+    """The value of a string attribute of `op`, `default` when it is absent."""
+    return ir.StringAttr(op.attributes[name]).value if name in op.attributes else default
+
+
+def create_partitioned_call(callee: str, operands: Sequence[ir.Value], result_types: Sequence[ir.Type],
+                            loc: ir.Location, attributes: dict[str, ir.Attribute] | None = None) -> ir.Operation:
+    """A `tf.PartitionedCall` of `@callee` at the current insertion point, with the `Tin`/`Tout` type
+    lists TensorFlow's op requires (the exporter rebuilds it with Graph.create_op)."""
+    def types(element_types: Sequence[ir.Type]) -> ir.ArrayAttr:
+        return ir.ArrayAttr.get([ir.TypeAttr.get(ir.ShapedType(t).element_type) for t in element_types])
+    empty = ir.StringAttr.get("")
+    return create_op("tf.PartitionedCall", operands, result_types,
+                     {"f": ir.FlatSymbolRefAttr.get(callee), "config": empty, "config_proto": empty,
+                      "executor_type": empty, "Tin": types([v.type for v in operands]), "Tout": types(result_types),
+                      **(attributes or {})}, loc)
+
+
+CALL_OPS = frozenset({"tf.PartitionedCall", "tf.StatefulPartitionedCall"})
+
+
+def callee_name(call: ir.Operation) -> str:
+    """The function a tf.PartitionedCall / tf.StatefulPartitionedCall calls ("" when it has no `f`)."""
+    return ir.FlatSymbolRefAttr(call.attributes["f"]).value if "f" in call.attributes else ""
+
+
+def referenced_symbols(module_op: ir.Operation) -> set[str]:
+    """The names that a FlatSymbolRefAttr attribute of any op in the module refers to."""
+    names: set[str] = set()
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        for name in op.attributes:
+            attr = op.attributes[name]
+            if isinstance(attr, ir.FlatSymbolRefAttr):
+                names.add(attr.value)
+        return ir.WalkResult.ADVANCE
+
+    module_op.walk(visit)
+    return names

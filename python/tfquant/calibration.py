@@ -142,7 +142,8 @@ def _scratch_arrays(size: int) -> tuple[np.ndarray, np.ndarray]:
     Fresh multi-megabyte temporaries for every batch cost page faults that make a
     histogram update about three times slower.
     """
-    if getattr(_scratch, "floats", np.empty(0)).size < size:
+    floats = getattr(_scratch, "floats", None)
+    if floats is None or floats.size < size:
         _scratch.floats = np.empty(size, _F32)
         _scratch.ints = np.empty(size, np.int32)
     return _scratch.floats[:size], _scratch.ints[:size]
@@ -171,7 +172,8 @@ class HistogramCollector:
     Where TF aborts, this does something sensible: a batch whose values are all equal adds
     its count to the bin holding that value (before any histogram exists, such values wait
     for the first batch with a range), and a histogram that would pass MAX_HISTOGRAM_BINS
-    bins has its width doubled.
+    bins has its width doubled. Where TF loses part of a count (see `_add_histogram`),
+    this keeps it. Otherwise the statistics are TF's, bin for bin.
     """
 
     def __init__(self, num_bins: int = DEFAULT_NUM_BINS) -> None:
@@ -201,19 +203,18 @@ class HistogramCollector:
         index[...] = scaled
         np.minimum(index, self._num_bins - 1, out=index)
         counts = np.bincount(index, minlength=self._num_bins).astype(np.float64)
-        self._add_histogram(width, lower, _F32(np.ceil(high / width) * width), counts)
+        self._add_histogram(width, lower, counts)
 
     def merge(self, other: HistogramCollector) -> None:
         """Adds what `other` collected, as if it were one more batch binned at its width.
 
-        That is exactly feeding `other`'s batches here whenever its bins are no finer than
-        ours (or both collectors started from batches of the same width); otherwise
-        `other`'s counts are spread evenly within each of its bins.
+        That is exactly feeding `other`'s batches here whenever its bins are no coarser
+        than ours (as when both started from batches of the same width); otherwise each of
+        its bins is spread evenly over ours, as TF spreads a batch of coarser bins.
         """
         _check_same_kind(self, other)
         if other._freq is not None:
-            end = _F32(other._lower + _F32(len(other._freq)) * other._width)
-            self._add_histogram(other._width, other._lower, end, other._freq)
+            self._add_histogram(other._width, other._lower, other._freq)
         for value, count in other._pending.items():
             self._add_constant(value, count)
 
@@ -240,7 +241,7 @@ class HistogramCollector:
             self._pending[value] += count
             return
         lower = _F32(np.floor(value / self._width) * self._width)
-        self._add_histogram(self._width, lower, lower, np.array([float(count)]))
+        self._add_histogram(self._width, lower, np.array([float(count)]))
 
     def _bin_pending_alone(self) -> None:
         """Makes a histogram from equal-valued batches only, as if their values were one batch.
@@ -254,16 +255,23 @@ class HistogramCollector:
         lower = _F32(np.floor(low / width) * width)
         index = np.minimum(((values - lower) / width).astype(np.intp), self._num_bins - 1)
         self._pending.clear()
-        self._add_histogram(width, lower, _F32(np.ceil(high / width) * width),
-                            np.bincount(index, weights=counts, minlength=self._num_bins))
+        self._add_histogram(width, lower, np.bincount(index, weights=counts, minlength=self._num_bins))
 
-    def _add_histogram(self, width: np.float32, lower: np.float32, upper: np.float32, freq: np.ndarray) -> None:
-        """TF's Collect: adds `freq` (bins of `width` from `lower`; data up to `upper`)."""
+    def _add_histogram(self, width: np.float32, lower: np.float32, freq: np.ndarray) -> None:
+        """TF's Collect: adds `freq`, counts in bins of `width` from `lower`.
+
+        TF grows the histogram up to the bin holding the batch's max rounded up to the
+        batch's bin width; when the max is on a bin edge and the batch's bins are coarser,
+        that drops part of the top bin's count. Growing up to the end of the last
+        non-empty bin keeps every count and is otherwise the same.
+        """
         first = self._freq is None
         if first:
             self._width, self._lower, self._freq = width, lower, np.zeros(0)
-        self._coarsen_to_fit(lower, upper)
-        low_index, high_index = self._expand(lower, upper)
+        end = _F32(lower + _F32(np.flatnonzero(freq)[-1] + 1) * width)
+        self._coarsen_to_fit(lower, end)
+        # The start of the last of our bins that the incoming bins reach.
+        low_index, high_index = self._expand(lower, max(_F32(end - width), _F32(end - self._width)))
         if width <= self._width:
             # Each incoming bin lies inside one of ours.
             starts = lower + np.arange(len(freq), dtype=_F32) * width
@@ -283,7 +291,7 @@ class HistogramCollector:
                 self._add_constant(value, count)
 
     def _expand(self, lower: np.float32, upper: np.float32) -> tuple[int, int]:
-        """TF's ExpandHistogramIfNeeded: grows the bins to cover [lower, upper]; their indexes."""
+        """TF's ExpandHistogramIfNeeded: grows the bins to hold `lower` and `upper`; their indexes."""
         low_index = _bin_floor(lower, self._lower, self._width)
         if low_index < 0:
             self._freq = np.concatenate([np.zeros(-low_index), self._freq])
@@ -294,12 +302,12 @@ class HistogramCollector:
             self._freq = np.concatenate([self._freq, np.zeros(high_index + 1 - len(self._freq))])
         return low_index, high_index
 
-    def _coarsen_to_fit(self, lower: np.float32, upper: np.float32) -> None:
-        """Doubles the bin width until covering [lower, upper] takes at most MAX_HISTOGRAM_BINS bins."""
+    def _coarsen_to_fit(self, lower: np.float32, end: np.float32) -> None:
+        """Doubles the bin width until covering [lower, end) takes at most MAX_HISTOGRAM_BINS bins."""
         def bins_needed() -> int:
             start = min(self._lower, _F32(np.floor(lower / self._width) * self._width))
-            end = max(self._lower + _F32(len(self._freq)) * self._width, upper + self._width)
-            return int(np.ceil((end - start) / self._width))
+            stop = max(self._lower + _F32(len(self._freq)) * self._width, end)
+            return int(np.ceil((stop - start) / self._width))
 
         while bins_needed() > MAX_HISTOGRAM_BINS:
             doubled = self._width * _F32(2)

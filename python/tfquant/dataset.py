@@ -4,7 +4,8 @@ A representative dataset is an iterable of samples, each a dict from a signature
 names to arrays, or a dict from signature key to such an iterable; a `tf.data.Dataset` of
 dicts works too, and so do TFRecord files that TensorFlow's
 `TfRecordRepresentativeDatasetSaver` wrote (named in `QuantizationOptions.representative_datasets`).
-Samples are streamed: nothing here holds more than one batch, and a generator is read once.
+Samples are streamed: nothing here holds more than one batch (TensorFlow's TFRecord loader
+reads a whole file, though), and a generator is read once.
 """
 from __future__ import annotations
 
@@ -29,11 +30,16 @@ Sample = dict[str, np.ndarray]
 
 
 class _Samples(Iterable[Sample]):
-    """A dataset read lazily, each time it is iterated; a one-shot iterator only once."""
+    """A signature's samples, read and checked lazily each time it is iterated.
 
-    def __init__(self, open_source: Callable[[], Iterator[Any]], signature_key: str, one_shot: bool) -> None:
+    A one-shot source (a generator or other iterator) can be iterated only once.
+    """
+
+    def __init__(self, open_source: Callable[[], Iterator[Any]], signature_key: str, specs: InputSpecs,
+                 one_shot: bool) -> None:
         self._open_source = open_source
         self._signature_key = signature_key
+        self._specs = specs
         self._one_shot = one_shot
         self._consumed = False
 
@@ -43,21 +49,22 @@ class _Samples(Iterable[Sample]):
             raise ValueError(f"the representative dataset for signature '{self._signature_key}' is an iterator "
                              "and was already read; pass a list or a tf.data.Dataset to read it again")
         self._consumed = self._one_shot
-        return iter(self._open_source())
+        return (validate_sample(sample, self._specs, index, self._signature_key)
+                for index, sample in enumerate(self._open_source()))
 
 
 def normalize_dataset(representative_dataset: Any, signature_keys: Iterable[str],
                       input_specs: Mapping[str, InputSpecs],
                       options_datasets: Mapping[str, RepresentativeDatasetFile] | None = None,
                       ) -> dict[str, Iterable[Sample]]:
-    """One lazy iterable of samples per signature key.
+    """One lazy iterable of checked samples (see `validate_sample`) per signature key.
 
     `representative_dataset` is an iterable of samples (for a model with one signature),
     a dict from signature key to such an iterable, a `tf.data.Dataset` of dicts, or None
     when `options_datasets` (`QuantizationOptions.representative_datasets`) names TFRecord
-    files instead. Samples are not checked here: `batches` checks each against `input_specs`.
+    files instead. `input_specs` maps each signature key to its inputs' dtypes and shapes.
     Raises ValueError when there is no dataset, two of them, an unknown signature key or
-    a signature without data.
+    a signature without data; a bad sample raises when it is read.
     """
     keys = tuple(signature_keys)
     if representative_dataset is not None and options_datasets:
@@ -67,33 +74,35 @@ def normalize_dataset(representative_dataset: Any, signature_keys: Iterable[str]
         raise ValueError("post-training static range quantization needs a representative dataset: pass one, "
                          "or name TFRecord files in QuantizationOptions.representative_datasets")
     if representative_dataset is None:
-        datasets = {key: _Samples(lambda path=file.tfrecord_file_path: iter(load_tfrecord_dataset(path)), key, False)
-                    for key, file in options_datasets.items()}
+        sources = dict(options_datasets)
     elif isinstance(representative_dataset, Mapping):
-        datasets = {key: _lazy(dataset, key) for key, dataset in representative_dataset.items()}
+        sources = dict(representative_dataset)
     elif len(keys) == 1:
-        datasets = {keys[0]: _lazy(representative_dataset, keys[0])}
+        sources = {keys[0]: representative_dataset}
     else:
         raise ValueError(f"the model has several signatures ({', '.join(keys)}): give the representative "
                          "dataset as a dict from signature key to dataset")
-    for key in datasets:
-        if key not in keys or key not in input_specs:
+    for key in sources:
+        if key not in keys:
             raise ValueError(f"representative dataset for unknown signature '{key}'; "
                              f"the signatures are {', '.join(keys)}")
-    missing = [key for key in keys if key not in datasets]
+    missing = [key for key in keys if key not in sources]
     if missing:
         raise ValueError(f"no representative dataset for signature {', '.join(repr(k) for k in missing)}")
-    return datasets
+    return {key: _lazy(source, key, input_specs[key]) for key, source in sources.items()}
 
 
-def _lazy(dataset: Any, signature_key: str) -> _Samples:
-    """Wraps one signature's dataset, converting a tf.data.Dataset's elements to numpy."""
-    if isinstance(dataset, tf.data.Dataset):
-        return _Samples(dataset.as_numpy_iterator, signature_key, False)
-    if not isinstance(dataset, Iterable) or isinstance(dataset, (str, bytes, Mapping)):
+def _lazy(source: Any, signature_key: str, specs: InputSpecs) -> _Samples:
+    """Wraps one signature's dataset: a TFRecord file, a tf.data.Dataset or an iterable."""
+    if isinstance(source, RepresentativeDatasetFile):
+        path = source.tfrecord_file_path
+        return _Samples(lambda: iter(load_tfrecord_dataset(path)), signature_key, specs, False)
+    if isinstance(source, tf.data.Dataset):
+        return _Samples(source.as_numpy_iterator, signature_key, specs, False)
+    if not isinstance(source, Iterable) or isinstance(source, (str, bytes, Mapping)):
         raise ValueError(f"the representative dataset for signature '{signature_key}' must be an iterable of "
-                         f"dicts from input name to array, got {type(dataset).__name__}")
-    return _Samples(lambda: iter(dataset), signature_key, iter(dataset) is dataset)
+                         f"dicts from input name to array, got {type(source).__name__}")
+    return _Samples(lambda: iter(source), signature_key, specs, isinstance(source, Iterator))
 
 
 def validate_sample(sample: Any, specs: InputSpecs, index: int, signature_key: str) -> Sample:

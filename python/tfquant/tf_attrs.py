@@ -124,7 +124,8 @@ def to_mlir_attr(value: attr_value_pb2.AttrValue) -> ir.Attribute | None:
     if kind == "func":
         return ir.FlatSymbolRefAttr.get(value.func.name)
     if kind == "s":
-        return ir.StringAttr.get(value.s.decode("utf-8", errors="surrogateescape"))
+        # Raw bytes: a str holding surrogate escapes cannot make a StringAttr (serialized protos).
+        return ir.StringAttr.get(value.s)
     if kind == "i":
         return ir.IntegerAttr.get(ir.IntegerType.get_signless(64), value.i)
     if kind == "f":
@@ -153,7 +154,8 @@ def to_attr_value(attr: ir.Attribute, attr_type: str) -> attr_value_pb2.AttrValu
     if attr_type == "func":
         return attr_value_pb2.AttrValue(func=attr_value_pb2.NameAttrList(name=ir.FlatSymbolRefAttr(attr).value))
     if attr_type == "string":
-        return attr_value_pb2.AttrValue(s=ir.StringAttr(attr).value.encode("utf-8", errors="surrogateescape"))
+        # value_bytes: `.value` fails on bytes that are not UTF-8 (serialized protos).
+        return attr_value_pb2.AttrValue(s=ir.StringAttr(attr).value_bytes)
     if attr_type == "int":
         return attr_value_pb2.AttrValue(i=ir.IntegerAttr(attr).value)
     if attr_type == "float":
