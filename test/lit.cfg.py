@@ -8,7 +8,7 @@ import lit.formats
 config.name = "tfquant"
 config.test_format = lit.formats.ShTest(execute_external=False)
 config.suffixes = [".mlir", ".test"]
-config.excludes = ["lit.cfg.py", "python", "Inputs"]
+config.excludes = ["lit.cfg.py", "python", "Inputs", "Output"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.test_source_root, "Output")
 
