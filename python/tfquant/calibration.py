@@ -353,7 +353,9 @@ def compute_range(statistics: CalibrationStatistics | None, calibration_options:
     field = _STATISTICS_FIELD.get(method)
     if field is None:
         raise ValueError(f"calibration method {_method_name(method)} cannot compute a range")
-    if statistics is None or not statistics.HasField(field):
+    if statistics is None:
+        raise ValueError("no calibration statistics: the calibration point saw no values")
+    if not statistics.HasField(field):
         raise ValueError(f"calibration method {_method_name(method)} needs {field} in the calibration statistics")
     low, high = calibration_algorithm.get_min_max_value(statistics, calibration_options)
     return float(low), float(high)

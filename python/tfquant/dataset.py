@@ -127,6 +127,7 @@ def validate_sample(sample: Any, specs: InputSpecs, index: int, signature_key: s
 
 
 def _check_input(value: Any, dtype: np.dtype, shape: tuple[int | None, ...] | None, where: str) -> np.ndarray:
+    """One input's value checked against its dtype and shape, with a batch axis if it lacked one."""
     dtype = np.dtype(dtype)
     array = _as_array(value, dtype, where)
     given = array.shape
