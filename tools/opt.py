@@ -22,7 +22,7 @@ from tfquant.pipeline import Pipeline, PassSpec, parse_options, parse_pipeline, 
 SPLIT_MARKER = re.compile(r"^// -----", re.MULTILINE)
 FIXED_FLAGS = ("pass-pipeline", "split-input-file", "list-passes", "mlir-print-ir-after-all",
                "mlir-print-debuginfo", "mlir-print-op-generic", "verify-diagnostics", "debug", "help")
-EXPECTED = re.compile(r"expected-(error|warning|note|remark)(@[+-]?\d+|@above|@below)?\s*\{\{(.*?)\}\}")
+EXPECTED = re.compile(r"expected-(error|warning|note|remark)\s*(@[+-]?\d+|@above|@below)?\s*\{\{(.*?)\}\}")
 
 
 def _parser() -> argparse.ArgumentParser:
