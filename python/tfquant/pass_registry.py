@@ -60,9 +60,13 @@ class RegisteredPass:
         return {o.name: o.default for o in self.options}
 
     def run(self, module_op: ir.Operation, pass_handle, options: dict[str, Any]) -> None:
-        """The PassManager callback: CompileErrors become diagnostics at the op's location."""
+        """The PassManager callback: CompileErrors become diagnostics at the op's location.
+
+        Option `per-channel` reaches the pass function as the keyword argument `per_channel`.
+        """
+        arguments = {name.replace("-", "_"): value for name, value in {**self.defaults(), **options}.items()}
         try:
-            self.function(module_op, **{**self.defaults(), **options})
+            self.function(module_op, **arguments)
         except CompileError as error:
             location = error.location or module_op.location
             location.emit_error(error.message)

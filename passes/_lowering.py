@@ -1,0 +1,354 @@
+"""Shared by tfq-lower-to-xla and tfq-lower-to-tf: quantized IR (contract step 4 in `_quant.py`) -> plain TF ops.
+
+Emits the TensorFlow ops for quantize (f32 -> i8), dequantize (i8 -> f32) and requantize
+(int32 accumulator -> i8 output, with the fused activation), lowers `quant.qcast` / `quant.dcast`
+/ `quant.scast`, and drives the rewrite of every `tfq.quantized_op`: the opset-specific integer
+product comes from a callback, the bias add and the requantize are common. Rescaling is done in
+f32 (as TensorFlow's own TF-opset lowering does), rounding half to even (tf.Round).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from tfquant.mlir import CompileError, ir, module_funcs, ops_named, walk_ops
+from tfquant.passes._quant import INT8_MAX, INT8_MIN, QuantParams, parse_uniform
+from tfquant.passes._tf_ops import constant_value, create_const, create_op, named_loc, type_attr
+
+QUANTIZED_OP = "tfq.quantized_op"
+CALL_OPS = ("tf.PartitionedCall", "tf.StatefulPartitionedCall")
+QUANT_CASTS = ("quant.qcast", "quant.dcast", "quant.scast")
+
+
+@dataclass
+class QuantizedOp:
+    """One `tfq.quantized_op` with its attributes decoded; `weight_value` is the constant weight, if known."""
+    op: ir.Operation
+    kind: str
+    attrs: dict[str, ir.Attribute]
+    input: QuantParams
+    weight: QuantParams
+    output: QuantParams
+    activation: str
+    weight_value: np.ndarray | None
+
+    @property
+    def x(self) -> ir.Value:
+        return self.op.operands[0]
+
+    @property
+    def w(self) -> ir.Value:
+        return self.op.operands[1]
+
+    @property
+    def loc(self) -> ir.Location:
+        return self.op.location
+
+    @property
+    def result_type(self) -> ir.Type:
+        return self.op.results[0].type
+
+    def ints(self, name: str) -> list[int]:
+        return [ir.IntegerAttr(a).value for a in ir.ArrayAttr(self.attrs[name])]
+
+    def string(self, name: str, default: str = "") -> str:
+        return ir.StringAttr(self.attrs[name]).value if name in self.attrs else default
+
+    def flag(self, name: str) -> bool:
+        return name in self.attrs and ir.BoolAttr(self.attrs[name]).value
+
+    def weight_array(self) -> np.ndarray:
+        """The constant weight (int8); an error when the weight is not a constant at its call site."""
+        if self.weight_value is None:
+            raise CompileError(f"{self.kind}: the weight of this quantized op is not a constant", self.loc)
+        return self.weight_value
+
+    def error(self, message: str) -> CompileError:
+        return CompileError(f"{self.kind}: {message}", self.loc)
+
+
+# The product of a quantized op, emitted at the current insertion point: an int32 tensor shaped
+# like the op's result, with the zero-point offsets already corrected.
+EmitProduct = Callable[[QuantizedOp], ir.Value]
+
+
+# ---- types and small op builders -------------------------------------------------------------
+
+def retyped(like: ir.Type, element: ir.Type) -> ir.Type:
+    """`like` (a tensor type) with element type `element`."""
+    if isinstance(like, ir.RankedTensorType):
+        return ir.RankedTensorType.get(list(ir.RankedTensorType(like).shape), element)
+    return ir.UnrankedTensorType.get(element)
+
+
+def i8() -> ir.Type:
+    return ir.IntegerType.get_signless(8)
+
+
+def i32() -> ir.Type:
+    return ir.IntegerType.get_signless(32)
+
+
+def f32() -> ir.Type:
+    return ir.F32Type.get()
+
+
+def rank(value: ir.Value) -> int:
+    return ir.RankedTensorType(value.type).rank
+
+
+def emit(name: str, operands: list[ir.Value], result_type: ir.Type, attrs: dict[str, ir.Attribute],
+         loc: ir.Location) -> ir.Value:
+    return create_op(name, operands, [result_type], attrs, loc).result
+
+
+def const(array: np.ndarray, loc: ir.Location) -> ir.Value:
+    return create_const(np.asarray(array), loc)
+
+
+def cast(value: ir.Value, element: ir.Type, loc: ir.Location) -> ir.Value:
+    """tf.Cast of `value` to `element` (float -> int truncates toward zero; callers round first)."""
+    return emit("tf.Cast", [value], retyped(value.type, element),
+                {"SrcT": type_attr(value), "DstT": ir.TypeAttr.get(element), "Truncate": ir.BoolAttr.get(False)},
+                named_loc(loc, "cast"))
+
+
+def binary(name: str, lhs: ir.Value, rhs: ir.Value, loc: ir.Location) -> ir.Value:
+    """An elementwise tf op whose result has `lhs`'s type (`rhs` broadcasts into it)."""
+    return emit(name, [lhs, rhs], lhs.type, {"T": type_attr(lhs)}, named_loc(loc, name[3:].lower()))
+
+
+def reshape(value: ir.Value, shape: list[int], loc: ir.Location) -> ir.Value:
+    result_type = ir.RankedTensorType.get(shape, ir.ShapedType(value.type).element_type)
+    return emit("tf.Reshape", [value, const(np.array(shape, np.int32), named_loc(loc, "shape"))], result_type,
+                {"T": type_attr(value), "Tshape": ir.TypeAttr.get(i32())}, named_loc(loc, "reshape"))
+
+
+def transpose(value: ir.Value, perm: list[int], loc: ir.Location) -> ir.Value:
+    shape = ir.RankedTensorType(value.type).shape
+    result_type = ir.RankedTensorType.get([shape[p] for p in perm], ir.ShapedType(value.type).element_type)
+    return emit("tf.Transpose", [value, const(np.array(perm, np.int32), named_loc(loc, "perm"))], result_type,
+                {"T": type_attr(value), "Tperm": ir.TypeAttr.get(i32())}, named_loc(loc, "transpose"))
+
+
+def along_axis(vector: np.ndarray, value_rank: int, axis: int | None) -> np.ndarray:
+    """A per-axis vector shaped to broadcast along `axis` of a rank-`value_rank` tensor (scalar if length 1)."""
+    vector = np.asarray(vector).reshape(-1)
+    if vector.size == 1 or axis is None:
+        return vector.reshape(())
+    # Trailing ones only: [C] for the last axis, [C, 1] for the one before, ...
+    return vector.reshape([vector.size] + [1] * (value_rank - 1 - axis % value_rank))
+
+
+def _round_shift_clip_cast(scaled: ir.Value, zero_point: np.ndarray, low: int, high: int,
+                           loc: ir.Location) -> ir.Value:
+    """Round(scaled) + zero_point, clipped to [low, high], as int8."""
+    shifted = emit("tf.Round", [scaled], scaled.type, {"T": type_attr(scaled)}, named_loc(loc, "round"))
+    if np.any(zero_point):
+        shifted = binary("tf.AddV2", shifted, const(zero_point.astype(np.float32), named_loc(loc, "zero_point")), loc)
+    clipped = emit("tf.ClipByValue", [shifted, const(np.float32(low), named_loc(loc, "min")),
+                                      const(np.float32(high), named_loc(loc, "max"))],
+                   shifted.type, {"T": type_attr(shifted)}, named_loc(loc, "clip"))
+    return cast(clipped, i8(), loc)
+
+
+# ---- quantize / dequantize / requantize ------------------------------------------------------
+
+def emit_quantize(value: ir.Value, params: QuantParams, loc: ir.Location) -> ir.Value:
+    """f32 -> int8 storage: clip(round(x / scale) + zero_point) (per axis: vectors along the axis)."""
+    value_rank = rank(value) if params.axis is not None else 0
+    inverse = along_axis(1.0 / np.asarray(params.scales), value_rank, params.axis).astype(np.float32)
+    scaled = binary("tf.Mul", value, const(inverse, named_loc(loc, "inverse_scale")), loc)
+    zero_point = along_axis(np.asarray(params.zero_points), value_rank, params.axis)
+    return _round_shift_clip_cast(scaled, zero_point, params.storage_min, params.storage_max, loc)
+
+
+def emit_dequantize(value: ir.Value, params: QuantParams, loc: ir.Location) -> ir.Value:
+    """int8 storage -> f32: (q - zero_point) * scale (per axis: vectors along the axis)."""
+    value_rank = rank(value) if params.axis is not None else 0
+    real = cast(value, f32(), loc)
+    if any(params.zero_points):
+        zero_point = along_axis(np.asarray(params.zero_points), value_rank, params.axis).astype(np.float32)
+        real = binary("tf.Sub", real, const(zero_point, named_loc(loc, "zero_point")), loc)
+    scale = along_axis(np.asarray(params.scales), value_rank, params.axis).astype(np.float32)
+    return binary("tf.Mul", real, const(scale, named_loc(loc, "scale")), loc)
+
+
+def activation_bounds(output: QuantParams, activation: str) -> tuple[int, int]:
+    """The int8 output range the fused activation leaves: relu clips at the zero point, relu6 also at 6.0."""
+    low, high = INT8_MIN, INT8_MAX
+    if activation in ("RELU", "RELU6"):
+        low = max(low, output.zero_point)
+    if activation == "RELU6":
+        high = min(high, output.zero_point + int(round(6.0 / output.scale)))
+    return low, high
+
+
+def emit_requantize(accumulator: ir.Value, multiplier: np.ndarray, output: QuantParams, activation: str,
+                    loc: ir.Location) -> ir.Value:
+    """int32 accumulator -> int8: clip(round(acc * multiplier) + output zero point) to the activation's range.
+
+    `multiplier` (input_scale * weight_scale / output_scale) is a scalar or broadcasts along the channel axis.
+    """
+    real = cast(accumulator, f32(), loc)
+    scaled = binary("tf.Mul", real, const(multiplier.astype(np.float32), named_loc(loc, "multiplier")), loc)
+    low, high = activation_bounds(output, activation)
+    return _round_shift_clip_cast(scaled, np.array(output.zero_point), low, high, loc)
+
+
+# ---- per-output-channel weight scales ------------------------------------------------------
+
+def einsum_letters(q: QuantizedOp) -> tuple[str, str, str]:
+    """(activation letters, weight letters, output letters) of an einsum's equation; no ellipsis or traces."""
+    equation = q.string("equation").replace(" ", "")
+    if "..." in equation or "->" not in equation or equation.count(",") != 1:
+        raise q.error(f"equation {equation!r} is not supported (two operands, explicit output, no ellipsis)")
+    inputs, out = equation.split("->")
+    lhs, rhs = inputs.split(",")
+    if any(len(set(s)) != len(s) for s in (lhs, rhs, out)):
+        raise q.error(f"equation {equation!r} repeats an index within an operand")
+    return lhs, rhs, out
+
+
+def channel_scales(q: QuantizedOp) -> tuple[np.ndarray, int | None]:
+    """Weight scales per output channel and the output axis they run along (None: one scale)."""
+    scales = np.asarray(q.weight.scales, np.float64)
+    if q.weight.axis is None or scales.size == 1:
+        return scales[:1], None
+    out_rank = ir.RankedTensorType(q.result_type).rank
+    w_shape = list(ir.RankedTensorType(q.w.type).shape)
+    axis = q.weight.axis % len(w_shape)
+    if q.kind == "depthwise_conv2d":
+        # Output channel c * multiplier + m comes from filter[:, :, c, m]: broadcast the scales over both.
+        if axis not in (2, 3):
+            raise q.error(f"per-channel weight axis {axis} is not a channel axis")
+        grid = np.broadcast_to(scales.reshape([-1, 1] if axis == 2 else [1, -1]), w_shape[2:])
+        return grid.reshape(-1), out_rank - 1
+    if q.kind == "einsum":
+        lhs, rhs, out = einsum_letters(q)
+        if rhs[axis] not in out:
+            raise q.error("the per-channel weight axis is contracted")
+        return scales, out.index(rhs[axis])
+    channel_axis = {"conv2d": 3,
+                    "matmul": 0 if q.flag("transpose_b") else 1,
+                    "batch_matmul": len(w_shape) - (2 if q.flag("adj_y") else 1)}[q.kind]
+    if axis != channel_axis:
+        raise q.error(f"per-channel weight axis {axis} is not the output channel axis {channel_axis}")
+    return scales, out_rank - 1
+
+
+# ---- the driver ------------------------------------------------------------------------------
+
+def _params(q_op: ir.Operation, prefix: str) -> QuantParams:
+    return QuantParams((ir.FloatAttr(q_op.attributes[f"{prefix}_scale"]).value,),
+                       (ir.IntegerAttr(q_op.attributes[f"{prefix}_zero_point"]).value,))
+
+
+def _weight_params(q_op: ir.Operation) -> QuantParams:
+    scales = tuple(float(s) for s in np.asarray(q_op.attributes["weight_scales"]).reshape(-1))
+    axis = ir.IntegerAttr(q_op.attributes["weight_axis"]).value
+    return QuantParams(scales, (0,) * len(scales), None if axis < 0 else axis, -INT8_MAX, INT8_MAX)
+
+
+def _call_sites(module_op: ir.Operation, name: str) -> list[ir.Operation]:
+    return [call for call in ops_named(module_op, *CALL_OPS)
+            if ir.FlatSymbolRefAttr(call.attributes["f"]).value == name]
+
+
+def _weight_value(weight: ir.Value, calls: list[ir.Operation]) -> np.ndarray | None:
+    """The constant feeding `weight`: a tf.Const in the function, or the same tf.Const at every call site."""
+    inner = constant_value(weight)
+    if inner is not None or not isinstance(weight, ir.BlockArgument):
+        return inner
+    values = [constant_value(call.operands[ir.BlockArgument(weight).arg_number]) for call in calls]
+    if not values or any(v is None for v in values):
+        return None
+    if any(not np.array_equal(values[0], v) for v in values[1:]):
+        return None
+    return values[0]
+
+
+def _decode(q_op: ir.Operation, calls: list[ir.Operation]) -> QuantizedOp:
+    attrs = q_op.attributes
+    kind = ir.StringAttr(attrs["kind"]).value
+    op_attrs = {named.name: named.attr for named in ir.DictAttr(attrs["op_attrs"])} if "op_attrs" in attrs else {}
+    return QuantizedOp(q_op, kind, op_attrs, _params(q_op, "input"), _weight_params(q_op), _params(q_op, "output"),
+                       ir.StringAttr(attrs["activation"]).value, _weight_value(q_op.operands[1], calls))
+
+
+def _lower_gather(q: QuantizedOp) -> ir.Value:
+    """GatherV2 on the int8 table: the output keeps the table's quantization parameters."""
+    table, indices, axis = q.op.operands[0], q.op.operands[1], q.op.operands[2]
+    batch_dims = q.attrs.get("batch_dims", ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 0))
+    return emit("tf.GatherV2", [table, indices, axis], q.result_type,
+                {"Tparams": type_attr(table), "Tindices": type_attr(indices), "Taxis": type_attr(axis),
+                 "batch_dims": batch_dims}, q.loc)
+
+
+def _lower_quantized_op(q: QuantizedOp, emit_product: EmitProduct) -> ir.Value:
+    """product [+ bias] -> requantize with the fused activation."""
+    if q.kind == "gather":
+        return _lower_gather(q)
+    accumulator = emit_product(q)
+    if len(q.op.operands) > 2:
+        # The lifted BiasAdd adds along the last axis; an int32 vector there broadcasts the same way.
+        accumulator = binary("tf.AddV2", accumulator, q.op.operands[2], named_loc(q.loc, "bias"))
+    scales, axis = channel_scales(q)
+    multiplier = along_axis(q.input.scale * scales / q.output.scale, rank(accumulator), axis)
+    return emit_requantize(accumulator, multiplier, q.output, q.activation, named_loc(q.loc, "requantize"))
+
+
+def lower_quantized_functions(module_op: ir.Operation, emit_product: EmitProduct) -> None:
+    """Replace every `tfq.quantized_op` by TF ops: product, bias, requantize."""
+    for fn in module_funcs(module_op):
+        name = ir.StringAttr(fn.attributes["sym_name"]).value
+        quantized = ops_named(fn, QUANTIZED_OP)
+        if not quantized:
+            continue
+        calls = _call_sites(module_op, name)
+        for q_op in quantized:
+            q = _decode(q_op, calls)
+            with ir.InsertionPoint(q_op), q_op.location:
+                lowered = _lower_quantized_op(q, emit_product)
+            q_op.results[0].replace_all_uses_with(lowered)
+            q_op.erase()
+
+
+def lower_quant_casts(module_op: ir.Operation) -> None:
+    """qcast -> quantize, dcast -> dequantize, scast -> its operand (all values are int8 storage after this)."""
+    casts = ops_named(module_op, *QUANT_CASTS)
+    # Read every cast's parameters before rewriting: rewriting retypes the values they are read from.
+    params = [parse_uniform(ir.ShapedType(op.results[0].type if op.name == "quant.qcast" else op.operands[0].type)
+                            .element_type) for op in casts]
+    for op, p in zip(casts, params):
+        with ir.InsertionPoint(op), op.location:
+            if op.name == "quant.qcast":
+                new_value = emit_quantize(op.operands[0], p, op.location)
+            elif op.name == "quant.dcast":
+                new_value = emit_dequantize(op.operands[0], p, op.location)
+            else:
+                new_value = op.operands[0]
+        op.results[0].replace_all_uses_with(new_value)
+        op.erase()
+
+
+def check_no_quant_types(module_op: ir.Operation) -> None:
+    """Raise if any value or function signature still has a `!quant` type."""
+    def has_quant(op: ir.Operation) -> bool:
+        types = [v.type for v in op.results] + [v.type for v in op.operands]
+        if op.name == "func.func":
+            types.append(ir.TypeAttr(op.attributes["function_type"]).value)
+        return any("!quant." in str(t) for t in types)
+
+    left = walk_ops(module_op, has_quant)
+    if left:
+        raise CompileError(f"a quantized type is left after lowering, on {left[0].name}", left[0].location)
+
+
+def lower_quantized_module(module_op: ir.Operation, emit_product: EmitProduct) -> None:
+    """The whole lowering: quantized ops, then quant casts; no `!quant` type may remain."""
+    lower_quantized_functions(module_op, emit_product)
+    lower_quant_casts(module_op)
+    check_no_quant_types(module_op)

@@ -1,0 +1,120 @@
+// RUN: tfquant-opt %s -split-input-file -tfq-lower-to-tf | filecheck %s
+
+// Conv2D in int32: the input zero point is subtracted before the conv (so SAME's zero padding
+// is exact), the int8 weight is cast to int32 in the function, the int32 bias is added, and
+// the accumulator is requantized per channel; the quant casts become quantize / dequantize.
+// CHECK-LABEL: func @conv_same
+// CHECK: "tf.Round"
+// CHECK: %[[Q:.*]] = "tf.Cast"(%{{.*}}) {DstT = i8, SrcT = f32, Truncate = false}
+// CHECK: %[[W8:.*]] = "tf.Const"() {{.*}}value = dense<1> : tensor<3x3x2x3xi8>
+// CHECK: %[[Y:.*]] = "tf.PartitionedCall"(%[[Q]], %[[W8]],
+// CHECK: "tf.Cast"(%[[Y]]) {DstT = f32, SrcT = i8, Truncate = false}
+// CHECK: func private @quantized_conv2d_with_bias_and_relu_fn_1
+// CHECK-SAME: (%[[A:.*]]: tensor<1x4x4x2xi8>, %[[W:.*]]: tensor<3x3x2x3xi8>, %[[B:.*]]: tensor<3xi32>)
+// CHECK: %[[A32:.*]] = "tf.Cast"(%[[A]]) {DstT = i32, SrcT = i8, Truncate = false}
+// CHECK: %[[ZP:.*]] = "tf.Const"() {{.*}}value = dense<-3> : tensor<i32>
+// CHECK: %[[CENTERED:.*]] = "tf.Sub"(%[[A32]], %[[ZP]]) {T = i32}
+// CHECK: %[[W32:.*]] = "tf.Cast"(%[[W]]) {DstT = i32, SrcT = i8, Truncate = false}
+// CHECK: %[[ACC:.*]] = "tf.Conv2D"(%[[CENTERED]], %[[W32]]) {T = i32, data_format = "NHWC", dilations = [1, 1, 1, 1], explicit_paddings = [], padding = "SAME", strides = [1, 1, 1, 1], use_cudnn_on_gpu = true} : {{.*}} -> tensor<1x4x4x3xi32>
+// CHECK: %[[BIASED:.*]] = "tf.AddV2"(%[[ACC]], %[[B]]) {T = i32}
+// CHECK: %[[F:.*]] = "tf.Cast"(%[[BIASED]]) {DstT = f32, SrcT = i32, Truncate = false}
+// CHECK: %[[M:.*]] = "tf.Const"() {{.*}}value = dense<[5.000000e-03, 0.00999999977, 1.500000e-02]> : tensor<3xf32>
+// CHECK: "tf.Mul"(%[[F]], %[[M]])
+// CHECK: "tf.ClipByValue"
+// CHECK: %[[OUT:.*]] = "tf.Cast"({{.*}}) {DstT = i8, SrcT = f32, Truncate = false}
+// CHECK: return %[[OUT]]
+// CHECK-NOT: quant.
+// CHECK-NOT: tfq.quantized_op
+
+func.func @conv_same(%x: tensor<1x4x4x2xf32>) -> tensor<1x4x4x3xf32> {
+  %q = quant.qcast %x : tensor<1x4x4x2xf32> to tensor<1x4x4x2x!quant.uniform<i8:f32, 5.000000e-02:-3>>
+  %s = quant.scast %q : tensor<1x4x4x2x!quant.uniform<i8:f32, 5.000000e-02:-3>> to tensor<1x4x4x2xi8>
+  %w = "tf.Const"() {value = dense<1> : tensor<3x3x2x3xi8>, dtype = i8} : () -> tensor<3x3x2x3xi8>
+  %b = "tf.Const"() {value = dense<[10, 20, 30]> : tensor<3xi32>, dtype = i32} : () -> tensor<3xi32>
+  %y = "tf.PartitionedCall"(%s, %w, %b) {f = @quantized_conv2d_with_bias_and_relu_fn_1, _tfq_quantized = true, config = "", config_proto = "", executor_type = "", Tin = [i8, i8, i32], Tout = [i8]} : (tensor<1x4x4x2xi8>, tensor<3x3x2x3xi8>, tensor<3xi32>) -> tensor<1x4x4x3xi8>
+  %yq = quant.scast %y : tensor<1x4x4x3xi8> to tensor<1x4x4x3x!quant.uniform<i8:f32, 1.000000e-01:-128>>
+  %r = quant.dcast %yq : tensor<1x4x4x3x!quant.uniform<i8:f32, 1.000000e-01:-128>> to tensor<1x4x4x3xf32>
+  return %r : tensor<1x4x4x3xf32>
+}
+func.func private @quantized_conv2d_with_bias_and_relu_fn_1(%x: tensor<1x4x4x2xi8>, %w: tensor<3x3x2x3xi8>, %b: tensor<3xi32>) -> tensor<1x4x4x3xi8> {
+  %y = "tfq.quantized_op"(%x, %w, %b) {kind = "conv2d", op_attrs = {T = f32, data_format = "NHWC", dilations = [1, 1, 1, 1], explicit_paddings = [], padding = "SAME", strides = [1, 1, 1, 1], use_cudnn_on_gpu = true}, input_scale = 0.05 : f64, input_zero_point = -3 : i64, weight_scales = dense<[0.01, 0.02, 0.03]> : tensor<3xf64>, weight_axis = 3 : i64, output_scale = 0.1 : f64, output_zero_point = -128 : i64, activation = "RELU"} : (tensor<1x4x4x2xi8>, tensor<3x3x2x3xi8>, tensor<3xi32>) -> tensor<1x4x4x3xi8>
+  return %y : tensor<1x4x4x3xi8>
+}
+
+// -----
+
+// DepthwiseConv2dNative has no int32 CPU kernel: it runs in f32 on exact integer values.
+// CHECK-LABEL: func private @quantized_depthwise_conv2d_fn_1
+// CHECK-SAME: (%[[A:.*]]: tensor<1x5x5x2xi8>, %[[W:.*]]: tensor<3x3x2x1xi8>)
+// CHECK: %[[AF:.*]] = "tf.Cast"(%[[A]]) {DstT = f32, SrcT = i8, Truncate = false}
+// CHECK: %[[CENTERED:.*]] = "tf.Sub"(%[[AF]], %{{.*}}) {T = f32}
+// CHECK: %[[WF:.*]] = "tf.Cast"(%[[W]]) {DstT = f32, SrcT = i8, Truncate = false}
+// CHECK: %[[D:.*]] = "tf.DepthwiseConv2dNative"(%[[CENTERED]], %[[WF]]) {T = f32, {{.*}}padding = "VALID", strides = [1, 2, 2, 1]}
+// CHECK: "tf.Cast"(%[[D]]) {DstT = i32, SrcT = f32, Truncate = false}
+// CHECK: %[[HIGH:.*]] = "tf.Const"() {{.*}}value = dense<6.000000e+01> : tensor<f32>
+// CHECK: "tf.ClipByValue"(%{{.*}}, %{{.*}}, %[[HIGH]])
+
+func.func @depthwise(%x: tensor<1x5x5x2xi8>) -> tensor<1x2x2x2xi8> {
+  %w = "tf.Const"() {value = dense<[[[[1], [2]], [[3], [4]], [[5], [6]]], [[[1], [2]], [[3], [4]], [[5], [6]]], [[[1], [2]], [[3], [4]], [[5], [6]]]]> : tensor<3x3x2x1xi8>, dtype = i8} : () -> tensor<3x3x2x1xi8>
+  %y = "tf.PartitionedCall"(%x, %w) {f = @quantized_depthwise_conv2d_fn_1, _tfq_quantized = true, config = "", config_proto = "", executor_type = "", Tin = [i8, i8], Tout = [i8]} : (tensor<1x5x5x2xi8>, tensor<3x3x2x1xi8>) -> tensor<1x2x2x2xi8>
+  return %y : tensor<1x2x2x2xi8>
+}
+func.func private @quantized_depthwise_conv2d_fn_1(%x: tensor<1x5x5x2xi8>, %w: tensor<3x3x2x1xi8>) -> tensor<1x2x2x2xi8> {
+  %y = "tfq.quantized_op"(%x, %w) {kind = "depthwise_conv2d", op_attrs = {T = f32, data_format = "NHWC", dilations = [1, 1, 1, 1], explicit_paddings = [], padding = "VALID", strides = [1, 2, 2, 1]}, input_scale = 0.05 : f64, input_zero_point = 2 : i64, weight_scales = dense<[0.01, 0.02]> : tensor<2xf64>, weight_axis = 2 : i64, output_scale = 0.1 : f64, output_zero_point = 0 : i64, activation = "RELU6"} : (tensor<1x5x5x2xi8>, tensor<3x3x2x1xi8>) -> tensor<1x2x2x2xi8>
+  return %y : tensor<1x2x2x2xi8>
+}
+
+// -----
+
+// CHECK-LABEL: func private @quantized_batch_matmul_fn_1
+// CHECK: %[[CENTERED:.*]] = "tf.Sub"
+// CHECK: %[[W32:.*]] = "tf.Cast"(%{{.*}}) {DstT = i32, SrcT = i8, Truncate = false} : (tensor<3x2xi8>)
+// CHECK: "tf.BatchMatMulV2"(%[[CENTERED]], %[[W32]]) {T = i32, adj_x = false, adj_y = false} : {{.*}} -> tensor<2x4x2xi32>
+
+func.func @batch_matmul(%x: tensor<2x4x3xi8>) -> tensor<2x4x2xi8> {
+  %w = "tf.Const"() {value = dense<[[1, 2], [3, 4], [5, 6]]> : tensor<3x2xi8>, dtype = i8} : () -> tensor<3x2xi8>
+  %y = "tf.PartitionedCall"(%x, %w) {f = @quantized_batch_matmul_fn_1, _tfq_quantized = true, config = "", config_proto = "", executor_type = "", Tin = [i8, i8], Tout = [i8]} : (tensor<2x4x3xi8>, tensor<3x2xi8>) -> tensor<2x4x2xi8>
+  return %y : tensor<2x4x2xi8>
+}
+func.func private @quantized_batch_matmul_fn_1(%x: tensor<2x4x3xi8>, %w: tensor<3x2xi8>) -> tensor<2x4x2xi8> {
+  %y = "tfq.quantized_op"(%x, %w) {kind = "batch_matmul", op_attrs = {T = f32, adj_x = false, adj_y = false}, input_scale = 0.05 : f64, input_zero_point = 4 : i64, weight_scales = dense<[0.01, 0.02]> : tensor<2xf64>, weight_axis = 1 : i64, output_scale = 0.1 : f64, output_zero_point = 0 : i64, activation = "NONE"} : (tensor<2x4x3xi8>, tensor<3x2xi8>) -> tensor<2x4x2xi8>
+  return %y : tensor<2x4x2xi8>
+}
+
+// -----
+
+// CHECK-LABEL: func private @quantized_einsum_fn_1
+// CHECK: %[[CENTERED:.*]] = "tf.Sub"
+// CHECK: %[[W32:.*]] = "tf.Cast"
+// CHECK: "tf.Einsum"(%[[CENTERED]], %[[W32]]) {N = 2 : i64, T = i32, equation = "abc,cd->adb"} : {{.*}} -> tensor<2x4x5xi32>
+// CHECK-NOT: "tf.Transpose"
+
+func.func @einsum(%x: tensor<2x5x3xi8>) -> tensor<2x4x5xi8> {
+  %w = "tf.Const"() {value = dense<1> : tensor<3x4xi8>, dtype = i8} : () -> tensor<3x4xi8>
+  %y = "tf.PartitionedCall"(%x, %w) {f = @quantized_einsum_fn_1, _tfq_quantized = true, config = "", config_proto = "", executor_type = "", Tin = [i8, i8], Tout = [i8]} : (tensor<2x5x3xi8>, tensor<3x4xi8>) -> tensor<2x4x5xi8>
+  return %y : tensor<2x4x5xi8>
+}
+func.func private @quantized_einsum_fn_1(%x: tensor<2x5x3xi8>, %w: tensor<3x4xi8>) -> tensor<2x4x5xi8> {
+  %y = "tfq.quantized_op"(%x, %w) {kind = "einsum", op_attrs = {N = 2 : i64, T = f32, equation = "abc,cd->adb"}, input_scale = 0.05 : f64, input_zero_point = -1 : i64, weight_scales = dense<0.01> : tensor<1xf64>, weight_axis = -1 : i64, output_scale = 0.1 : f64, output_zero_point = 0 : i64, activation = "NONE"} : (tensor<2x5x3xi8>, tensor<3x4xi8>) -> tensor<2x4x5xi8>
+  return %y : tensor<2x4x5xi8>
+}
+
+// -----
+
+// CHECK-LABEL: func private @quantized_gather_fn_1
+// CHECK-SAME: (%[[I:.*]]: tensor<3xi32>, %[[T:.*]]: tensor<10x4xi8>, %[[AXIS:.*]]: tensor<i32>)
+// CHECK: %[[G:.*]] = "tf.GatherV2"(%[[T]], %[[I]], %[[AXIS]]) {Taxis = i32, Tindices = i32, Tparams = i8, batch_dims = 0 : i64}
+// CHECK-NEXT: return %[[G]]
+
+func.func @gather(%i: tensor<3xi32>) -> tensor<3x4xf32> {
+  %t = "tf.Const"() {value = dense<7> : tensor<10x4xi8>, dtype = i8} : () -> tensor<10x4xi8>
+  %axis = "tf.Const"() {value = dense<0> : tensor<i32>, dtype = i32} : () -> tensor<i32>
+  %y = "tf.PartitionedCall"(%i, %t, %axis) {f = @quantized_gather_fn_1, _tfq_quantized = true, config = "", config_proto = "", executor_type = "", Tin = [i32, i8, i32], Tout = [i8]} : (tensor<3xi32>, tensor<10x4xi8>, tensor<i32>) -> tensor<3x4xi8>
+  %yq = quant.scast %y : tensor<3x4xi8> to tensor<3x4x!quant.uniform<i8:f32, 2.000000e-02>>
+  %r = quant.dcast %yq : tensor<3x4x!quant.uniform<i8:f32, 2.000000e-02>> to tensor<3x4xf32>
+  return %r : tensor<3x4xf32>
+}
+func.func private @quantized_gather_fn_1(%i: tensor<3xi32>, %t: tensor<10x4xi8>, %axis: tensor<i32>) -> tensor<3x4xi8> {
+  %y = "tfq.quantized_op"(%t, %i, %axis) {kind = "gather", op_attrs = {Taxis = i32, Tindices = i32, Tparams = f32, batch_dims = 0 : i64}, input_scale = 0.02 : f64, input_zero_point = 0 : i64, weight_scales = dense<0.02> : tensor<1xf64>, weight_axis = -1 : i64, output_scale = 0.02 : f64, output_zero_point = 0 : i64, activation = "NONE"} : (tensor<10x4xi8>, tensor<3xi32>, tensor<i32>) -> tensor<3x4xi8>
+  return %y : tensor<3x4xi8>
+}
