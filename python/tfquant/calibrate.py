@@ -91,7 +91,7 @@ def calibrate(module: ir.Module, datasets: Mapping[str, Iterable], input_specs: 
 def _write_ranges(module: ir.Module, collectors: Mapping[int, calibration.Collector], calibration_options) -> int:
     """Set min/max on each point from its statistics; returns how many points saw no data."""
     missing = 0
-    with module.context:
+    with module.context, ir.Location.unknown():
         f32 = ir.F32Type.get()
         for op in ops_named(module.operation, POINT):
             collector = collectors.get(_point_id(op))
