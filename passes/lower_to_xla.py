@@ -1,14 +1,15 @@
 """tfq-lower-to-xla: lower quantized functions to XlaConvV2 / XlaDotV2 with int8 operands.
 
 Each `tfq.quantized_op` becomes an int8 x int8 -> int32 product (`preferred_element_type = i32`)
-    conv2d, depthwise_conv2d -> tf.XlaConvV2 (depthwise: filter reshaped to [kh, kw, 1, C*M],
-                                feature_group_count = C)
+    conv2d -> tf.XlaConvV2
     matmul, batch_matmul, einsum -> tf.XlaDotV2 (einsum: + tf.Transpose to the equation's output order)
 minus the input zero point times the weight summed over the contracted dimensions (a precomputed
 int32 constant per output channel), then [AddV2 int32 bias] -> requantize -> i8. SAME/EXPLICIT
 padding with a non-zero input zero point pads the int8 input with the zero point (tf.PadV2) and
 convolves VALID, so that the correction stays one constant per channel. GatherV2 runs on the
-int8 table; quant.qcast/dcast/scast become TF quantize/dequantize ops.
+int8 table; quant.qcast/dcast/scast become TF quantize/dequantize ops. depthwise_conv2d runs as
+an exact DepthwiseConv2dNative in f32 on the int8 values (XLA's grouped int8 convolution is
+~25x slower on CPU).
 The dimension numbers and precision config are serialized XLA protos held as raw bytes in
 string attributes.
 """
@@ -21,7 +22,7 @@ import numpy as np
 from tfquant.mlir import ir
 from tfquant.pass_registry import register_pass
 from tfquant.passes._lowering import (QuantizedOp, binary, const, einsum_letters, emit, i8, i32,
-                                      lower_quantized_module, reshape, retyped, transpose)
+                                      lower_quantized_module, retyped, transpose, exact_float_depthwise)
 from tfquant.passes._tf_ops import named_loc, type_attr
 
 
@@ -33,8 +34,10 @@ def lower_to_xla(module_op: ir.Operation) -> None:
 
 def emit_xla_product(q: QuantizedOp) -> ir.Value:
     """The int32 product of `q`, corrected for the input zero point."""
-    if q.kind in ("conv2d", "depthwise_conv2d"):
+    if q.kind == "conv2d":
         return _convolution(q)
+    if q.kind == "depthwise_conv2d":
+        return exact_float_depthwise(q)
     if q.kind in ("matmul", "batch_matmul", "einsum"):
         return _dot(q)
     raise q.error("no XLA lowering for this kind")
@@ -105,28 +108,21 @@ def _convolution(q: QuantizedOp) -> ir.Value:
     if q.string("data_format", "NHWC") != "NHWC":
         raise q.error("only NHWC convolutions are supported")
     weight = q.weight_array()
-    kernel_h, kernel_w, in_channels, out_per_group = weight.shape
+    kernel_h, kernel_w = weight.shape[:2]
     pads = _spatial_pads(q, list(ir.RankedTensorType(q.x.type).shape), [kernel_h, kernel_w])
     lhs = q.x
     if q.input.zero_point and any(p != (0, 0) for p in pads):
         lhs, pads = _pad_with_zero_point(q, pads), [(0, 0), (0, 0)]
-    rhs, groups = q.w, 1
-    if q.kind == "depthwise_conv2d":
-        # One group per input channel; output channel c * M + m keeps filter[:, :, c, m].
-        rhs = reshape(q.w, [kernel_h, kernel_w, 1, in_channels * out_per_group], named_loc(q.loc, "filter"))
-        groups = in_channels
-        weight_sum = weight.astype(np.int64).sum(axis=(0, 1)).reshape(-1)
-    else:
-        weight_sum = weight.astype(np.int64).sum(axis=(0, 1, 2))
+    weight_sum = weight.astype(np.int64).sum(axis=(0, 1, 2))
     dilations = q.ints("dilations")[1:3] if "dilations" in q.attrs else [1, 1]
     loc = named_loc(q.loc, "conv")
-    operands = [lhs, rhs,
+    operands = [lhs, q.w,
                 const(np.array(q.ints("strides")[1:3], np.int32), named_loc(loc, "window_strides")),
                 const(np.array(pads, np.int32), named_loc(loc, "padding")),
                 const(np.array([1, 1], np.int32), named_loc(loc, "lhs_dilation")),
                 const(np.array(dilations, np.int32), named_loc(loc, "rhs_dilation")),
-                const(np.array(groups, np.int32), named_loc(loc, "feature_group_count"))]
-    attrs = {**_product_attrs(lhs, rhs, _conv_dimension_numbers()), "Tindices": ir.TypeAttr.get(i32()),
+                const(np.array(1, np.int32), named_loc(loc, "feature_group_count"))]
+    attrs = {**_product_attrs(lhs, q.w, _conv_dimension_numbers()), "Tindices": ir.TypeAttr.get(i32()),
              "batch_group_count": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 1)}
     accumulator = emit("tf.XlaConvV2", operands, retyped(q.result_type, i32()), attrs, loc)
     return _subtract_correction(q, accumulator, weight_sum)

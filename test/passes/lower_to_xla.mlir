@@ -54,17 +54,18 @@ func.func private @quantized_conv2d_with_bias_and_relu_fn_1(%x: tensor<1x4x4x2xi
 
 // -----
 
-// Depthwise: the filter becomes [3, 3, 1, C * M] and feature_group_count = C; relu6 clips the
-// output to [zp, zp + round(6 / scale)] = [0, 60] (a zero output zero point adds nothing).
+// Depthwise runs as an exact DepthwiseConv2dNative in f32 on the zero-point-corrected int8
+// values (XLA's grouped int8 convolution is far slower on CPU); relu6 clips the output to
+// [zp, zp + round(6 / scale)] = [0, 60] (a zero output zero point adds nothing).
 // CHECK-LABEL: func private @quantized_depthwise_conv2d_fn_1
 // CHECK-SAME: (%[[A:.*]]: tensor<1x5x5x2xi8>, %[[W:.*]]: tensor<3x3x2x1xi8>)
-// CHECK: %[[SHAPE:.*]] = "tf.Const"() {{.*}}value = dense<[3, 3, 1, 2]> : tensor<4xi32>
-// CHECK: %[[FILTER:.*]] = "tf.Reshape"(%[[W]], %[[SHAPE]]) {T = i8, Tshape = i32} : {{.*}} -> tensor<3x3x1x2xi8>
-// CHECK: %[[STRIDES:.*]] = "tf.Const"() {{.*}}value = dense<2> : tensor<2xi32>
-// CHECK: %[[GROUPS:.*]] = "tf.Const"() {{.*}}value = dense<2> : tensor<i32>
-// CHECK: %[[ACC:.*]] = "tf.XlaConvV2"(%[[A]], %[[FILTER]], %[[STRIDES]], %{{.*}}, %{{.*}}, %{{.*}}, %[[GROUPS]]) {{.*}}preferred_element_type = i32
-// CHECK: %[[CORR:.*]] = "tf.Const"() {{.*}}value = dense<[54, 72]> : tensor<2xi32>
-// CHECK: "tf.Sub"(%[[ACC]], %[[CORR]])
+// CHECK-NOT: tf.XlaConvV2
+// CHECK: %[[X:.*]] = "tf.Cast"(%[[A]]) {DstT = f32, SrcT = i8
+// CHECK: %[[ZP:.*]] = "tf.Const"() {{.*}}value = dense<2.000000e+00> : tensor<f32>
+// CHECK: %[[XC:.*]] = "tf.Sub"(%[[X]], %[[ZP]])
+// CHECK: %[[WF:.*]] = "tf.Cast"(%[[W]]) {DstT = f32, SrcT = i8
+// CHECK: %[[D:.*]] = "tf.DepthwiseConv2dNative"(%[[XC]], %[[WF]]) {{.*}}strides = [1, 2, 2, 1]
+// CHECK: "tf.Cast"(%[[D]]) {DstT = i32, SrcT = f32
 // CHECK: "tf.Round"
 // CHECK-NOT: "tf.AddV2"
 // CHECK: %[[LOW:.*]] = "tf.Const"() {{.*}}value = dense<0.000000e+00> : tensor<f32>

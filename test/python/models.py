@@ -221,6 +221,61 @@ def build_multi_output(path: str) -> dict:
     return _result({"pixels": r.normal(size=(3, 4)).astype(np.float32), "beta": np.float32(0.5)})
 
 
+def build_embedding_output(path: str) -> dict:
+    """GatherV2 whose result is itself a signature output ("embeddings"), and also feeds a MatMul."""
+    rng = _rng(10)
+    m = tf.Module()
+    m.table = _var(rng, (20, 8))
+    m.w = _var(rng, (8, 3))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 5], tf.int32, name="ids")])
+    def serve(ids):
+        e = tf.gather(m.table, ids, axis=0)
+        return {"embeddings": e, "output_0": tf.matmul(tf.reduce_mean(e, axis=1), m.w)}
+
+    m.serve = serve
+    _save(m, path, {SERVING: serve})
+    return _result({"ids": _rng(110).integers(0, 20, size=(3, 5)).astype(np.int32)})
+
+
+def build_cond_dense(path: str) -> dict:
+    """MatMul + bias + Relu outside any branch, then tf.cond (If) whose branches each hold a MatMul."""
+    rng = _rng(11)
+    m = tf.Module()
+    m.w = _var(rng, (8, 8))
+    m.b = _var(rng, (8,), 0.1)
+    m.w_true = _var(rng, (8, 4))
+    m.w_false = _var(rng, (8, 4))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 8], tf.float32, name="x")])
+    def serve(x):
+        h = tf.nn.relu(tf.matmul(x, m.w) + m.b)
+        y = tf.cond(tf.reduce_sum(x) > 0, lambda: tf.matmul(h, m.w_true), lambda: tf.matmul(h, m.w_false) - 1.0)
+        return {"output_0": y}
+
+    m.serve = serve
+    _save(m, path, {SERVING: serve})
+    x = np.abs(_rng(111).normal(size=(2, 8)).astype(np.float32)) + 0.1  # reduce_sum(x) > 0
+    return _result({"x": x}, cases=[(SERVING, {"x": x}), (SERVING, {"x": -x})])
+
+
+def build_wide_channels(path: str) -> dict:
+    """A 256x256 MatMul + bias whose output channels' weight ranges span two decades (per-channel matters)."""
+    rng = _rng(12)
+    m = tf.Module()
+    column_scales = np.logspace(-2, 0, 256).astype(np.float32)
+    m.w = tf.Variable(rng.normal(0.0, 0.1, size=(256, 256)).astype(np.float32) * column_scales)
+    m.b = _var(rng, (256,), 0.01)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 256], tf.float32, name="x")])
+    def serve(x):
+        return {"output_0": tf.matmul(x, m.w) + m.b}
+
+    m.serve = serve
+    _save(m, path, {SERVING: serve})
+    return _result({"x": _rng(112).normal(size=(2, 256)).astype(np.float32)})
+
+
 MODELS = {
     "conv_bn": build_conv_bn,
     "matmul": build_matmul,
@@ -231,4 +286,7 @@ MODELS = {
     "batch_matmul": build_batch_matmul,
     "einsum": build_einsum,
     "multi_output": build_multi_output,
+    "embedding_output": build_embedding_output,
+    "cond_dense": build_cond_dense,
+    "wide_channels": build_wide_channels,
 }

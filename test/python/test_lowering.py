@@ -204,7 +204,9 @@ def test_lowered_op_matches_quantized_arithmetic(name: str, opset: str):
     assert "!quant" not in lowered
     assert np.max(np.abs(actual - expected)) <= out_params.scale * 1.001
     assert _sqnr(y_float, actual) > 30.0
-    product_ops = {"tfq-lower-to-xla": ("tf.XlaConvV2" if "conv" in case.kind else "tf.XlaDotV2"),
+    # Depthwise runs as an exact f32 DepthwiseConv2dNative on both opsets.
+    xla_ops = {"conv2d": "tf.XlaConvV2", "depthwise_conv2d": "tf.DepthwiseConv2dNative"}
+    product_ops = {"tfq-lower-to-xla": xla_ops.get(case.kind, "tf.XlaDotV2"),
                    "tfq-lower-to-tf": {"conv2d": "tf.Conv2D", "depthwise_conv2d": "tf.DepthwiseConv2dNative",
                                        "matmul": "tf.MatMul", "batch_matmul": "tf.BatchMatMulV2",
                                        "einsum": "tf.Einsum"}[case.kind]}
