@@ -33,6 +33,7 @@ class QuantizedOp:
     output: QuantParams
     activation: str
     weight_value: np.ndarray | None
+    float_output: bool = False
 
     @property
     def x(self) -> ir.Value:
@@ -275,7 +276,8 @@ def _decode(q_op: ir.Operation, calls: list[ir.Operation]) -> QuantizedOp:
     kind = ir.StringAttr(attrs["kind"]).value
     op_attrs = {named.name: named.attr for named in ir.DictAttr(attrs["op_attrs"])} if "op_attrs" in attrs else {}
     return QuantizedOp(q_op, kind, op_attrs, _params(q_op, "input"), _weight_params(q_op), _params(q_op, "output"),
-                       ir.StringAttr(attrs["activation"]).value, _weight_value(q_op.operands[1], calls))
+                       ir.StringAttr(attrs["activation"]).value, _weight_value(q_op.operands[1], calls),
+                       "float_output" in attrs and ir.BoolAttr(attrs["float_output"]).value)
 
 
 def _lower_gather(q: QuantizedOp) -> ir.Value:
@@ -296,8 +298,22 @@ def _lower_quantized_op(q: QuantizedOp, emit_product: EmitProduct) -> ir.Value:
         # The lifted BiasAdd adds along the last axis; an int32 vector there broadcasts the same way.
         accumulator = binary("tf.AddV2", accumulator, q.op.operands[2], named_loc(q.loc, "bias"))
     scales, axis = channel_scales(q)
+    if q.float_output:
+        return _dequantize_accumulator(accumulator, along_axis(q.input.scale * scales, rank(accumulator), axis),
+                                       q.activation, named_loc(q.loc, "dequantize"))
     multiplier = along_axis(q.input.scale * scales / q.output.scale, rank(accumulator), axis)
     return emit_requantize(accumulator, multiplier, q.output, q.activation, named_loc(q.loc, "requantize"))
+
+
+FLOAT_ACTIVATIONS = {"RELU": "tf.Relu", "RELU6": "tf.Relu6"}
+
+
+def _dequantize_accumulator(accumulator: ir.Value, scale: np.ndarray, activation: str, loc: ir.Location) -> ir.Value:
+    """int32 accumulator -> f32: acc x (input scale x weight scale), then the fused activation in float."""
+    value = binary("tf.Mul", cast(accumulator, f32(), loc), const(np.asarray(scale, np.float32), loc), loc)
+    if activation in FLOAT_ACTIVATIONS:
+        value = emit(FLOAT_ACTIVATIONS[activation], [value], value.type, {"T": type_attr(value)}, loc)
+    return value
 
 
 def lower_quantized_functions(module_op: ir.Operation, emit_product: EmitProduct) -> None:

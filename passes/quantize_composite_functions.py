@@ -9,6 +9,8 @@ Rewrites (contract step 3 -> step 4 in `_quant.py`), in program order in every f
     `tfq.quantized_op`; the weight is symmetric int8 (per output channel when `per-channel`),
     the bias int32 at scale input scale x weight scale. A gather needs no output calibration:
     its result takes the table's per-tensor parameters.
+    When the result reaches no quantized op (only float ops or the function's results), the
+    quantized call returns f32 instead (`float_output = true`): no int8 rounding of its output.
   * a same-scale op (Reshape, Identity, MaxPool, Squeeze, ExpandDims, Transpose, Pad, ConcatV2)
     on `dcast(%a : A)` whose result goes only to `quant.qcast`s -> the op on the int8 storage of
     `%a`, its result typed A again; the qcasts' users read A instead.
@@ -57,8 +59,10 @@ class Composite:
 @register_pass("tfq-quantize-composite-functions",
                "Replace lifted float calls between quant casts by int8 calls of tfq.quantized_op; "
                "run same-scale ops on int8",
-               options=(PassOption("per-channel", bool, True, "quantize weights per output channel"),))
-def quantize_composite_functions(module_op: ir.Operation, per_channel: bool) -> None:
+               options=(PassOption("per-channel", bool, True, "quantize weights per output channel"),
+                        PassOption("float-output", bool, True,
+                                   "calls whose result reaches no quantized op return f32, not int8")))
+def quantize_composite_functions(module_op: ir.Operation, per_channel: bool, float_output: bool) -> None:
     functions = symbol_table(module_op)
     quantized: set[str] = set()
     with module_op.location:  # types built below need a location in scope
@@ -69,7 +73,7 @@ def quantize_composite_functions(module_op: ir.Operation, per_channel: bool) -> 
                 if op.name in CALL_OPS:
                     callee = callee_name(op)
                     if callee in functions and callee.startswith(COMPOSITE_PREFIX) and \
-                            _quantize_call(op, functions[callee], functions, per_channel):
+                            _quantize_call(op, functions[callee], functions, per_channel, float_output):
                         quantized.add(callee)
                 elif op.name in SAME_SCALE_OPS:
                     _run_on_storage(op)
@@ -272,7 +276,7 @@ def _create_quantized_function(composite_fn: ir.Operation, composite: Composite,
 
 
 def _quantize_call(call: ir.Operation, composite_fn: ir.Operation, functions: dict[str, ir.Operation],
-                   per_channel: bool) -> bool:
+                   per_channel: bool, allow_float_output: bool) -> bool:
     """Replace one lifted call by its int8 form; False (IR untouched) when it does not qualify."""
     if string_attribute(call, "_tfl_quant_trait") != "fully_quantizable" or len(call.results) != 1:
         return False
@@ -290,8 +294,9 @@ def _quantize_call(call: ir.Operation, composite_fn: ir.Operation, functions: di
     output_type = _common_qcast_type(call.results[0])
     if source is None or output_type is None:
         return False
+    float_output = allow_float_output and not _feeds_quantized(uses(call.results[0]))
     input_params = _uniform_params(source)
-    output_params = _uniform_params_of_type(output_type)
+    output_params = FLOAT_OUTPUT if float_output else _uniform_params_of_type(output_type)
     weights = weight_params(weight, weight_axis(composite, weight, per_channel))
     if bias is not None and weights.axis is not None and bias.size != len(weights.scales):
         return False
@@ -303,14 +308,53 @@ def _quantize_call(call: ir.Operation, composite_fn: ir.Operation, functions: di
             new_operands.append(create_const(quantize_bias(bias, input_params.scale, weights.scales),
                                              operands[composite.bias_index].location))
     attrs = _quantized_op_attrs(composite, input_params, weights, output_params)
-    storage = storage_tensor_type(call.results[0].type)
-    name = _create_quantized_function(composite_fn, composite, new_operands, storage, attrs, functions)
-    new_result = _create_call(call, name, new_operands, storage, composite.kind)
-    with ir.InsertionPoint(call):
-        quantized = _cast("quant.scast", new_result, output_type, loc)
-    _replace_qcast_users(call.results[0], quantized)
+    if float_output:
+        attrs["float_output"] = ir.BoolAttr.get(True)
+        result_type = call.results[0].type
+    else:
+        result_type = storage_tensor_type(call.results[0].type)
+    name = _create_quantized_function(composite_fn, composite, new_operands, result_type, attrs, functions)
+    new_result = _create_call(call, name, new_operands, result_type, composite.kind)
+    if float_output:
+        _replace_dcast_users(call.results[0], new_result)
+    else:
+        with ir.InsertionPoint(call):
+            quantized = _cast("quant.scast", new_result, output_type, loc)
+        _replace_qcast_users(call.results[0], quantized)
     _erase_with_dead_operands(call)
     return True
+
+
+# Output parameters of a call whose result stays float (recorded, not used).
+FLOAT_OUTPUT = QuantParams((1.0,), (0,))
+
+
+def _feeds_quantized(qcasts: Sequence[ir.Operation]) -> bool:
+    """Whether a call's quantized result reaches a quantizable call or a same-scale op.
+
+    When it does not (it feeds float ops or the function's results), the quantized call returns
+    float directly: accumulator x scale, with no int8 output rounding, as TensorFlow's
+    float-output quantized functions do.
+    """
+    for qcast in qcasts:
+        for dcast in uses(qcast.results[0]):
+            if dcast.name != "quant.dcast":
+                return True
+            for user in uses(dcast.results[0]):
+                if user.name in SAME_SCALE_OPS or (user.name in CALL_OPS and (
+                        string_attribute(user, "_tfl_quant_trait") == "fully_quantizable"
+                        or "_tfq_quantized" in user.attributes)):
+                    return True
+    return False
+
+
+def _replace_dcast_users(value: ir.Value, float_result: ir.Value) -> None:
+    """The dcasts of each qcast of `value` -> `float_result`; the casts are erased."""
+    for qcast in uses(value):
+        for dcast in uses(qcast.results[0]):
+            dcast.results[0].replace_all_uses_with(float_result)
+            dcast.erase()
+        qcast.erase()
 
 
 def _quantize_gather(call: ir.Operation, composite: Composite, composite_fn: ir.Operation,

@@ -25,12 +25,16 @@ _PUBLIC = {
     "parse_pipeline": "tfquant.pipeline",
 }
 
-__all__ = sorted(_PUBLIC)
+_SUBMODULES = ("example", "options", "pipeline", "dataset", "calibration")
+
+__all__ = sorted(_PUBLIC) + list(_SUBMODULES)
 
 
 def __getattr__(name: str):
     if name in _PUBLIC:
         return getattr(importlib.import_module(_PUBLIC[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"tfquant.{name}")
     raise AttributeError(f"module 'tfquant' has no attribute {name!r}")
 
 

@@ -76,7 +76,8 @@ def calibrate(module: ir.Module, datasets: Mapping[str, Iterable], input_specs: 
                     if point_id not in collectors:
                         collectors[point_id] = calibration.new_collector(calibration_options)
                     collectors[point_id].update(results[name].numpy())
-                rows = next(iter(batch.values())).shape[0] if batch else 1
+                # Scalar inputs (a flag, a temperature) have no batch axis to count rows on.
+                rows = next((v.shape[0] for v in batch.values() if v.ndim), 1)
                 if run.samples[signature] < KEPT_SAMPLES:
                     run.kept_inputs[signature].append(batch)
                     run.kept_outputs[signature].append({k: results[k].numpy() for k in output_names})

@@ -3,11 +3,13 @@
 Each generic `tf.X` op becomes the TensorFlow op X, built with `Graph.create_op` inside a
 `tf.function`, so TensorFlow validates every node's attributes and shapes as it is built.
 Private functions (If branches, While bodies) become traced functions of their own.
-Constants with more than `VARIABLE_THRESHOLD` elements are stored as variables: a GraphDef may
-not exceed 2 GB, variables keep `saved_model.pb` small, and grappler does not fold them at load
-time, so a round trip gives the original's outputs bit for bit (with per-channel batch-norm
-vectors left as constants, grappler refolds them into conv weights and MobileNetV2's outputs
-move by 6e-6 relative).
+Constants with more than `variable_threshold` elements are stored as variables: a GraphDef may
+not exceed 2 GB. For float models the default (`VARIABLE_THRESHOLD`) is low, because grappler
+does not fold variables at load time, so a round trip gives the original's outputs bit for bit
+(with per-channel batch-norm vectors left as constants, grappler refolds them into conv weights
+and MobileNetV2's outputs move by 6e-6 relative). Each variable costs ~500 bytes of graph
+(handle, read, save and restore), so quantized models, whose int8 weights are small, keep
+constants up to `LARGE_CONSTANT` elements in the graph.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from tfquant.importer import INPUT_NAME, OUTPUT_NAME, TAGS
 from tfquant.mlir import CompileError, ir, name_of, ops_named, symbol_table
 
 VARIABLE_THRESHOLD = 16
+LARGE_CONSTANT = 1 << 20
 
 # An op the exporter does not build itself: given the op and its input tensors, the hook
 # returns its output tensors, or None to let the exporter build it as a TensorFlow op.
@@ -144,8 +147,8 @@ def _node_name(op: ir.Operation) -> str:
     return name
 
 
-def _weight_variables(module: ir.Module) -> dict[ir.Attribute, tf.Variable]:
-    """A variable per distinct constant of more than VARIABLE_THRESHOLD elements.
+def _weight_variables(module: ir.Module, threshold: int) -> dict[ir.Attribute, tf.Variable]:
+    """A variable per distinct constant of more than `threshold` elements.
 
     Created before tracing: a tf.function that creates variables is traced twice. Keyed by
     value (attributes are uniqued per context), not by node name: the frozen weights of
@@ -157,7 +160,7 @@ def _weight_variables(module: ir.Module) -> dict[ir.Attribute, tf.Variable]:
         if not isinstance(value_attr, ir.DenseElementsAttr) or value_attr in variables:
             continue
         shaped = ir.ShapedType(value_attr.type)
-        if shaped.has_static_shape and int(np.prod(shaped.shape)) > VARIABLE_THRESHOLD:
+        if shaped.has_static_shape and int(np.prod(shaped.shape)) > threshold:
             dtype = tf_attrs.dtype_of(shaped.element_type)
             with tf.init_scope():
                 variables[value_attr] = tf.Variable(np.asarray(value_attr).astype(dtype.as_numpy_dtype, copy=False),
@@ -199,7 +202,7 @@ def to_concrete_function(module: ir.Module, signature: str, hook: OpHook | None 
 
 
 def export_saved_model(module: ir.Module, output_dir: str, signature_keys: Sequence[str] | None = None,
-                       tags: Sequence[str] | None = None) -> None:
+                       tags: Sequence[str] | None = None, variable_threshold: int = VARIABLE_THRESHOLD) -> None:
     """Write the signatures of `module` (default: all public functions) as a SavedModel.
 
     Signature keys, input and output names, dtypes and shapes are those the importer recorded.
@@ -213,12 +216,14 @@ def export_saved_model(module: ir.Module, output_dir: str, signature_keys: Seque
         tags = ([ir.StringAttr(t).value for t in ir.ArrayAttr(module.operation.attributes[TAGS])]
                 if TAGS in module.operation.attributes else [tf.saved_model.SERVING])
     root = _Module()
-    variables = _weight_variables(module)
+    variables = _weight_variables(module, variable_threshold)
     builder = _Builder(functions, variables, None)
     signatures = {}
-    for key in keys:
-        function = _signature_function(builder, functions[key], key)
-        signatures[key] = function.get_concrete_function()
+    # Tracing If/While branches builds symbol attributes, which need the module's context.
+    with module.context:
+        for key in keys:
+            function = _signature_function(builder, functions[key], key)
+            signatures[key] = function.get_concrete_function()
     root.weights = list(variables.values())
     os.makedirs(output_dir, exist_ok=True)
     tf.saved_model.save(root, output_dir, signatures=signatures,

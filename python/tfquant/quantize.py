@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfquant import calibrate, dataset, options as options_lib, pipeline
-from tfquant.exporter import export_saved_model, signature_input_specs
+from tfquant.exporter import LARGE_CONSTANT, export_saved_model, signature_input_specs
 from tfquant.importer import import_saved_model
 from tfquant.mlir import ir, walk_ops
 
@@ -89,7 +89,7 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
     quantized = _quantized_layers(module)
     pipeline.run_pipeline(module, stages[2], dump_dir=_stage_dir(dump_ir, 2))
     with _staging_directory(output_directory) as staging:
-        export_saved_model(module, staging, list(resolved.signature_keys), list(resolved.tags))
+        export_saved_model(module, staging, list(resolved.signature_keys), list(resolved.tags), LARGE_CONSTANT)
     loaded = tf.saved_model.load(output_directory, tags=list(resolved.tags))
     report = QuantizationReport(
         quantized_layers={OP_TYPES[k]: (quantized.get(k, 0), total) for k, total in totals.items()},

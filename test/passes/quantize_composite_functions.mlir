@@ -1,5 +1,6 @@
-// RUN: tfquant-opt %s -split-input-file -tfq-quantize-composite-functions | filecheck %s
-// RUN: tfquant-opt %s -split-input-file -tfq-quantize-composite-functions='per-channel=false' | filecheck %s --check-prefix=PT
+// RUN: tfquant-opt %s -split-input-file -tfq-quantize-composite-functions='float-output=false' | filecheck %s
+// RUN: tfquant-opt %s -split-input-file -tfq-quantize-composite-functions='per-channel=false float-output=false' | filecheck %s --check-prefix=PT
+// RUN: tfquant-opt %s -split-input-file -tfq-quantize-composite-functions | filecheck %s --check-prefix=FLOAT
 
 // Conv2D + BiasAdd + Relu6 between quant casts: an int8 call of @quantized_..._fn_1. Per channel,
 // each output channel's peak maps to 127 and the bias is round(b / (0.02 * w_scale)).
@@ -23,6 +24,14 @@
 // PT: value = dense<{{\[\[\[\[}}64, -32, 16], [32, 127, -8]]]]> : tensor<1x1x2x3xi8>
 // PT: value = dense<[318, 635, -953]> : tensor<3xi32>
 // PT: weight_axis = -1 : i64, weight_scales = dense<0.0157{{[0-9]*}}> : tensor<1xf64>
+// With float outputs (the default), a call whose result only reaches the function's results
+// returns f32 directly and the output casts go away.
+// FLOAT-LABEL: func @conv
+// FLOAT: %[[Y:.*]] = "tf.PartitionedCall"({{.*}}) {{.*}}f = @quantized_conv2d_with_bias_and_relu6_fn_1} {{.*}} -> tensor<1x4x4x3xf32>
+// FLOAT-NOT: quant.dcast
+// FLOAT: return %[[Y]]
+// FLOAT: func private @quantized_conv2d_with_bias_and_relu6_fn_1({{.*}}) -> tensor<1x4x4x3xf32>
+// FLOAT: "tfq.quantized_op"{{.*}}float_output = true
 func.func @conv(%x: tensor<1x4x4x2xf32>) -> tensor<1x4x4x3xf32> {
   %w = "tf.Const"() {value = dense<[[[[1.0, -0.5, 0.25], [0.5, 2.0, -0.125]]]]> : tensor<1x1x2x3xf32>, dtype = f32} : () -> tensor<1x1x2x3xf32>
   %b = "tf.Const"() {value = dense<[0.1, 0.2, -0.3]> : tensor<3xf32>, dtype = f32} : () -> tensor<3xf32>

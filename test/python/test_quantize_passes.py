@@ -60,7 +60,8 @@ def _quantize(text: str, per_channel: bool) -> dict:
     ctx = new_context()
     with ctx:
         module = parse_module(text, ctx)
-        run_pipeline(module, f"builtin.module(tfq-quantize-composite-functions{{per-channel={str(per_channel).lower()}}})")
+        run_pipeline(module, f"builtin.module(tfq-quantize-composite-functions"
+                             f"{{per-channel={str(per_channel).lower()} float-output=false}})")
         (q_op,) = ops_named(module.operation, "tfq.quantized_op")
         (call,) = ops_named(module.operation, "tf.PartitionedCall")
         attrs = q_op.attributes
