@@ -4,9 +4,11 @@ The IR contract between the passes (each stage is valid MLIR that tfquant-opt re
 
 1. tfq-lift-quantizable-spots-as-functions: each quantizable pattern becomes
      %y = "tf.PartitionedCall"(%x, %w[, %b]) {f = @composite_conv2d_with_bias_and_relu6_fn_1,
-            config = "", config_proto = "", executor_type = "", _tfl_quant_trait = "fully_quantizable"}
+            config = "", config_proto = "", executor_type = "", Tin = [...], Tout = [...],
+            _tfl_quant_trait = "fully_quantizable"}
    calling a private function that holds the original float ops. Weights and biases are tf.Const
-   operands of the call (never captured inside the function).
+   operands of the call (never captured inside the function); the function's
+   `tfq.weight_operand` says which operand of its main op is the weight.
 2. tfq-insert-calibration-stats: `%x2 = "tfq.calibration_point"(%x) {id = N : i64, method = "..."}`
    (same type in and out) on every float activation operand and result of a lifted call.
    Calibration writes the chosen range onto each point as `min`/`max` f32 attributes.
@@ -16,7 +18,7 @@ The IR contract between the passes (each stage is valid MLIR that tfquant-opt re
 4. tfq-quantize-composite-functions: a lifted call whose activation operands come from
    `quant.dcast` and whose result goes to `quant.qcast` is replaced by a call of
    `@quantized_<op>[_with_<fusions>]_fn_N` on int8 storage values (`quant.scast` at the
-   boundaries, the call marked `_tfq_quantized = true`), whose body is one op
+   boundaries, the call marked `_tfq_quantized = true` and `_tfq_kind = KIND`), whose body is one op
      %y = "tfq.quantized_op"(%x_i8, %w_i8[, %bias_i32]) {
             kind = "conv2d" | "depthwise_conv2d" | "matmul" | "batch_matmul" | "einsum" | "gather",
             op_attrs = {the float op's own attributes: strides, padding, dilations, transpose_b, equation, ...},
@@ -25,7 +27,8 @@ The IR contract between the passes (each stage is valid MLIR that tfquant-opt re
             output_scale = F64, output_zero_point = I64,
             activation = "NONE" | "RELU" | "RELU6"}
    (for "gather": operands are the int8 table, the indices and the axis; the output takes the
-   table's per-tensor parameters). Same-scale ops (Reshape, MaxPool, ...) between quantized
+   table's per-tensor parameters). With `float_output = true` the op returns f32 (accumulator x
+   input scale x weight scale, then the activation): used when the result reaches no quantized op. Same-scale ops (Reshape, MaxPool, ...) between quantized
    values run on the int8 storage values.
 5. tfq-lower-to-xla / tfq-lower-to-tf: `tfq.quantized_op`, and the remaining quant.qcast /
    quant.dcast / quant.scast, become plain TensorFlow ops; no `!quant` type is left.

@@ -118,3 +118,28 @@ func.func private @quantized_gather_fn_1(%i: tensor<3xi32>, %t: tensor<10x4xi8>,
   %y = "tfq.quantized_op"(%t, %i, %axis) {kind = "gather", op_attrs = {Taxis = i32, Tindices = i32, Tparams = f32, batch_dims = 0 : i64}, input_scale = 0.02 : f64, input_zero_point = 0 : i64, weight_scales = dense<0.02> : tensor<1xf64>, weight_axis = -1 : i64, output_scale = 0.02 : f64, output_zero_point = 0 : i64, activation = "NONE"} : (tensor<10x4xi8>, tensor<3xi32>, tensor<i32>) -> tensor<3x4xi8>
   return %y : tensor<3x4xi8>
 }
+
+// -----
+
+// A float-output matmul: the int32 accumulator (+ int32 bias) times input scale x weight scale
+// per channel, then the fused Relu in float; no requantize, no int8 result.
+// CHECK-LABEL: func private @quantized_matmul_with_bias_and_relu_fn_1
+// CHECK: %[[ACC:.*]] = "tf.MatMul"
+// CHECK: %[[BIASED:.*]] = "tf.AddV2"(%[[ACC]], %{{.*}})
+// CHECK: %[[F:.*]] = "tf.Cast"(%[[BIASED]]) {DstT = f32, SrcT = i32
+// CHECK: %[[S:.*]] = "tf.Const"() {{.*}}value = dense<[1.000000e-03, 2.000000e-03]> : tensor<2xf32>
+// CHECK: %[[Y:.*]] = "tf.Mul"(%[[F]], %[[S]])
+// CHECK: %[[R:.*]] = "tf.Relu"(%[[Y]]) {T = f32}
+// CHECK-NOT: tf.Round
+// CHECK: return %[[R]] : tensor<4x2xf32>
+
+func.func @float_output(%x: tensor<4x3xi8>) -> tensor<4x2xf32> {
+  %w = "tf.Const"() {value = dense<1> : tensor<3x2xi8>, dtype = i8} : () -> tensor<3x2xi8>
+  %b = "tf.Const"() {value = dense<[10, 20]> : tensor<2xi32>, dtype = i32} : () -> tensor<2xi32>
+  %y = "tf.PartitionedCall"(%x, %w, %b) {f = @quantized_matmul_with_bias_and_relu_fn_1, _tfq_quantized = true, config = "", config_proto = "", executor_type = "", Tin = [i8, i8, i32], Tout = [f32]} : (tensor<4x3xi8>, tensor<3x2xi8>, tensor<2xi32>) -> tensor<4x2xf32>
+  return %y : tensor<4x2xf32>
+}
+func.func private @quantized_matmul_with_bias_and_relu_fn_1(%x: tensor<4x3xi8>, %w: tensor<3x2xi8>, %b: tensor<2xi32>) -> tensor<4x2xf32> {
+  %y = "tfq.quantized_op"(%x, %w, %b) {kind = "matmul", op_attrs = {T = f32, transpose_a = false, transpose_b = false}, input_scale = 0.1 : f64, input_zero_point = 0 : i64, weight_scales = dense<[0.01, 0.02]> : tensor<2xf64>, weight_axis = 1 : i64, output_scale = 1.0 : f64, output_zero_point = 0 : i64, activation = "RELU", float_output = true} : (tensor<4x3xi8>, tensor<3x2xi8>, tensor<2xi32>) -> tensor<4x2xf32>
+  return %y : tensor<4x2xf32>
+}
