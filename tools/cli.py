@@ -12,6 +12,8 @@ import os
 import sys
 import traceback
 
+from tfquant.tools._quiet_tensorflow import import_tensorflow_quietly
+
 METHODS = ("static_range_int8", "dynamic_range_int8", "weight_only_int8", "no_quantize")
 CALIBRATION_METHODS = ("min_max", "average_min_max", "histogram_percentile", "histogram_mse_bruteforce",
                        "histogram_mse_max_frequency", "histogram_mse_symmetric")
@@ -93,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parser().parse_args(argv)
     try:
+        import_tensorflow_quietly()
         if args.command == "quantize":
             _quantize(args.float_dir, args.out_dir, _samples(args.calibration_data), args)
         else:

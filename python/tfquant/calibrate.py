@@ -69,7 +69,7 @@ def calibrate(module: ir.Module, datasets: Mapping[str, Iterable], input_specs: 
         output_names = [k for k in concrete.structured_outputs if not k.startswith("tfq_calibration_")]
         run.samples[signature] = 0
         run.kept_inputs[signature], run.kept_outputs[signature] = [], []
-        with tqdm(desc=f"calibrating {signature}", unit=" samples", disable=not progress, leave=False) as bar:
+        with tqdm(desc=f"calibrating {signature}", unit=" samples", disable=not progress) as bar:
             for batch in batches(samples, input_specs[signature], signature, batch_size):
                 results = concrete(**{k: tf.constant(v) for k, v in batch.items()})
                 for point_id, name in tap_names.items():
