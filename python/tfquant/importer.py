@@ -104,6 +104,16 @@ def _frozen_graph(function) -> tuple[tf.Graph, dict]:
     return graph, {f.signature.name: f for f in graph_def.library.function}
 
 
+def _inlined_call_prefixes(function) -> tuple[str, ...]:
+    """Name prefixes that inlining the signature's call ops gave its nodes ("StatefulPartitionedCall/").
+
+    Stripped from node names so that ops are named as in the model's own function (shorter
+    names, also in the exported graph).
+    """
+    return tuple(op.name + "/" for op in function.graph.get_operations()
+                 if op.type in ("StatefulPartitionedCall", "PartitionedCall"))
+
+
 def _import_signature(module: ir.Module, library: _Library, key: str, function) -> None:
     graph, graph_library = _frozen_graph(function)
     input_specs = tf.nest.flatten(function.structured_input_signature)
@@ -117,7 +127,7 @@ def _import_signature(module: ir.Module, library: _Library, key: str, function) 
         fn = func.FuncOp(key, (arg_types, result_types))
     fn.arg_attrs = ir.ArrayAttr.get([ir.DictAttr.get({INPUT_NAME: ir.StringAttr.get(s.name)}) for s in input_specs])
     fn.res_attrs = ir.ArrayAttr.get([ir.DictAttr.get({OUTPUT_NAME: ir.StringAttr.get(k)}) for k in output_keys])
-    _convert_graph(graph, inputs, outputs, fn, library, graph_library)
+    _convert_graph(graph, inputs, outputs, fn, library, graph_library, _inlined_call_prefixes(function))
 
 
 def _value_type(tensor: tf.Tensor) -> ir.Type:
@@ -126,7 +136,7 @@ def _value_type(tensor: tf.Tensor) -> ir.Type:
 
 
 def _convert_graph(graph: tf.Graph, inputs: Sequence[tf.Tensor], outputs: Sequence[tf.Tensor],
-                   fn: func.FuncOp, library: _Library, graph_library: dict) -> None:
+                   fn: func.FuncOp, library: _Library, graph_library: dict, strip: tuple[str, ...] = ()) -> None:
     """Fill `fn` with one generic op per node of `graph` (already in topological order)."""
     block = fn.add_entry_block()
     values: dict[str, ir.Value] = {t.name: arg for t, arg in zip(inputs, block.arguments)}
@@ -152,10 +162,17 @@ def _convert_graph(graph: tf.Graph, inputs: Sequence[tf.Tensor], outputs: Sequen
                 results=[_value_type(t) for t in op.outputs],
                 operands=[values[t.name] for t in op.inputs],
                 attributes=attributes,
-                loc=ir.Location.name(op.name))
+                loc=ir.Location.name(_strip_prefix(op.name, strip)))
             for tensor, result in zip(op.outputs, created.results):
                 values[tensor.name] = result
         func.ReturnOp([values[t.name] for t in outputs])
+
+
+def _strip_prefix(name: str, prefixes: tuple[str, ...]) -> str:
+    for prefix in prefixes:
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
 
 
 def _called_functions(value) -> list[str]:
