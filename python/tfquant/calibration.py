@@ -324,6 +324,16 @@ class HistogramCollector:
 Collector = MinMaxCollector | AverageMinMaxCollector | HistogramCollector
 
 
+def needs_values(calibration_options: CalibrationOptions) -> bool:
+    """Whether the method needs every value (a histogram), not only each update's min and max."""
+    return calibration_options.calibration_method in _HISTOGRAM_METHODS
+
+
+def averages_per_sample(calibration_options: CalibrationOptions) -> bool:
+    """Whether the method averages per-update ranges: updates must then be single samples, as in TF."""
+    return calibration_options.calibration_method == _CalibrationMethod.CALIBRATION_METHOD_AVERAGE_MIN_MAX
+
+
 def new_collector(calibration_options: CalibrationOptions) -> Collector:
     """The collector that gathers what `calibration_options`' method needs.
 

@@ -90,6 +90,7 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
     pipeline.run_pipeline(module, stages[2], dump_dir=_stage_dir(dump_ir, 2))
     with _staging_directory(output_directory) as staging:
         export_saved_model(module, staging, list(resolved.signature_keys), list(resolved.tags), LARGE_CONSTANT)
+    output_directory = output_directory or staging
     loaded = tf.saved_model.load(output_directory, tags=list(resolved.tags))
     report = QuantizationReport(
         quantized_layers={OP_TYPES[k]: (quantized.get(k, 0), total) for k, total in totals.items()},
@@ -145,9 +146,9 @@ def directory_bytes(path: str) -> int:
     return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
 
 
-def _checked_output_directory(input_path: str, output_directory: str | None, overwrite: bool) -> str:
+def _checked_output_directory(input_path: str, output_directory: str | None, overwrite: bool) -> str | None:
     if output_directory is None:
-        return tempfile.mkdtemp(prefix="tfquant_")
+        return None
     source = os.path.realpath(input_path)
     target = os.path.realpath(output_directory)
     if target == source or target.startswith(source + os.sep) or source.startswith(target + os.sep):
@@ -162,16 +163,22 @@ def _checked_output_directory(input_path: str, output_directory: str | None, ove
 
 
 @contextlib.contextmanager
-def _staging_directory(output_directory: str) -> Iterator[str]:
-    """A fresh directory beside `output_directory` that replaces it only if the body succeeds."""
-    parent = os.path.dirname(os.path.abspath(output_directory))
+def _staging_directory(output_directory: str | None) -> Iterator[str]:
+    """A fresh directory beside `output_directory` that replaces it only if the body succeeds.
+
+    Without an output directory, a new temporary directory that is the output if the body
+    succeeds (created this late so that a failed call leaves no temporary directory behind).
+    """
+    parent = tempfile.gettempdir() if output_directory is None else os.path.dirname(os.path.abspath(output_directory))
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".tfquant-staging-", dir=parent)
+    staging = tempfile.mkdtemp(prefix=".tfquant-staging-" if output_directory else "tfquant_", dir=parent)
     try:
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    if output_directory is None:
+        return
     previous = None
     if os.path.exists(output_directory):
         previous = tempfile.mkdtemp(prefix=".tfquant-previous-", dir=parent)
