@@ -5,7 +5,9 @@ Each collector consumes the values one calibration point takes in one run of the
 format. The collectors reproduce TF 2.21's C++ (`CustomAggregator` summarising a batch,
 `CalibrationStatisticsCollector{MinMax,AverageMinMax,Histogram}` aggregating the batches) in
 vectorised numpy, float32 where TF computes in float32. `compute_range` hands the statistics
-to TF's own `get_min_max_value`, so the six calibration methods are TF's, not re-derived.
+to TF's own `get_min_max_value`, so the calibration methods are TF's, not re-derived; only
+HISTOGRAM_MSE_BRUTEFORCE runs a vectorised copy of TF's search (`tfquant.mse_bruteforce`),
+checked against TF's in the tests, because TF's takes minutes.
 
 Collectors merge (`a.merge(b)`), so calibration can be split across workers.
 """
@@ -20,6 +22,7 @@ from tensorflow.compiler.mlir.quantization.tensorflow.calibrator.calibration_sta
     CalibrationStatistics,
 )
 
+from tfquant.mse_bruteforce import bruteforce_mse_range
 from tfquant.options import DEFAULT_NUM_BINS, CalibrationOptions
 
 __all__ = ["CalibrationStatistics", "MinMaxCollector", "AverageMinMaxCollector", "HistogramCollector",
@@ -367,6 +370,10 @@ def compute_range(statistics: CalibrationStatistics | None, calibration_options:
         raise ValueError("no calibration statistics: the calibration point saw no values")
     if not statistics.HasField(field):
         raise ValueError(f"calibration method {_method_name(method)} needs {field} in the calibration statistics")
+    if method == _CalibrationMethod.CALIBRATION_METHOD_HISTOGRAM_MSE_BRUTEFORCE:
+        # TF's own code makes one Python call per pair of bins: minutes on a real model.
+        hist = statistics.histogram_statistics
+        return bruteforce_mse_range(hist.lower_bound, hist.bin_width, np.array(hist.hist_freq))
     low, high = calibration_algorithm.get_min_max_value(statistics, calibration_options)
     return float(low), float(high)
 
