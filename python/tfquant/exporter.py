@@ -5,9 +5,9 @@ Each generic `tf.X` op becomes the TensorFlow op X, built with `Graph.create_op`
 Private functions (If branches, While bodies) become traced functions of their own.
 Constants with more than `variable_threshold` elements are stored as variables: a GraphDef may
 not exceed 2 GB. For float models the default (`VARIABLE_THRESHOLD`) is low, because grappler
-does not fold variables at load time, so a round trip gives the original's outputs bit for bit
-(with per-channel batch-norm vectors left as constants, grappler refolds them into conv weights
-and MobileNetV2's outputs move by 6e-6 relative). Each variable costs ~500 bytes of graph
+does not fold variables at load time, so a round trip gives the original's outputs bit for bit:
+with conv filters left as constants (MobileNetV2's 3x3x32 depthwise filters have 288 elements),
+grappler folds the batch-norm multipliers into them and the outputs move by 6e-6 relative. Each variable costs ~500 bytes of graph
 (handle, read, save and restore), so quantized models, whose int8 weights are small, keep
 constants up to `LARGE_CONSTANT` elements in the graph.
 """
@@ -25,7 +25,7 @@ from tfquant import tf_attrs
 from tfquant.importer import INPUT_NAME, OUTPUT_NAME, TAGS
 from tfquant.mlir import CompileError, ir, name_of, ops_named, symbol_table
 
-VARIABLE_THRESHOLD = 16
+VARIABLE_THRESHOLD = 256
 CALL_OPS = ("tf.PartitionedCall", "tf.StatefulPartitionedCall")
 LARGE_CONSTANT = 1 << 20
 
