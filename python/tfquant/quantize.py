@@ -158,7 +158,7 @@ def _checked_output_directory(input_path: str, output_directory: str | None, ove
         raise FileExistsError(f"output path {output_directory} exists and is not a directory")
     if os.path.isdir(target) and os.listdir(target) and not overwrite:
         raise FileExistsError(f"output directory {output_directory} is not empty; "
-                              "pass overwrite_output_directory=True to replace it")
+                              "pass overwrite_output_directory=True (--overwrite on the command line) to replace it")
     return output_directory
 
 

@@ -197,18 +197,24 @@ def _split_streams():
     return [batch(300) for _ in range(4)], [batch(500) for _ in range(3)]
 
 
-@pytest.mark.parametrize("kind", [MinMaxCollector, AverageMinMaxCollector, HistogramCollector])
-def test_merge_equals_one_stream(kind):
-    first, second = _split_streams()
-    whole, a, b = kind(), kind(), kind()
+def _merged_and_whole(kind, first, second):
+    """(first's collector merged with second's, one collector fed both streams, second's alone)."""
+    whole, merged, second_alone = kind(), kind(), kind()
     for batch in first + second:
         whole.update(batch)
     for batch in first:
-        a.update(batch)
+        merged.update(batch)
     for batch in second:
-        b.update(batch)
-    a.merge(b)
-    assert a.statistics() == whole.statistics()
+        second_alone.update(batch)
+    merged.merge(second_alone)
+    return merged, whole, second_alone
+
+
+@pytest.mark.parametrize("kind", [MinMaxCollector, AverageMinMaxCollector, HistogramCollector])
+def test_merge_equals_one_stream(kind):
+    first, second = _split_streams()
+    merged, whole, _ = _merged_and_whole(kind, first, second)
+    assert merged.statistics() == whole.statistics()
 
 
 def test_merge_of_finer_bins_equals_one_stream():
@@ -216,16 +222,9 @@ def test_merge_of_finer_bins_equals_one_stream():
     rng = _rng(9)
     first = [rng.uniform(-8, 8, 400).astype(np.float32)]
     second = [rng.normal(0, s, 300).astype(np.float32) for s in (0.5, 2.0, 0.1)]
-    whole, a, b = HistogramCollector(), HistogramCollector(), HistogramCollector()
-    for batch in first + second:
-        whole.update(batch)
-    for batch in first:
-        a.update(batch)
-    for batch in second:
-        b.update(batch)
-    a.merge(b)
-    assert b.statistics().histogram_statistics.bin_width < a.statistics().histogram_statistics.bin_width
-    assert a.statistics() == whole.statistics()
+    merged, whole, second_alone = _merged_and_whole(HistogramCollector, first, second)
+    assert second_alone.statistics().histogram_statistics.bin_width < merged.statistics().histogram_statistics.bin_width
+    assert merged.statistics() == whole.statistics()
 
 
 def test_merge_of_different_grids_keeps_counts_and_ranges():
