@@ -9,12 +9,13 @@ a failure leaves nothing half-written; the input model is only read.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,9 +34,12 @@ QUANTIZED_KIND = "_tfq_kind"
 
 @dataclass
 class QuantizationReport:
-    """What a quantization run did, as data; `str()` is the summary tfquant prints."""
+    """What a quantization run did, as data; `str()` is the summary tfquant prints.
+
+    `sqnr_db` runs the quantized model on kept calibration samples, so it is measured when
+    first read (printing the report reads it), not as part of quantizing.
+    """
     quantized_layers: dict[str, tuple[int, int]]
-    sqnr_db: dict[str, float]
     calibration_samples: dict[str, int]
     method: str
     opset: str
@@ -45,6 +49,12 @@ class QuantizationReport:
     output_bytes: int
     seconds: float
     pipelines: list[str] = field(default_factory=list)
+    measure_sqnr: Callable[[], dict[str, float]] = field(default=dict, repr=False, compare=False)
+
+    @functools.cached_property
+    def sqnr_db(self) -> dict[str, float]:
+        """SQNR (dB) of each float output of the quantized model against the float model."""
+        return self.measure_sqnr()
 
     def __str__(self) -> str:
         lines = ["Number of quantized layers in the model", "-" * 40, f"{'Op type':<28}{'Count':>12}"]
@@ -94,12 +104,12 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
     loaded = tf.saved_model.load(output_directory, tags=list(resolved.tags))
     report = QuantizationReport(
         quantized_layers={OP_TYPES[k]: (quantized.get(k, 0), total) for k, total in totals.items()},
-        sqnr_db=_sqnr(loaded, run),
         calibration_samples=dict(run.samples),
         method=resolved.method, opset=resolved.opset, per_channel=resolved.per_channel,
         calibration_method=resolved.calibration_method,
         input_bytes=directory_bytes(saved_model_path), output_bytes=directory_bytes(output_directory),
-        seconds=time.perf_counter() - started, pipelines=[str(p) for p in stages])
+        seconds=time.perf_counter() - started, pipelines=[str(p) for p in stages],
+        measure_sqnr=functools.partial(_sqnr, loaded, run))
     loaded.quantization_report = report
     if verbose:
         print(report)
