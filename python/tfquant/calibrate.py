@@ -1,8 +1,8 @@
 """Calibration: run the instrumented module in TensorFlow and record a range per calibration point.
 
-Each `tfq.calibration_point` of a signature function becomes an extra output of that
-signature's ConcreteFunction (graph mode): its values for the histogram methods, its min and max
-otherwise. The representative samples stream through it in batches (one sample at a time for
+Each `tfq.calibration_point` of a signature function becomes extra outputs of that
+signature's ConcreteFunction (graph mode): its histogram, binned in the graph, for the
+histogram methods; its min and max otherwise. The representative samples stream through it in batches (one sample at a time for
 AVERAGE_MIN_MAX, which averages per-sample ranges as TensorFlow does), and one statistics
 collector per point consumes the outputs. The chosen min/max are
 written onto the points as `min`/`max` attributes for tfq-apply-calibration-stats.
@@ -46,26 +46,61 @@ def _enclosing_function(op: ir.Operation) -> str:
     return ir.StringAttr(parent.operation.attributes["sym_name"]).value if parent is not None else ""
 
 
-def _instrumented_function(module: ir.Module, signature: str, full_values: bool):
-    """The signature with each calibration point's values as an extra output.
+TAP = "tfq_calibration_"
 
-    Unless `full_values`, a point outputs just [min, max]: copying every activation out of the
-    graph and reducing it in numpy took most of the calibration time on MobileNetV2.
+
+def _binned(value: tf.Tensor, num_bins: int) -> dict[str, tf.Tensor]:
+    """A batch's histogram as `HistogramCollector.update` bins it, computed in the graph.
+
+    The bin width is the range over `num_bins` rounded up to a power of two, taken exactly from
+    the float's exponent bits; bins start at the multiple of the width below the minimum.
+    """
+    flat = tf.reshape(tf.cast(value, tf.float32), [-1])
+    low, high = tf.reduce_min(flat), tf.reduce_max(flat)
+    bits = tf.bitcast((high - low) / num_bins, tf.int32)
+    exponent = (tf.bitwise.right_shift(bits, 23) - 127
+                + tf.cast(tf.bitwise.bitwise_and(bits, 0x7FFFFF) > 0, tf.int32))
+    width = tf.bitcast(tf.bitwise.left_shift(exponent + 127, 23), tf.float32)
+    lower = tf.floor(low / width) * width
+    index = tf.clip_by_value(tf.cast((flat - lower) / width, tf.int32), 0, num_bins - 1)
+    return {"": tf.stack([low, high, width, lower]),
+            "_counts": tf.math.bincount(index, minlength=num_bins, maxlength=num_bins),
+            "_size": tf.size(flat, out_type=tf.int64)}
+
+
+def _instrumented_function(module: ir.Module, signature: str, num_bins: int | None):
+    """The signature with each calibration point's summary as extra outputs `tfq_calibration_<id>*`.
+
+    A point outputs its [min, max], or, for histogram methods (`num_bins`), its histogram:
+    copying every activation out of the graph and reducing it in numpy took most of the
+    calibration time on MobileNetV2.
     """
     taps: dict[str, tf.Tensor] = {}
+    names: dict[int, str] = {}
 
     def hook(op: ir.Operation, inputs: list[tf.Tensor]):
         if op.name != POINT:
             return None
         if _enclosing_function(op) == signature:
-            value = inputs[0]
-            taps[f"tfq_calibration_{_point_id(op)}"] = (
-                tf.identity(value) if full_values else tf.stack([tf.reduce_min(value), tf.reduce_max(value)]))
+            value, name = inputs[0], f"{TAP}{_point_id(op)}"
+            names[_point_id(op)] = name
+            summary = (_binned(value, num_bins) if num_bins
+                       else {"": tf.stack([tf.reduce_min(value), tf.reduce_max(value)])})
+            taps.update({name + suffix: tensor for suffix, tensor in summary.items()})
         return [inputs[0]]
 
     with module.context:
         concrete = to_concrete_function(module, signature, hook, taps)
-    return concrete, {int(name.rsplit("_", 1)[1]): name for name in taps}
+    return concrete, names
+
+
+def _feed(collector: calibration.Collector, results: dict, name: str) -> None:
+    if isinstance(collector, calibration.HistogramCollector):
+        low, high, width, lower = results[name].numpy().tolist()
+        collector.update_binned(low, high, width, lower, results[name + "_counts"].numpy(),
+                                int(results[name + "_size"]))
+    else:
+        collector.update(results[name].numpy())
 
 
 def calibrate(module: ir.Module, datasets: Mapping[str, Iterable], input_specs: Mapping[str, InputSpecs],
@@ -73,12 +108,13 @@ def calibrate(module: ir.Module, datasets: Mapping[str, Iterable], input_specs: 
     """Run every signature's samples through the module and set `min`/`max` on its calibration points."""
     collectors: dict[int, calibration.Collector] = {}
     run = CalibrationRun()
-    full_values = calibration.needs_values(calibration_options)
+    num_bins = calibration.new_collector(calibration_options).num_bins \
+        if calibration.needs_values(calibration_options) else None
     if calibration.averages_per_sample(calibration_options):
         batch_size = 1
     for signature, samples in datasets.items():
-        concrete, tap_names = _instrumented_function(module, signature, full_values)
-        output_names = [k for k in concrete.structured_outputs if not k.startswith("tfq_calibration_")]
+        concrete, tap_names = _instrumented_function(module, signature, num_bins)
+        output_names = [k for k in concrete.structured_outputs if not k.startswith(TAP)]
         run.samples[signature] = 0
         run.kept_inputs[signature], run.kept_outputs[signature] = [], []
         # disable=None: no bar where stderr is not a terminal (a log, a pipe): there it is only noise.
@@ -88,7 +124,7 @@ def calibrate(module: ir.Module, datasets: Mapping[str, Iterable], input_specs: 
                 for point_id, name in tap_names.items():
                     if point_id not in collectors:
                         collectors[point_id] = calibration.new_collector(calibration_options)
-                    collectors[point_id].update(results[name].numpy())
+                    _feed(collectors[point_id], results, name)
                 # Scalar inputs (a flag, a temperature) have no batch axis to count rows on.
                 rows = next((v.shape[0] for v in batch.values() if v.ndim), 1)
                 if run.samples[signature] < KEPT_SAMPLES:

@@ -205,8 +205,25 @@ class HistogramCollector:
         # Every value is >= lower, so truncation is TF's floor; the top clamps into the last bin.
         index[...] = scaled
         np.minimum(index, self._num_bins - 1, out=index)
-        counts = np.bincount(index, minlength=self._num_bins).astype(np.float64)
-        self._add_histogram(width, lower, counts)
+        self._add_histogram(width, lower, np.bincount(index, minlength=self._num_bins).astype(np.float64))
+
+    @property
+    def num_bins(self) -> int:
+        return self._num_bins
+
+    def update_binned(self, low: float, high: float, width: float, lower: float, counts: np.ndarray,
+                      size: int) -> None:
+        """Takes one batch binned elsewhere as `update` bins it (in TensorFlow, by `tfquant.calibrate`):
+        its min, max and size, and `num_bins` counts of bins of `width` from `lower`."""
+        low, high = _F32(low), _F32(high)
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise ValueError("calibration values contain NaN or infinity")
+        if size == 0:
+            return
+        if low == high:
+            self._add_constant(low, size)
+            return
+        self._add_histogram(_F32(width), _F32(lower), np.asarray(counts, np.float64))
 
     def merge(self, other: HistogramCollector) -> None:
         """Adds what `other` collected, as if it were one more batch binned at its width.

@@ -347,3 +347,21 @@ def test_compute_range_needs_matching_statistics():
         compute_range(stats, resolved_calibration(M.CALIBRATION_METHOD_HISTOGRAM_PERCENTILE))
     with pytest.raises(ValueError, match="no calibration statistics: the calibration point saw no values"):
         compute_range(MinMaxCollector().statistics(), resolved_calibration(M.CALIBRATION_METHOD_MIN_MAX))
+
+
+def test_histogram_binned_in_the_graph_equals_numpy_binning():
+    # Calibration bins each batch inside TensorFlow (tfquant.calibrate) rather than copying the
+    # activations out; the running histogram must be the one `update` builds, bin for bin.
+    import tensorflow as tf
+    from tfquant.calibrate import _binned
+    rng = _rng(21)
+    for _ in range(10):
+        numpy_side, graph_side = HistogramCollector(), HistogramCollector()
+        for _ in range(4):
+            values = (rng.standard_t(3, (int(rng.integers(1, 5)), 17, 3)) * 10 ** rng.uniform(-3, 2)
+                      + rng.uniform(-1, 1)).astype(np.float32)
+            numpy_side.update(values)
+            binned = {k: v.numpy() for k, v in _binned(tf.constant(values), graph_side.num_bins).items()}
+            low, high, width, lower = binned[""].tolist()
+            graph_side.update_binned(low, high, width, lower, binned["_counts"], int(binned["_size"]))
+        assert graph_side.statistics() == numpy_side.statistics()
