@@ -18,7 +18,7 @@ ir._globals.append_dialect_search_prefix("tfquant._pydialects")
 
 __all__ = ["ir", "passmanager", "rewrite", "func", "new_context", "ops_named", "walk_ops",
            "name_of", "CompileError", "format_diagnostic", "parse_module", "module_funcs",
-           "symbol_table", "i64_attr", "str_attr", "array_of_ints", "dense_value"]
+           "symbol_table", "i64_attr", "str_attr"]
 
 
 def new_context() -> ir.Context:
@@ -146,13 +146,3 @@ def i64_attr(value: int) -> ir.IntegerAttr:
 
 def str_attr(value: str) -> ir.StringAttr:
     return ir.StringAttr.get(value)
-
-
-def array_of_ints(values: Iterable[int]) -> ir.ArrayAttr:
-    return ir.ArrayAttr.get([i64_attr(v) for v in values])
-
-
-def dense_value(op: ir.Operation):
-    """The numpy value of a constant op (tf.Const / arith.constant), read without a copy."""
-    import numpy as np
-    return np.asarray(op.attributes["value"])

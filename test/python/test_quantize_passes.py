@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tfquant.mlir import dense_value, new_context, ops_named, parse_module
-from tfquant.passes._tf_ops import defining_op
+from tfquant.mlir import new_context, ops_named, parse_module
+from tfquant.passes._tf_ops import constant_value
 from tfquant.pipeline import run_pipeline
 
 IN_SCALE, IN_ZP, OUT_SCALE, OUT_ZP = 0.0235, -7, 0.0417, -128
@@ -66,8 +66,8 @@ def _quantize(text: str, per_channel: bool) -> dict:
         (call,) = ops_named(module.operation, "tf.PartitionedCall")
         attrs = q_op.attributes
         return {
-            "weight": np.array(dense_value(defining_op(call.operands[1]))),
-            "bias": np.array(dense_value(defining_op(call.operands[2]))),
+            "weight": np.array(constant_value(call.operands[1])),
+            "bias": np.array(constant_value(call.operands[2])),
             "weight_scales": np.array(attrs["weight_scales"]).reshape(-1),
             "weight_axis": attrs["weight_axis"].value,
             "input": (attrs["input_scale"].value, attrs["input_zero_point"].value),
