@@ -99,10 +99,29 @@ def quantize_weight(weight: np.ndarray, params: QuantParams) -> np.ndarray:
     return np.clip(np.round(weight / scales), -WEIGHT_MAX, WEIGHT_MAX).astype(np.int8)
 
 
+INT32_LIMIT = 2 ** 31 - 1
+
+
+def widen_for_bias(weights: QuantParams, bias: np.ndarray, input_scale: float) -> QuantParams:
+    """`weights` with each scale raised just enough for its bias to fit int32 at input x weight scale.
+
+    A channel whose weights are all near zero (a dead channel after batch-norm folding) gets a
+    tiny scale, and its bias in units of input scale x that scale would overflow int32.
+    """
+    needed = np.abs(np.asarray(bias, np.float64)).reshape(-1) / (input_scale * INT32_LIMIT)
+    if len(weights.scales) == 1:
+        needed = np.array([needed.max(initial=0.0)])
+    scales = np.maximum(np.asarray(weights.scales), needed)
+    if np.array_equal(scales, weights.scales):
+        return weights
+    return QuantParams(tuple(float(s) for s in scales), weights.zero_points, weights.axis,
+                       weights.storage_min, weights.storage_max)
+
+
 def quantize_bias(bias: np.ndarray, input_scale: float, weight_scales: tuple[float, ...]) -> np.ndarray:
     """int32 bias with scale input_scale * weight_scale (per channel when the weight is)."""
     scales = input_scale * np.asarray(weight_scales)
-    return np.clip(np.round(bias / scales), -(2 ** 31) + 1, 2 ** 31 - 1).astype(np.int32)
+    return np.clip(np.round(bias / scales), -INT32_LIMIT, INT32_LIMIT).astype(np.int32)
 
 
 def uniform_type_text(params: QuantParams, expressed: str = "f32") -> str:

@@ -29,7 +29,7 @@ import numpy as np
 from tfquant.mlir import func, i64_attr, ir, str_attr, symbol_table
 from tfquant.pass_registry import PassOption, register_pass
 from tfquant.passes._quant import (QuantParams, parse_uniform, quantize_bias, quantize_weight,
-                                   quantized_tensor_type, storage_tensor_type, weight_params)
+                                   quantized_tensor_type, storage_tensor_type, weight_params, widen_for_bias)
 from tfquant.passes._tf_ops import (CALL_OPS, callee_name, constant_value, create_const, create_op, defining_op,
                                     function_blocks, referenced_symbols, string_attribute, uses)
 
@@ -300,6 +300,8 @@ def _quantize_call(call: ir.Operation, composite_fn: ir.Operation, functions: di
     weights = weight_params(weight, weight_axis(composite, weight, per_channel))
     if bias is not None and weights.axis is not None and bias.size != len(weights.scales):
         return False
+    if bias is not None:
+        weights = widen_for_bias(weights, bias, input_params.scale)
     loc = call.location
     with ir.InsertionPoint(call):
         new_operands = [_storage(source, loc),

@@ -107,3 +107,19 @@ def test_weights_bias_and_scales(case: str, per_channel: bool):
     assert np.all(np.abs(result["weight"] * broadcast - w) <= broadcast / 2 * (1 + 1e-5))
     bias_scales = IN_SCALE * (scales if per_channel else np.full(channels, scales[0]))
     np.testing.assert_array_equal(result["bias"], np.round(b / bias_scales).astype(np.int32))
+
+
+def test_dead_channel_bias_fits_int32():
+    # A channel whose weights folded to ~0 (batch norm with gamma ~ 0) keeps a real bias: its
+    # weight scale is widened so the bias fits int32, instead of saturating it.
+    from tfquant.passes._quant import INT32_LIMIT, quantize_bias, quantize_weight, weight_params, widen_for_bias
+    weight = np.array([[0.5, 1e-12], [-0.25, 0.0]], np.float32)
+    bias = np.array([0.1, 3.0], np.float32)
+    input_scale = 0.02
+    narrow = weight_params(weight, 1)
+    assert np.abs(bias[1] / (input_scale * narrow.scales[1])) > INT32_LIMIT
+    wide = widen_for_bias(narrow, bias, input_scale)
+    assert wide.scales[0] == narrow.scales[0] and wide.scales[1] > narrow.scales[1]
+    q_bias = quantize_bias(bias, input_scale, wide.scales)
+    np.testing.assert_allclose(q_bias * input_scale * np.array(wide.scales), bias, rtol=1e-6)
+    assert np.all(np.abs(quantize_weight(weight, wide)) <= 127)
