@@ -276,6 +276,26 @@ def build_wide_channels(path: str) -> dict:
     return _result({"x": _rng(112).normal(size=(2, 256)).astype(np.float32)})
 
 
+def build_while(path: str) -> dict:
+    """A tf.while_loop (While: its body reads a variable) running a MatMul + Relu `n` times, `n` an input."""
+    rng = _rng(13)
+    m = tf.Module()
+    m.w = _var(rng, (8, 8), 0.3)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 8], tf.float32, name="x"),
+                                  tf.TensorSpec([], tf.int32, name="n")])
+    def serve(x, n):
+        _, y = tf.while_loop(lambda i, y: i < n, lambda i, y: (i + 1, tf.nn.relu(tf.matmul(y, m.w))),
+                             [tf.constant(0), x])
+        return {"output_0": y}
+
+    m.serve = serve
+    _save(m, path, {SERVING: serve})
+    x = _rng(113).normal(size=(3, 8)).astype(np.float32)
+    cases = [(SERVING, {"x": x, "n": np.int32(n)}) for n in (0, 3)]
+    return _result(cases[1][1], cases=cases)
+
+
 MODELS = {
     "conv_bn": build_conv_bn,
     "matmul": build_matmul,
@@ -289,4 +309,5 @@ MODELS = {
     "embedding_output": build_embedding_output,
     "cond_dense": build_cond_dense,
     "wide_channels": build_wide_channels,
+    "while": build_while,
 }

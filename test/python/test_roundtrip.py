@@ -228,6 +228,20 @@ def test_if_branches_are_private_functions(roundtrip):
         assert sum(c.shape == (4, 4) for c in consts) == 2  # the variable and the captured tensor
 
 
+def test_while_body_and_cond_are_private_functions(roundtrip):
+    rt = roundtrip("while")
+    with rt.module.context:
+        table = symbol_table(rt.module)
+        (loop,) = ops_named(table["serving_default"], "tf.While", "tf.StatelessWhile")
+        for attr in ("body", "cond"):
+            name = ir.FlatSymbolRefAttr(loop.attributes[attr]).value
+            assert _is_private(table[name]), name
+        # The variable the body reads is frozen into a constant (passed into the loop).
+        assert not ops_named(rt.module.operation, "tf.ReadVariableOp", "tf.VarHandleOp")
+        consts = ops_named(rt.module.operation, "tf.Const")
+        assert any(np.asarray(op.attributes["value"]).shape == (8, 8) for op in consts)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_variables_frozen(name, roundtrip):
     rt = roundtrip(name)
