@@ -10,7 +10,6 @@ constants (the model is 4x smaller); quant.qcast/dcast/scast become TF quantize/
 """
 from __future__ import annotations
 
-import numpy as np
 
 from tfquant.mlir import ir
 from tfquant.pass_registry import register_pass

@@ -22,38 +22,20 @@ without callers are erased.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from tfquant.mlir import func, i64_attr, ir, str_attr, symbol_table
 from tfquant.pass_registry import PassOption, register_pass
+from tfquant.passes._composite import COMPOSITE_PREFIX, Composite, analyze_composite, weight_axis
 from tfquant.passes._quant import (QuantParams, parse_uniform, quantize_bias, quantize_weight,
                                    quantized_tensor_type, storage_tensor_type, weight_params, widen_for_bias)
 from tfquant.passes._tf_ops import (CALL_OPS, callee_name, constant_value, create_const, create_op, defining_op,
                                     function_blocks, referenced_symbols, string_attribute, uses)
 
-KINDS = {"tf.Conv2D": "conv2d", "tf.DepthwiseConv2dNative": "depthwise_conv2d", "tf.MatMul": "matmul",
-         "tf.BatchMatMulV2": "batch_matmul", "tf.Einsum": "einsum", "tf.GatherV2": "gather"}
-ACTIVATIONS = {"tf.Relu": "RELU", "tf.Relu6": "RELU6"}
 # Ops whose int8 result has the scale and zero point of their (first) int8 input.
 SAME_SCALE_OPS = frozenset({"tf.Reshape", "tf.Identity", "tf.MaxPool", "tf.Squeeze", "tf.ExpandDims",
                             "tf.Transpose", "tf.Pad", "tf.ConcatV2"})
-COMPOSITE_PREFIX = "composite_"
-WEIGHT_OPERAND = "tfq.weight_operand"
-
-
-@dataclass(frozen=True)
-class Composite:
-    """What a composite function computes, as indices into its call's operands."""
-    kind: str
-    main: ir.Operation           # the float op inside the composite function
-    input_index: int             # the activation (gather: the indices)
-    weight_index: int            # the constant weight (gather: the table)
-    bias_index: int | None
-    axis_index: int | None       # gather only
-    activation: str
-    op_attrs: dict[str, ir.Attribute]   # the main op's attributes, for (activation, weight) operand order
 
 
 @register_pass("tfq-quantize-composite-functions",
@@ -83,95 +65,7 @@ def quantize_composite_functions(module_op: ir.Operation, per_channel: bool, flo
         functions[name].erase()
 
 
-# ----------------------------------------------------------------------------- analysis
-
-def _arg_index(value: ir.Value) -> int | None:
-    """The position of a block argument, None for an op result."""
-    return ir.BlockArgument(value).arg_number if isinstance(value.owner, ir.Block) else None
-
-
-def analyze_composite(function: ir.Operation) -> Composite | None:
-    """The composite's kind, fusions and operand roles; None unless its body is `op[, BiasAdd][, Relu|Relu6]`."""
-    body = [op.operation for op in function.regions[0].blocks[0].operations]
-    ops, terminator = body[:-1], body[-1]
-    if not ops or ops[0].name not in KINDS or len(terminator.operands) != 1:
-        return None
-    main, kind = ops[0], KINDS[ops[0].name]
-    roles = [_arg_index(v) for v in main.operands]
-    if None in roles or len(roles) != (3 if kind == "gather" else 2):
-        return None
-    last, rest, bias_index, activation = main, ops[1:], None, "NONE"
-    if rest and kind != "gather" and rest[0].name == "tf.BiasAdd" and rest[0].operands[0] == last.results[0]:
-        bias_index = _arg_index(rest[0].operands[1])
-        if bias_index is None:
-            return None
-        last, rest = rest[0], rest[1:]
-    if rest and kind != "gather" and rest[0].name in ACTIVATIONS and rest[0].operands[0] == last.results[0]:
-        activation = ACTIVATIONS[rest[0].name]
-        last, rest = rest[0], rest[1:]
-    if rest or terminator.operands[0] != last.results[0]:
-        return None
-    op_attrs = {name: main.attributes[name] for name in main.attributes}
-    if kind == "gather":
-        return Composite(kind, main, roles[1], roles[0], None, roles[2], activation, op_attrs)
-    if _weight_operand(function) == 0:
-        # tfq.quantized_op takes (activation, weight): an einsum swaps its equation's terms; a
-        # BatchMatMulV2 with the weight on the left has no such form and stays float.
-        if kind != "einsum":
-            return None
-        op_attrs["equation"] = str_attr(_swap_einsum_terms(string_attribute(main, "equation")))
-        roles.reverse()
-    return Composite(kind, main, roles[0], roles[1], bias_index, None, activation, op_attrs)
-
-
-def _weight_operand(function: ir.Operation) -> int:
-    """Which operand of the main op is the weight, as the lifting pass recorded it (default 1)."""
-    attr = function.attributes[WEIGHT_OPERAND] if WEIGHT_OPERAND in function.attributes else None
-    return ir.IntegerAttr(attr).value if attr is not None else 1
-
-
-def _swap_einsum_terms(equation: str) -> str:
-    inputs, _, output = equation.replace(" ", "").partition("->")
-    lhs, _, rhs = inputs.partition(",")
-    return f"{rhs},{lhs}->{output}"
-
-
-def _bool_attr(op: ir.Operation, name: str) -> bool:
-    return name in op.attributes and ir.BoolAttr(op.attributes[name]).value
-
-
-def _einsum_channel_axis(equation: str, weight_rank: int) -> int | None:
-    """The weight axis of the output's last index when the activation lacks that index, else None.
-
-    Only then is it an output channel along which the bias (added on the last axis) runs too.
-    """
-    if "->" not in equation or "." in equation:
-        return None
-    inputs, output = equation.replace(" ", "").split("->")
-    terms = inputs.split(",")
-    if len(terms) != 2 or len(terms[1]) != weight_rank or not output:
-        return None
-    label = output[-1]
-    return terms[1].index(label) if label in terms[1] and label not in terms[0] else None
-
-
-def weight_axis(composite: Composite, weight: np.ndarray, per_channel: bool) -> int | None:
-    """The weight's output-channel axis for per-channel quantization, None for per tensor."""
-    if not per_channel:
-        return None
-    main = composite.main
-    if composite.kind == "conv2d":
-        return 3
-    if composite.kind == "depthwise_conv2d":
-        return 2 if weight.shape[3] == 1 else None
-    if composite.kind == "matmul":
-        return 0 if _bool_attr(main, "transpose_b") else 1
-    if composite.kind == "batch_matmul":
-        return weight.ndim - 2 if _bool_attr(main, "adj_y") else weight.ndim - 1
-    if composite.kind == "einsum":
-        return _einsum_channel_axis(ir.StringAttr(composite.op_attrs["equation"]).value, weight.ndim)
-    return None
-
+# ----------------------------------------------------------------------------- quant casts
 
 def _uniform_params(value: ir.Value) -> QuantParams | None:
     """Per-tensor parameters of a value whose element type is `!quant.uniform`, else None."""

@@ -8,7 +8,7 @@ diagnostics formatted as `mlir-opt` prints them.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from iree.compiler import ir, passmanager, rewrite  # noqa: F401  (re-exported)
