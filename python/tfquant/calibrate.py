@@ -31,6 +31,7 @@ class CalibrationRun:
     """What calibration saw: samples per signature, and a few kept to evaluate the result."""
     samples: dict[str, int] = field(default_factory=dict)
     kept_inputs: dict[str, list[dict[str, np.ndarray]]] = field(default_factory=dict)
+    kept_samples: dict[str, int] = field(default_factory=dict)
     kept_outputs: dict[str, list[dict[str, np.ndarray]]] = field(default_factory=dict)
     uncalibrated_points: int = 0
 
@@ -117,6 +118,7 @@ def calibrate(module: ir.Module, datasets: Mapping[str, Iterable], input_specs: 
         output_names = [k for k in concrete.structured_outputs if not k.startswith(TAP)]
         run.samples[signature] = 0
         run.kept_inputs[signature], run.kept_outputs[signature] = [], []
+        run.kept_samples[signature] = 0
         # disable=None: no bar where stderr is not a terminal (a log, a pipe): there it is only noise.
         with tqdm(desc=f"calibrating {signature}", unit=" samples", disable=None if progress else True) as bar:
             for batch in batches(samples, input_specs[signature], signature, batch_size):
@@ -130,6 +132,7 @@ def calibrate(module: ir.Module, datasets: Mapping[str, Iterable], input_specs: 
                 if run.samples[signature] < KEPT_SAMPLES:
                     run.kept_inputs[signature].append(batch)
                     run.kept_outputs[signature].append({k: results[k].numpy() for k in output_names})
+                    run.kept_samples[signature] += rows
                 run.samples[signature] += rows
                 bar.update(rows)
         if run.samples[signature] == 0:

@@ -49,6 +49,7 @@ class QuantizationReport:
     output_bytes: int
     seconds: float
     pipelines: list[str] = field(default_factory=list)
+    sqnr_samples: dict[str, int] = field(default_factory=dict)
     measure_sqnr: Callable[[], dict[str, float]] = field(default=dict, repr=False, compare=False)
 
     @functools.cached_property
@@ -67,7 +68,8 @@ class QuantizationReport:
         for signature, samples in self.calibration_samples.items():
             lines.append(f"calibrated signature '{signature}' on {samples} samples")
         for name, value in self.sqnr_db.items():
-            lines.append(f"SQNR vs float on calibration samples, {name}: {value:.2f} dB")
+            samples = self.sqnr_samples.get(name.split("/", 1)[0], 0)
+            lines.append(f"SQNR vs float on {samples} calibration samples, {name}: {value:.2f} dB")
         lines.append(f"size {self.input_bytes / 1e3:.1f} kB -> {self.output_bytes / 1e3:.1f} kB "
                      f"({self.input_bytes / max(self.output_bytes, 1):.2f}x smaller), {self.seconds:.2f} s")
         return "\n".join(lines)
@@ -109,7 +111,7 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
         calibration_method=resolved.calibration_method,
         input_bytes=directory_bytes(saved_model_path), output_bytes=directory_bytes(output_directory),
         seconds=time.perf_counter() - started, pipelines=[str(p) for p in stages],
-        measure_sqnr=functools.partial(_sqnr, loaded, run))
+        sqnr_samples=dict(run.kept_samples), measure_sqnr=functools.partial(_sqnr, loaded, run))
     loaded.quantization_report = report
     if verbose:
         print(report)

@@ -78,7 +78,7 @@ def test_quantize_command(matmul, calibration_npz, tmp_path):
     assert "Traceback" not in result.stderr
     assert re.search(r"^MatMul +2/2$", result.stdout, re.M), result.stdout
     assert "calibrated signature 'serving_default' on 64 samples" in result.stdout
-    reported = float(re.search(r"SQNR vs float on calibration samples, serving_default/output_0: ([\d.]+) dB",
+    reported = float(re.search(r"SQNR vs float on 32 calibration samples, serving_default/output_0: ([\d.]+) dB",
                                result.stdout).group(1))
     assert reported >= FLOOR_DB
     assert result.stdout.rstrip().endswith(f"quantized model written to {out}")
