@@ -4,8 +4,9 @@ Each `tfq.quantized_op` becomes
     Cast(x_i8 -> i32) - input zero point, Cast(w_i8 -> i32)
     -> Conv2D / MatMul / BatchMatMulV2 / Einsum in int32 (T = i32, the float op's attributes)
     [-> AddV2 int32 bias] -> requantize (f32 rescale, round, + output zero point, clip) -> i8;
-DepthwiseConv2dNative has no int32 CPU kernel, so it runs in f32 on the zero-point-corrected
-values and is cast back to int32. GatherV2 runs on the int8 table. The weights stay int8
+DepthwiseConv2dNative has no int32 CPU kernel: it runs in f32 on the zero-point-corrected int8
+values with the scales folded into its filter (see `_lowering.float_depthwise`), then quantizes.
+GatherV2 runs on the int8 table. The weights stay int8
 constants (the model is 4x smaller); quant.qcast/dcast/scast become TF quantize/dequantize ops.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from tfquant.mlir import ir
 from tfquant.pass_registry import register_pass
-from tfquant.passes._lowering import (QuantizedOp, centered_operands, emit, exact_float_depthwise, i32,
+from tfquant.passes._lowering import (QuantizedOp, centered_operands, emit, i32,
                                       lower_quantized_module, retyped)
 from tfquant.passes._tf_ops import named_loc
 
@@ -30,8 +31,6 @@ def lower_to_tf(module_op: ir.Operation) -> None:
 def emit_tf_product(q: QuantizedOp) -> ir.Value:
     """The int32 product of `q` with the input zero point subtracted before the op."""
     accumulator_type = retyped(q.result_type, i32())
-    if q.kind == "depthwise_conv2d":
-        return exact_float_depthwise(q)
     if q.kind not in INT32_OPS:
         raise q.error("no TF lowering for this kind")
     x, w = centered_operands(q, i32())

@@ -8,8 +8,8 @@ int32 constant per output channel), then [AddV2 int32 bias] -> requantize -> i8.
 padding with a non-zero input zero point pads the int8 input with the zero point (tf.PadV2) and
 convolves VALID, so that the correction stays one constant per channel. GatherV2 runs on the
 int8 table; quant.qcast/dcast/scast become TF quantize/dequantize ops. depthwise_conv2d runs as
-an exact DepthwiseConv2dNative in f32 on the int8 values (XLA's grouped int8 convolution is
-~25x slower on CPU).
+a DepthwiseConv2dNative in f32 on the int8 values (`_lowering.float_depthwise`): XLA's grouped
+int8 convolution is ~25x slower on CPU.
 The dimension numbers and precision config are serialized XLA protos held as raw bytes in
 string attributes.
 """
@@ -22,7 +22,7 @@ import numpy as np
 from tfquant.mlir import ir
 from tfquant.pass_registry import register_pass
 from tfquant.passes._lowering import (QuantizedOp, binary, const, einsum_letters, emit, i8, i32,
-                                      lower_quantized_module, retyped, transpose, exact_float_depthwise)
+                                      lower_quantized_module, retyped, transpose)
 from tfquant.passes._tf_ops import named_loc, type_attr
 
 
@@ -36,8 +36,6 @@ def emit_xla_product(q: QuantizedOp) -> ir.Value:
     """The int32 product of `q`, corrected for the input zero point."""
     if q.kind == "conv2d":
         return _convolution(q)
-    if q.kind == "depthwise_conv2d":
-        return exact_float_depthwise(q)
     if q.kind in ("matmul", "batch_matmul", "einsum"):
         return _dot(q)
     raise q.error("no XLA lowering for this kind")

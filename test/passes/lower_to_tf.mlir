@@ -43,16 +43,22 @@ func.func private @quantized_conv2d_with_bias_and_relu_fn_1(%x: tensor<1x4x4x2xi
 
 // -----
 
-// DepthwiseConv2dNative has no int32 CPU kernel: it runs in f32 on exact integer values.
+// DepthwiseConv2dNative has no int32 CPU kernel: it runs in f32 on the zero-point-corrected int8
+// values, its filter scaled per channel by input scale x weight scale (0.05 x [0.01, 0.02]),
+// then relu6 in float and quantize at the output scale.
 // CHECK-LABEL: func private @quantized_depthwise_conv2d_fn_1
 // CHECK-SAME: (%[[A:.*]]: tensor<1x5x5x2xi8>, %[[W:.*]]: tensor<3x3x2x1xi8>)
+// CHECK-NOT: XlaConvV2
 // CHECK: %[[AF:.*]] = "tf.Cast"(%[[A]]) {DstT = f32, SrcT = i8, Truncate = false}
 // CHECK: %[[CENTERED:.*]] = "tf.Sub"(%[[AF]], %{{.*}}) {T = f32}
 // CHECK: %[[WF:.*]] = "tf.Cast"(%[[W]]) {DstT = f32, SrcT = i8, Truncate = false}
-// CHECK: %[[D:.*]] = "tf.DepthwiseConv2dNative"(%[[CENTERED]], %[[WF]]) {T = f32, {{.*}}padding = "VALID", strides = [1, 2, 2, 1]}
-// CHECK: "tf.Cast"(%[[D]]) {DstT = i32, SrcT = f32, Truncate = false}
-// CHECK: %[[HIGH:.*]] = "tf.Const"() {{.*}}value = dense<6.000000e+01> : tensor<f32>
-// CHECK: "tf.ClipByValue"(%{{.*}}, %{{.*}}, %[[HIGH]])
+// CHECK: %[[S:.*]] = "tf.Const"() {{.*}}value = dense<{{\[\[}}5.000000e-04], [1.000000e-03]]> : tensor<2x1xf32>
+// CHECK: %[[WS:.*]] = "tf.Mul"(%[[WF]], %[[S]])
+// CHECK: %[[D:.*]] = "tf.DepthwiseConv2dNative"(%[[CENTERED]], %[[WS]]) {T = f32, {{.*}}padding = "VALID", strides = [1, 2, 2, 1]}
+// CHECK: %[[R:.*]] = "tf.Relu6"(%[[D]])
+// CHECK: "tf.Mul"(%[[R]], %{{.*}})
+// CHECK: "tf.Round"
+// CHECK: "tf.Cast"({{.*}}) {DstT = i8, SrcT = f32
 
 func.func @depthwise(%x: tensor<1x5x5x2xi8>) -> tensor<1x2x2x2xi8> {
   %w = "tf.Const"() {value = dense<[[[[1], [2]], [[3], [4]], [[5], [6]]], [[[1], [2]], [[3], [4]], [[5], [6]]], [[[1], [2]], [[3], [4]], [[5], [6]]]]> : tensor<3x3x2x1xi8>, dtype = i8} : () -> tensor<3x3x2x1xi8>

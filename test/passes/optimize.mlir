@@ -75,3 +75,41 @@ func.func @dead_ops(%x: tensor<4xf32>, %p: tensor<i1>) -> tensor<4xf32> {
   %u = "tf.Softmax"(%x) {T = f32} : (tensor<4xf32>) -> tensor<4xf32>
   return %x : tensor<4xf32>
 }
+
+// -----
+
+// A zero-point correction and a bias on an int32 accumulator merge into one constant offset.
+// CHECK-LABEL: func @merged_offsets
+// CHECK-SAME: (%[[X:[^:]+]]: tensor<2x3xi32>)
+// CHECK-NOT: tf.Sub
+// CHECK: %[[C:.*]] = "tf.Const"() {{.*}}value = dense<[9, 18, -27]> : tensor<3xi32>
+// CHECK: %[[Y:.*]] = "tf.AddV2"(%[[X]], %[[C]])
+// CHECK: return %[[Y]]
+func.func @merged_offsets(%x: tensor<2x3xi32>) -> tensor<2x3xi32> {
+  %corr = "tf.Const"() {value = dense<[1, 2, 3]> : tensor<3xi32>, dtype = i32} : () -> tensor<3xi32>
+  %bias = "tf.Const"() {value = dense<[10, 20, -24]> : tensor<3xi32>, dtype = i32} : () -> tensor<3xi32>
+  %a = "tf.Sub"(%x, %corr) {T = i32} : (tensor<2x3xi32>, tensor<3xi32>) -> tensor<2x3xi32>
+  %b = "tf.AddV2"(%a, %bias) {T = i32} : (tensor<2x3xi32>, tensor<3xi32>) -> tensor<2x3xi32>
+  return %b : tensor<2x3xi32>
+}
+
+// -----
+
+// Negative: float offsets are not reassociated (rounding would change), nor are offsets of
+// different shapes.
+// CHECK-LABEL: func @kept_offsets
+// CHECK: "tf.Sub"
+// CHECK: "tf.AddV2"
+// CHECK: "tf.Sub"
+// CHECK: "tf.AddV2"
+func.func @kept_offsets(%x: tensor<2x3xf32>, %y: tensor<2x3xi32>) -> (tensor<2x3xf32>, tensor<2x3xi32>) {
+  %c1 = "tf.Const"() {value = dense<[1.0, 2.0, 3.0]> : tensor<3xf32>, dtype = f32} : () -> tensor<3xf32>
+  %c2 = "tf.Const"() {value = dense<0.5> : tensor<3xf32>, dtype = f32} : () -> tensor<3xf32>
+  %a = "tf.Sub"(%x, %c1) {T = f32} : (tensor<2x3xf32>, tensor<3xf32>) -> tensor<2x3xf32>
+  %b = "tf.AddV2"(%a, %c2) {T = f32} : (tensor<2x3xf32>, tensor<3xf32>) -> tensor<2x3xf32>
+  %i1 = "tf.Const"() {value = dense<1> : tensor<i32>, dtype = i32} : () -> tensor<i32>
+  %i2 = "tf.Const"() {value = dense<[1, 2, 3]> : tensor<3xi32>, dtype = i32} : () -> tensor<3xi32>
+  %c = "tf.Sub"(%y, %i1) {T = i32} : (tensor<2x3xi32>, tensor<i32>) -> tensor<2x3xi32>
+  %d = "tf.AddV2"(%c, %i2) {T = i32} : (tensor<2x3xi32>, tensor<3xi32>) -> tensor<2x3xi32>
+  return %b, %d : tensor<2x3xf32>, tensor<2x3xi32>
+}
