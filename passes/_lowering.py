@@ -15,10 +15,9 @@ import numpy as np
 
 from tfquant.mlir import CompileError, ir, module_funcs, ops_named, walk_ops
 from tfquant.passes._quant import INT8_MAX, INT8_MIN, QuantParams, parse_uniform
-from tfquant.passes._tf_ops import constant_value, create_const, create_op, named_loc, type_attr
+from tfquant.passes._tf_ops import CALL_OPS, callee_name, constant_value, create_const, create_op, named_loc, type_attr
 
 QUANTIZED_OP = "tfq.quantized_op"
-CALL_OPS = ("tf.PartitionedCall", "tf.StatefulPartitionedCall")
 QUANT_CASTS = ("quant.qcast", "quant.dcast", "quant.scast")
 
 
@@ -254,8 +253,7 @@ def _weight_params(q_op: ir.Operation) -> QuantParams:
 
 
 def _call_sites(module_op: ir.Operation, name: str) -> list[ir.Operation]:
-    return [call for call in ops_named(module_op, *CALL_OPS)
-            if ir.FlatSymbolRefAttr(call.attributes["f"]).value == name]
+    return [call for call in ops_named(module_op, *CALL_OPS) if callee_name(call) == name]
 
 
 def _weight_value(weight: ir.Value, calls: list[ir.Operation]) -> np.ndarray | None:
