@@ -237,11 +237,20 @@ def _feeds_quantized(qcasts: Sequence[ir.Operation]) -> bool:
             if dcast.name != "quant.dcast":
                 return True
             for user in uses(dcast.results[0]):
-                if user.name in SAME_SCALE_OPS or (user.name in CALL_OPS and (
+                if _runs_on_storage(user) or (user.name in CALL_OPS and (
                         string_attribute(user, "_tfl_quant_trait") == "fully_quantizable"
                         or "_tfq_quantized" in user.attributes)):
                     return True
     return False
+
+
+def _runs_on_storage(op: ir.Operation) -> bool:
+    """Whether `op` is a same-scale op whose result is quantized again (so it can run on int8).
+
+    A Pad in front of a float op is not: the value it pads may as well stay float.
+    """
+    users = uses(op.results[0]) if op.name in SAME_SCALE_OPS and op.results else []
+    return bool(users) and all(u.name == "quant.qcast" for u in users)
 
 
 def _replace_dcast_users(value: ir.Value, float_result: ir.Value) -> None:

@@ -297,3 +297,28 @@ func.func private @composite_batch_matmul_fn_2(%a: tensor<2x3xf32>, %w: tensor<2
   %m = "tf.BatchMatMulV2"(%w, %a) {T = f32, adj_x = false, adj_y = false} : (tensor<2x2xf32>, tensor<2x3xf32>) -> tensor<2x3xf32>
   return %m : tensor<2x3xf32>
 }
+
+// -----
+
+// With float outputs, a Pad between a quantized call and a float op does not make the call's
+// result int8: only a same-scale op whose result is quantized again runs on int8.
+// FLOAT-LABEL: func @pad_then_float
+// FLOAT: %[[Y:.*]] = "tf.PartitionedCall"({{.*}}) {{.*}}f = @quantized_matmul_fn_1} {{.*}} -> tensor<2x3xf32>
+// FLOAT: %[[P:.*]] = "tf.Pad"(%[[Y]], %{{.*}}) {{.*}} -> tensor<4x3xf32>
+// FLOAT: "tf.Tanh"(%[[P]])
+func.func @pad_then_float(%x: tensor<2x2xf32>) -> tensor<4x3xf32> {
+  %w = "tf.Const"() {value = dense<[[1.0, -0.5, 0.25], [0.5, 2.0, -0.125]]> : tensor<2x3xf32>, dtype = f32} : () -> tensor<2x3xf32>
+  %q = quant.qcast %x : tensor<2x2xf32> to tensor<2x2x!quant.uniform<i8:f32, 0.02:-10>>
+  %d = quant.dcast %q : tensor<2x2x!quant.uniform<i8:f32, 0.02:-10>> to tensor<2x2xf32>
+  %y = "tf.PartitionedCall"(%d, %w) {f = @composite_matmul_fn_1, config = "", config_proto = "", executor_type = "", _tfl_quant_trait = "fully_quantizable"} : (tensor<2x2xf32>, tensor<2x3xf32>) -> tensor<2x3xf32>
+  %yq = quant.qcast %y : tensor<2x3xf32> to tensor<2x3x!quant.uniform<i8:f32, 0.03:-1>>
+  %yd = quant.dcast %yq : tensor<2x3x!quant.uniform<i8:f32, 0.03:-1>> to tensor<2x3xf32>
+  %pads = "tf.Const"() {value = dense<[[1, 1], [0, 0]]> : tensor<2x2xi32>, dtype = i32} : () -> tensor<2x2xi32>
+  %p = "tf.Pad"(%yd, %pads) {T = f32, Tpaddings = i32} : (tensor<2x3xf32>, tensor<2x2xi32>) -> tensor<4x3xf32>
+  %t = "tf.Tanh"(%p) {T = f32} : (tensor<4x3xf32>) -> tensor<4x3xf32>
+  return %t : tensor<4x3xf32>
+}
+func.func private @composite_matmul_fn_1(%a: tensor<2x2xf32>, %w: tensor<2x3xf32>) -> tensor<2x3xf32> {
+  %m = "tf.MatMul"(%a, %w) {T = f32, transpose_a = false, transpose_b = false} : (tensor<2x2xf32>, tensor<2x3xf32>) -> tensor<2x3xf32>
+  return %m : tensor<2x3xf32>
+}
