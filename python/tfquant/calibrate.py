@@ -19,9 +19,9 @@ from tqdm import tqdm
 from tfquant import calibration
 from tfquant.dataset import InputSpecs, batches
 from tfquant.exporter import to_concrete_function
-from tfquant.mlir import ir, ops_named
+from tfquant.mlir import ir
+from tfquant.passes.insert_calibration_stats import CALIBRATION_POINT, calibration_points
 
-POINT = "tfq.calibration_point"
 # Samples kept (inputs and float outputs) to measure the quantized model's SQNR afterwards.
 KEPT_SAMPLES = 32
 
@@ -80,7 +80,7 @@ def _instrumented_function(module: ir.Module, signature: str, num_bins: int | No
     names: dict[int, str] = {}
 
     def hook(op: ir.Operation, inputs: list[tf.Tensor]):
-        if op.name != POINT:
+        if op.name != CALIBRATION_POINT:
             return None
         if _enclosing_function(op) == signature:
             value, name = inputs[0], f"{TAP}{_point_id(op)}"
@@ -146,7 +146,7 @@ def _write_ranges(module: ir.Module, collectors: Mapping[int, calibration.Collec
     missing = 0
     with module.context, ir.Location.unknown():
         f32 = ir.F32Type.get()
-        for op in ops_named(module.operation, POINT):
+        for op in calibration_points(module.operation):
             collector = collectors.get(_point_id(op))
             if collector is None:
                 missing += 1
