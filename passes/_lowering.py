@@ -14,10 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfquant.mlir import CompileError, ir, module_funcs, ops_named, walk_ops
-from tfquant.passes._quant import INT8_MAX, INT8_MIN, QuantParams, parse_uniform
+from tfquant.passes._quant import INT8_MAX, INT8_MIN, QUANTIZED_OP, QuantParams, parse_uniform
 from tfquant.passes._tf_ops import CALL_OPS, callee_name, constant_value, create_const, create_op, named_loc, type_attr
 
-QUANTIZED_OP = "tfq.quantized_op"
 QUANT_CASTS = ("quant.qcast", "quant.dcast", "quant.scast")
 
 

@@ -47,6 +47,9 @@ import numpy as np
 from tfquant.mlir import ir
 
 INT8_MIN, INT8_MAX = -128, 127
+QUANTIZED_OP = "tfq.quantized_op"
+# On a quantized call: the kind of its tfq.quantized_op ("conv2d", ...), which the report counts.
+QUANTIZED_KIND = "_tfq_kind"
 WEIGHT_MAX = 127
 
 

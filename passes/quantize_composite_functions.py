@@ -28,8 +28,9 @@ import numpy as np
 from tfquant.mlir import func, i64_attr, ir, str_attr, symbol_table
 from tfquant.pass_registry import PassOption, register_pass
 from tfquant.passes._composite import COMPOSITE_PREFIX, Composite, analyze_composite, weight_axis
-from tfquant.passes._quant import (QuantParams, parse_uniform, quantize_bias, quantize_weight,
-                                   quantized_tensor_type, storage_tensor_type, weight_params, widen_for_bias)
+from tfquant.passes._quant import (QUANTIZED_KIND, QUANTIZED_OP, QuantParams, parse_uniform, quantize_bias,
+                                   quantize_weight, quantized_tensor_type, storage_tensor_type, weight_params,
+                                   widen_for_bias)
 from tfquant.passes._tf_ops import (CALL_OPS, callee_name, constant_value, create_const, create_op, defining_op,
                                     function_blocks, referenced_symbols, string_attribute, uses)
 
@@ -162,7 +163,7 @@ def _create_quantized_function(composite_fn: ir.Operation, composite: Composite,
         new_fn = func.FuncOp(name, function_type, visibility="private")
         entry = new_fn.add_entry_block()
         with ir.InsertionPoint(entry):
-            result = create_op("tfq.quantized_op", list(entry.arguments), [result_type], attrs,
+            result = create_op(QUANTIZED_OP, list(entry.arguments), [result_type], attrs,
                                composite.main.location).result
             func.ReturnOp([result])
     functions[name] = new_fn.operation
@@ -297,7 +298,7 @@ def _uniform_params_of_type(value_type: ir.Type) -> QuantParams:
 def _create_call(call: ir.Operation, callee: str, operands: Sequence[ir.Value], result_type: ir.Type,
                  kind: str) -> ir.Value:
     attrs = {"f": ir.FlatSymbolRefAttr.get(callee), "_tfq_quantized": ir.BoolAttr.get(True),
-             "_tfq_kind": str_attr(kind)}
+             QUANTIZED_KIND: str_attr(kind)}
     for name in ("config", "config_proto", "executor_type"):
         attrs[name] = call.attributes[name] if name in call.attributes else str_attr("")
     with ir.InsertionPoint(call):

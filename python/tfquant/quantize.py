@@ -25,11 +25,11 @@ from tfquant import calibrate, dataset, options as options_lib, pipeline
 from tfquant.exporter import LARGE_CONSTANT, export_saved_model, signature_input_specs
 from tfquant.importer import import_saved_model
 from tfquant.mlir import ir, walk_ops
+from tfquant.passes._quant import QUANTIZED_KIND
 
 # Op types as TensorFlow's summary names them, by the kind our composite functions carry.
 OP_TYPES = {"conv2d": "Conv2D", "depthwise_conv2d": "DepthwiseConv2dNative", "matmul": "MatMul",
             "batch_matmul": "BatchMatMulV2", "einsum": "Einsum", "gather": "GatherV2"}
-QUANTIZED_KIND = "_tfq_kind"
 
 
 @dataclass
