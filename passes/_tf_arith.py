@@ -1,0 +1,130 @@
+"""TensorFlow ops for quantized arithmetic, as generic tf.* ops at the current insertion point:
+small builders (constants, casts, binary ops, transposes), and quantize (f32 -> i8), dequantize
+(i8 -> f32) and requantize (int32 accumulator -> i8 with the fused activation). Rescaling is done
+in f32 (as TensorFlow's own TF-opset lowering does), rounding half to even (tf.Round).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tfquant.mlir import ir
+from tfquant.passes._quant import INT8_MAX, INT8_MIN, QuantParams
+from tfquant.passes._tf_ops import create_const, create_op, named_loc, type_attr
+
+
+# ---- types and small op builders -------------------------------------------------------------
+
+def retyped(like: ir.Type, element: ir.Type) -> ir.Type:
+    """`like` (a tensor type) with element type `element`."""
+    if isinstance(like, ir.RankedTensorType):
+        return ir.RankedTensorType.get(list(ir.RankedTensorType(like).shape), element)
+    return ir.UnrankedTensorType.get(element)
+
+
+def i8() -> ir.Type:
+    return ir.IntegerType.get_signless(8)
+
+
+def i32() -> ir.Type:
+    return ir.IntegerType.get_signless(32)
+
+
+def f32() -> ir.Type:
+    return ir.F32Type.get()
+
+
+def rank(value: ir.Value) -> int:
+    return ir.RankedTensorType(value.type).rank
+
+
+def emit(name: str, operands: list[ir.Value], result_type: ir.Type, attrs: dict[str, ir.Attribute],
+         loc: ir.Location) -> ir.Value:
+    return create_op(name, operands, [result_type], attrs, loc).result
+
+
+def const(array: np.ndarray, loc: ir.Location) -> ir.Value:
+    return create_const(np.asarray(array), loc)
+
+
+def cast(value: ir.Value, element: ir.Type, loc: ir.Location) -> ir.Value:
+    """tf.Cast of `value` to `element` (float -> int truncates toward zero; callers round first)."""
+    return emit("tf.Cast", [value], retyped(value.type, element),
+                {"SrcT": type_attr(value), "DstT": ir.TypeAttr.get(element), "Truncate": ir.BoolAttr.get(False)},
+                named_loc(loc, "cast"))
+
+
+def binary(name: str, lhs: ir.Value, rhs: ir.Value, loc: ir.Location) -> ir.Value:
+    """An elementwise tf op whose result has `lhs`'s type (`rhs` broadcasts into it)."""
+    return emit(name, [lhs, rhs], lhs.type, {"T": type_attr(lhs)}, named_loc(loc, name[3:].lower()))
+
+
+def transpose(value: ir.Value, perm: list[int], loc: ir.Location) -> ir.Value:
+    shape = ir.RankedTensorType(value.type).shape
+    result_type = ir.RankedTensorType.get([shape[p] for p in perm], ir.ShapedType(value.type).element_type)
+    return emit("tf.Transpose", [value, const(np.array(perm, np.int32), named_loc(loc, "perm"))], result_type,
+                {"T": type_attr(value), "Tperm": ir.TypeAttr.get(i32())}, named_loc(loc, "transpose"))
+
+
+def along_axis(vector: np.ndarray, value_rank: int, axis: int | None) -> np.ndarray:
+    """A per-axis vector shaped to broadcast along `axis` of a rank-`value_rank` tensor (scalar if length 1)."""
+    vector = np.asarray(vector).reshape(-1)
+    if vector.size == 1 or axis is None:
+        return vector.reshape(())
+    # Trailing ones only: [C] for the last axis, [C, 1] for the one before, ...
+    return vector.reshape([vector.size] + [1] * (value_rank - 1 - axis % value_rank))
+
+
+def _round_shift_clip_cast(scaled: ir.Value, zero_point: np.ndarray, low: int, high: int,
+                           loc: ir.Location) -> ir.Value:
+    """Round(scaled) + zero_point, clipped to [low, high], as int8."""
+    shifted = emit("tf.Round", [scaled], scaled.type, {"T": type_attr(scaled)}, named_loc(loc, "round"))
+    if np.any(zero_point):
+        shifted = binary("tf.AddV2", shifted, const(zero_point.astype(np.float32), named_loc(loc, "zero_point")), loc)
+    clipped = emit("tf.ClipByValue", [shifted, const(np.float32(low), named_loc(loc, "min")),
+                                      const(np.float32(high), named_loc(loc, "max"))],
+                   shifted.type, {"T": type_attr(shifted)}, named_loc(loc, "clip"))
+    return cast(clipped, i8(), loc)
+
+
+# ---- quantize / dequantize / requantize ------------------------------------------------------
+
+def emit_quantize(value: ir.Value, params: QuantParams, loc: ir.Location) -> ir.Value:
+    """f32 -> int8 storage: clip(round(x / scale) + zero_point) (per axis: vectors along the axis)."""
+    value_rank = rank(value) if params.axis is not None else 0
+    inverse = along_axis(1.0 / np.asarray(params.scales), value_rank, params.axis).astype(np.float32)
+    scaled = binary("tf.Mul", value, const(inverse, named_loc(loc, "inverse_scale")), loc)
+    zero_point = along_axis(np.asarray(params.zero_points), value_rank, params.axis)
+    return _round_shift_clip_cast(scaled, zero_point, params.storage_min, params.storage_max, loc)
+
+
+def emit_dequantize(value: ir.Value, params: QuantParams, loc: ir.Location) -> ir.Value:
+    """int8 storage -> f32: (q - zero_point) * scale (per axis: vectors along the axis)."""
+    value_rank = rank(value) if params.axis is not None else 0
+    real = cast(value, f32(), loc)
+    if any(params.zero_points):
+        zero_point = along_axis(np.asarray(params.zero_points), value_rank, params.axis).astype(np.float32)
+        real = binary("tf.Sub", real, const(zero_point, named_loc(loc, "zero_point")), loc)
+    scale = along_axis(np.asarray(params.scales), value_rank, params.axis).astype(np.float32)
+    return binary("tf.Mul", real, const(scale, named_loc(loc, "scale")), loc)
+
+
+def activation_bounds(output: QuantParams, activation: str) -> tuple[int, int]:
+    """The int8 output range the fused activation leaves: relu clips at the zero point, relu6 also at 6.0."""
+    low, high = INT8_MIN, INT8_MAX
+    if activation in ("RELU", "RELU6"):
+        low = max(low, output.zero_point)
+    if activation == "RELU6":
+        high = min(high, output.zero_point + int(round(6.0 / output.scale)))
+    return low, high
+
+
+def emit_requantize(accumulator: ir.Value, multiplier: np.ndarray, output: QuantParams, activation: str,
+                    loc: ir.Location) -> ir.Value:
+    """int32 accumulator -> int8: clip(round(acc * multiplier) + output zero point) to the activation's range.
+
+    `multiplier` (input_scale * weight_scale / output_scale) is a scalar or broadcasts along the channel axis.
+    """
+    real = cast(accumulator, f32(), loc)
+    scaled = binary("tf.Mul", real, const(multiplier.astype(np.float32), named_loc(loc, "multiplier")), loc)
+    low, high = activation_bounds(output, activation)
+    return _round_shift_clip_cast(scaled, np.array(output.zero_point), low, high, loc)
