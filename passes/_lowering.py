@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfquant.mlir import CompileError, ir, module_funcs, ops_named, walk_ops
-from tfquant.passes._quant import INT8_MAX, QUANTIZED_OP, QuantParams, parse_uniform
+from tfquant.passes._quant import INT8_MAX, QUANTIZED_OP, QuantParams, parse_uniform, retyped
 from tfquant.passes._tf_arith import (along_axis, binary, cast, const, emit, emit_dequantize, emit_quantize,
-                                      emit_requantize, f32, i32, rank, retyped)
+                                      emit_requantize, f32, i32, rank)
 from tfquant.passes._tf_ops import CALL_OPS, callee_name, constant_value, named_loc, type_attr
 
 QUANT_CASTS = ("quant.qcast", "quant.dcast", "quant.scast")

@@ -142,22 +142,22 @@ def _parse_type(text: str, context: ir.Context) -> ir.Type:
     return ir.Type.parse(text, context)
 
 
+def retyped(like: ir.Type, element: ir.Type) -> ir.Type:
+    """`like` (a ranked or unranked tensor type) with element type `element`."""
+    if isinstance(like, ir.RankedTensorType):
+        return ir.RankedTensorType.get(list(ir.RankedTensorType(like).shape), element)
+    return ir.UnrankedTensorType.get(element)
+
+
 def quantized_tensor_type(like: ir.Type, params: QuantParams) -> ir.Type:
     """`like` (a float tensor type) with its element type replaced by the quant type for `params`."""
-    shaped = ir.ShapedType(like)
-    element = _parse_type(uniform_type_text(params, str(shaped.element_type)), like.context)
-    if isinstance(like, ir.RankedTensorType):
-        return ir.RankedTensorType.get(list(shaped.shape), element)
-    return ir.UnrankedTensorType.get(element)
+    element = _parse_type(uniform_type_text(params, str(ir.ShapedType(like).element_type)), like.context)
+    return retyped(like, element)
 
 
 def storage_tensor_type(like: ir.Type, bits: int = 8) -> ir.Type:
     """`like` with an i8 (or i32) element type."""
-    shaped = ir.ShapedType(like)
-    element = ir.IntegerType.get_signless(bits, like.context)
-    if isinstance(like, ir.RankedTensorType):
-        return ir.RankedTensorType.get(list(shaped.shape), element)
-    return ir.UnrankedTensorType.get(element)
+    return retyped(like, ir.IntegerType.get_signless(bits, like.context))
 
 
 _UNIFORM = re.compile(r"!quant\.uniform<i(\d+)(?:<(-?\d+):(-?\d+)>)?:f\d+(?::(\d+))?, (.*)>$")

@@ -8,18 +8,11 @@ from __future__ import annotations
 import numpy as np
 
 from tfquant.mlir import ir
-from tfquant.passes._quant import INT8_MAX, INT8_MIN, QuantParams
+from tfquant.passes._quant import INT8_MAX, INT8_MIN, QuantParams, retyped
 from tfquant.passes._tf_ops import create_const, create_op, named_loc, type_attr
 
 
 # ---- types and small op builders -------------------------------------------------------------
-
-def retyped(like: ir.Type, element: ir.Type) -> ir.Type:
-    """`like` (a tensor type) with element type `element`."""
-    if isinstance(like, ir.RankedTensorType):
-        return ir.RankedTensorType.get(list(ir.RankedTensorType(like).shape), element)
-    return ir.UnrankedTensorType.get(element)
-
 
 def i8() -> ir.Type:
     return ir.IntegerType.get_signless(8)

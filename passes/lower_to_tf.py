@@ -15,7 +15,8 @@ from __future__ import annotations
 from tfquant.mlir import ir
 from tfquant.pass_registry import register_pass
 from tfquant.passes._lowering import QuantizedOp, centered_operands, lower_quantized_module
-from tfquant.passes._tf_arith import emit, i32, retyped
+from tfquant.passes._quant import retyped
+from tfquant.passes._tf_arith import emit, i32
 from tfquant.passes._tf_ops import named_loc
 
 # kind -> the TensorFlow op computing its product on int32 operands.

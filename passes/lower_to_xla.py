@@ -22,7 +22,8 @@ import numpy as np
 from tfquant.mlir import ir
 from tfquant.pass_registry import register_pass
 from tfquant.passes._lowering import QuantizedOp, einsum_letters, lower_quantized_module
-from tfquant.passes._tf_arith import binary, const, emit, i8, i32, retyped, transpose
+from tfquant.passes._quant import retyped
+from tfquant.passes._tf_arith import binary, const, emit, i8, i32, transpose
 from tfquant.passes._tf_ops import named_loc, type_attr
 
 

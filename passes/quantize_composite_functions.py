@@ -29,8 +29,8 @@ from tfquant.mlir import func, i64_attr, ir, str_attr, symbol_table
 from tfquant.pass_registry import PassOption, register_pass
 from tfquant.passes._composite import COMPOSITE_PREFIX, Composite, analyze_composite, weight_axis
 from tfquant.passes._quant import (QUANTIZED_KIND, QUANTIZED_OP, QuantParams, parse_uniform, quantize_bias,
-                                   quantize_weight, quantized_tensor_type, storage_tensor_type, weight_params,
-                                   widen_for_bias)
+                                   quantize_weight, quantized_tensor_type, retyped, storage_tensor_type,
+                                   weight_params, widen_for_bias)
 from tfquant.passes._tf_ops import (CALL_OPS, callee_name, constant_value, create_const, create_op, defining_op,
                                     function_blocks, referenced_symbols, string_attribute, uses)
 
@@ -107,13 +107,6 @@ def _storage(value: ir.Value, loc: ir.Location) -> ir.Value:
     if producer is not None and producer.name == "quant.scast" and producer.operands[0].type == storage_type:
         return producer.operands[0]
     return _cast("quant.scast", value, storage_type, loc)
-
-
-def _retyped(like: ir.Type, element: ir.Type) -> ir.Type:
-    """`like`'s shape with `element`."""
-    if isinstance(like, ir.RankedTensorType):
-        return ir.RankedTensorType.get(list(ir.RankedTensorType(like).shape), element)
-    return ir.UnrankedTensorType.get(element)
 
 
 def _replace_qcast_users(value: ir.Value, quantized: ir.Value) -> None:
@@ -345,7 +338,7 @@ def _run_on_storage(op: ir.Operation) -> bool:
             name = "tf.PadV2"
             operands.append(create_const(np.array(params.zero_point, dtype=np.int8), loc))
         new_op = create_op(name, operands, [storage_tensor_type(result.type)], attrs, loc)
-        quantized = _cast("quant.scast", new_op.result, _retyped(result.type, quant_element), loc)
+        quantized = _cast("quant.scast", new_op.result, retyped(result.type, quant_element), loc)
     _replace_qcast_users(result, quantized)
     _erase_with_dead_operands(op)
     return True
