@@ -33,7 +33,6 @@ class CalibrationRun:
     kept_inputs: dict[str, list[dict[str, np.ndarray]]] = field(default_factory=dict)
     kept_samples: dict[str, int] = field(default_factory=dict)
     kept_outputs: dict[str, list[dict[str, np.ndarray]]] = field(default_factory=dict)
-    uncalibrated_points: int = 0
 
 
 def _point_id(op: ir.Operation) -> int:
@@ -137,21 +136,19 @@ def calibrate(module: ir.Module, datasets: Mapping[str, Iterable], input_specs: 
                 bar.update(rows)
         if run.samples[signature] == 0:
             raise ValueError(f"the representative dataset for signature '{signature}' has no samples")
-    run.uncalibrated_points = _write_ranges(module, collectors, calibration_options)
+    _write_ranges(module, collectors, calibration_options)
     return run
 
 
-def _write_ranges(module: ir.Module, collectors: Mapping[int, calibration.Collector], calibration_options) -> int:
-    """Set min/max on each point from its statistics; returns how many points saw no data."""
-    missing = 0
+def _write_ranges(module: ir.Module, collectors: Mapping[int, calibration.Collector], calibration_options) -> None:
+    """Set min/max on each point from its statistics; a point that saw no data keeps none
+    (tfq-apply-calibration-stats removes it, and its call stays float)."""
     with module.context, ir.Location.unknown():
         f32 = ir.F32Type.get()
         for op in calibration_points(module.operation):
             collector = collectors.get(_point_id(op))
             if collector is None:
-                missing += 1
                 continue
             low, high = calibration.compute_range(collector.statistics(), calibration_options)
             op.attributes["min"] = ir.FloatAttr.get(f32, low)
             op.attributes["max"] = ir.FloatAttr.get(f32, high)
-    return missing

@@ -25,11 +25,11 @@ from tfquant import calibrate, dataset, options as options_lib, pipeline
 from tfquant.exporter import LARGE_CONSTANT, export_saved_model, signature_input_specs
 from tfquant.importer import import_saved_model
 from tfquant.mlir import ir, walk_ops
+from tfquant.passes._composite import KINDS
 from tfquant.passes._quant import QUANTIZED_KIND
 
 # Op types as TensorFlow's summary names them, by the kind our composite functions carry.
-OP_TYPES = {"conv2d": "Conv2D", "depthwise_conv2d": "DepthwiseConv2dNative", "matmul": "MatMul",
-            "batch_matmul": "BatchMatMulV2", "einsum": "Einsum", "gather": "GatherV2"}
+OP_TYPES = {kind: op_name[len("tf."):] for op_name, kind in KINDS.items()}
 
 
 @dataclass
@@ -124,9 +124,7 @@ def _stage_dir(dump_ir: str | None, index: int) -> str | None:
 
 def _quantizable_layers(module: ir.Module) -> Counter:
     """Quantizable ops per kind in the lifted module (lifted or not)."""
-    by_type = {op_type: kind for kind, op_type in OP_TYPES.items()}
-    ops = walk_ops(module.operation, lambda op: op.name.startswith("tf.") and op.name[3:] in by_type)
-    return Counter(by_type[op.name[3:]] for op in ops)
+    return Counter(KINDS[op.name] for op in walk_ops(module.operation, lambda op: op.name in KINDS))
 
 
 def _quantized_layers(module: ir.Module) -> Counter:
