@@ -18,6 +18,14 @@ ACTIVATIONS = {"tf.Relu": "RELU", "tf.Relu6": "RELU6"}
 
 COMPOSITE_PREFIX = "composite_"
 WEIGHT_OPERAND = "tfq.weight_operand"
+# Marks the calls tfq-lift-quantizable-spots-as-functions makes.
+QUANT_TRAIT = "_tfl_quant_trait"
+FULLY_QUANTIZABLE = "fully_quantizable"
+
+
+def is_lifted_call(op: ir.Operation) -> bool:
+    """Whether `op` is a call of a composite function made by the lifting pass."""
+    return string_attribute(op, QUANT_TRAIT) == FULLY_QUANTIZABLE
 
 
 @dataclass(frozen=True)

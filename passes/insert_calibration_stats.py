@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from tfquant.mlir import i64_attr, ir, ops_named, str_attr
 from tfquant.pass_registry import PassOption, register_pass
-from tfquant.passes._tf_ops import constant_value, create_op, defining_op, is_float, string_attribute, uses
-from tfquant.passes.lift_quantizable_spots_as_functions import FULLY_QUANTIZABLE, QUANT_TRAIT
+from tfquant.passes._composite import is_lifted_call
+from tfquant.passes._tf_ops import constant_value, create_op, defining_op, is_float, uses
 
 CALIBRATION_POINT = "tfq.calibration_point"
 DEFAULT_METHOD = "CALIBRATION_METHOD_MIN_MAX"
@@ -42,7 +42,7 @@ def insert_calibration_stats(module_op: ir.Operation, method: str) -> None:
 def lifted_calls(module_op: ir.Operation) -> list[ir.Operation]:
     """The calls made by tfq-lift-quantizable-spots-as-functions, in walk order."""
     return [op for op in ops_named(module_op, "tf.PartitionedCall")
-            if string_attribute(op, QUANT_TRAIT) == FULLY_QUANTIZABLE]
+            if is_lifted_call(op)]
 
 
 def calibration_points(module_op: ir.Operation) -> list[ir.Operation]:

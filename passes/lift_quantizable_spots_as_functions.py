@@ -27,23 +27,10 @@ from dataclasses import dataclass
 
 from tfquant.mlir import func, i64_attr, ir, module_funcs, symbol_table
 from tfquant.pass_registry import register_pass
+from tfquant.passes._composite import COMPOSITE_PREFIX, FULLY_QUANTIZABLE, KINDS, QUANT_TRAIT, WEIGHT_OPERAND
 from tfquant.passes._tf_ops import (constant_value, create_partitioned_call, defining_op, has_one_use, is_float32,
                                     string_attribute, uses)
 
-QUANT_TRAIT = "_tfl_quant_trait"
-FULLY_QUANTIZABLE = "fully_quantizable"
-WEIGHT_OPERAND = "tfq.weight_operand"
-COMPOSITE_PREFIX = "composite_"
-
-# Root op -> the <op> part of the composite function's name.
-ROOT_KINDS = {
-    "tf.Conv2D": "conv2d",
-    "tf.DepthwiseConv2dNative": "depthwise_conv2d",
-    "tf.MatMul": "matmul",
-    "tf.BatchMatMulV2": "batch_matmul",
-    "tf.Einsum": "einsum",
-    "tf.GatherV2": "gather",
-}
 # Ops whose weight may be either operand; for the others it is operand 1 (GatherV2: operand 0).
 EITHER_SIDE_WEIGHT = frozenset({"tf.BatchMatMulV2", "tf.Einsum"})
 NHWC_ONLY = frozenset({"tf.Conv2D", "tf.DepthwiseConv2dNative"})
@@ -67,7 +54,7 @@ class Spot:
         fusions = (["bias"] if self.bias_add is not None else []) + \
                   ([ACTIVATIONS[self.activation.name]] if self.activation is not None else [])
         suffix = "_with_" + "_and_".join(fusions) if fusions else ""
-        return f"{COMPOSITE_PREFIX}{ROOT_KINDS[self.root.name]}{suffix}_fn"
+        return f"{COMPOSITE_PREFIX}{KINDS[self.root.name]}{suffix}_fn"
 
     def call_operands(self) -> list[ir.Value]:
         """Activations (GatherV2: indices), weight, bias, then the GatherV2 axis."""
@@ -112,7 +99,7 @@ class _NameGenerator:
 def match_spot(op: ir.OpView | ir.Operation) -> Spot | None:
     """The longest quantizable pattern rooted at `op`, or None."""
     op = op.operation
-    if op.name not in ROOT_KINDS:
+    if op.name not in KINDS:
         return None
     if op.name == "tf.GatherV2":
         return _match_gather(op)

@@ -27,12 +27,12 @@ import numpy as np
 
 from tfquant.mlir import func, i64_attr, ir, str_attr, symbol_table
 from tfquant.pass_registry import PassOption, register_pass
-from tfquant.passes._composite import COMPOSITE_PREFIX, Composite, analyze_composite, weight_axis
+from tfquant.passes._composite import COMPOSITE_PREFIX, Composite, analyze_composite, is_lifted_call, weight_axis
 from tfquant.passes._quant import (QUANTIZED_KIND, QUANTIZED_OP, QuantParams, parse_uniform, quantize_bias,
                                    quantize_weight, quantized_tensor_type, retyped, storage_tensor_type,
                                    weight_params, widen_for_bias)
 from tfquant.passes._tf_ops import (CALL_OPS, callee_name, constant_value, create_const, create_op, defining_op,
-                                    function_blocks, referenced_symbols, string_attribute, uses)
+                                    function_blocks, referenced_symbols, uses)
 
 # Ops whose int8 result has the scale and zero point of their (first) int8 input.
 SAME_SCALE_OPS = frozenset({"tf.Reshape", "tf.Identity", "tf.MaxPool", "tf.Squeeze", "tf.ExpandDims",
@@ -166,7 +166,7 @@ def _create_quantized_function(composite_fn: ir.Operation, composite: Composite,
 def _quantize_call(call: ir.Operation, composite_fn: ir.Operation, functions: dict[str, ir.Operation],
                    per_channel: bool, allow_float_output: bool) -> bool:
     """Replace one lifted call by its int8 form; False (IR untouched) when it does not qualify."""
-    if string_attribute(call, "_tfl_quant_trait") != "fully_quantizable" or len(call.results) != 1:
+    if not is_lifted_call(call) or len(call.results) != 1:
         return False
     composite = analyze_composite(composite_fn)
     if composite is None:
@@ -232,8 +232,7 @@ def _feeds_quantized(qcasts: Sequence[ir.Operation]) -> bool:
                 return True
             for user in uses(dcast.results[0]):
                 if _runs_on_storage(user) or (user.name in CALL_OPS and (
-                        string_attribute(user, "_tfl_quant_trait") == "fully_quantizable"
-                        or "_tfq_quantized" in user.attributes)):
+                        is_lifted_call(user) or "_tfq_quantized" in user.attributes)):
                     return True
     return False
 
