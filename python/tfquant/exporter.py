@@ -7,9 +7,9 @@ Constants with more than `variable_threshold` elements are stored as variables: 
 not exceed 2 GB. For float models the default (`VARIABLE_THRESHOLD`) is low, because grappler
 does not fold variables at load time, so a round trip gives the original's outputs bit for bit:
 with conv filters left as constants (MobileNetV2's 3x3x32 depthwise filters have 288 elements),
-grappler folds the batch-norm multipliers into them and the outputs move by 6e-6 relative. Each variable costs ~500 bytes of graph
-(handle, read, save and restore), so quantized models, whose int8 weights are small, keep
-constants up to `LARGE_CONSTANT` elements in the graph.
+grappler folds the batch-norm multipliers into them and the outputs move by 6e-6 relative.
+Each variable costs ~500 bytes of graph (handle, read, save and restore), so quantized models,
+whose int8 weights are small, keep constants up to `LARGE_CONSTANT` elements in the graph.
 """
 from __future__ import annotations
 
@@ -95,10 +95,11 @@ class _Builder:
                 return hooked
         if not op.name.startswith("tf."):
             raise CompileError(f"op {op.name} has no TensorFlow equivalent", op.location)
-        if op.name in CALL_OPS and ir.FlatSymbolRefAttr(op.attributes["f"]).value in self.functions:
+        callee = ir.FlatSymbolRefAttr(op.attributes["f"]).value if op.name in CALL_OPS else None
+        if callee in self.functions:
             # Inlined rather than traced as a function of its own: tracing each composite function
             # costs ~25 ms, and a flat graph lets grappler fuse conv + bias + relu.
-            return self.build(ir.FlatSymbolRefAttr(op.attributes["f"]).value, inputs)
+            return self.build(callee, inputs)
         op_type = op.name[3:]
         node_name = _node_name(op)
         if op_type == "Const":
