@@ -38,13 +38,12 @@ asymmetric int8 in [-128, 127]; bias int32 with scale = input scale x weight sca
 """
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from tfquant.mlir import ir
+from tfquant.mlir import ir, parse_type_cached
 
 INT8_MIN, INT8_MAX = -128, 127
 QUANTIZED_OP = "tfq.quantized_op"
@@ -137,11 +136,6 @@ def uniform_type_text(params: QuantParams, expressed: str = "f32") -> str:
     return f"!quant.uniform<{storage}:{expressed}:{params.axis}, {{{pairs}}}>"
 
 
-@functools.lru_cache(maxsize=4096)
-def _parse_type(text: str, context: ir.Context) -> ir.Type:
-    return ir.Type.parse(text, context)
-
-
 def retyped(like: ir.Type, element: ir.Type) -> ir.Type:
     """`like` (a ranked or unranked tensor type) with element type `element`."""
     if isinstance(like, ir.RankedTensorType):
@@ -151,7 +145,7 @@ def retyped(like: ir.Type, element: ir.Type) -> ir.Type:
 
 def quantized_tensor_type(like: ir.Type, params: QuantParams) -> ir.Type:
     """`like` (a float tensor type) with its element type replaced by the quant type for `params`."""
-    element = _parse_type(uniform_type_text(params, str(ir.ShapedType(like).element_type)), like.context)
+    element = parse_type_cached(uniform_type_text(params, str(ir.ShapedType(like).element_type)), like.context)
     return retyped(like, element)
 
 

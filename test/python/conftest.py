@@ -1,6 +1,7 @@
 """Shared fixtures: every test model is built once per session into a temporary directory."""
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -11,6 +12,19 @@ import pytest  # noqa: E402
 sys.path.insert(0, os.path.dirname(__file__))
 
 import models  # noqa: E402
+from tfquant.mlir import ir  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_live_contexts():
+    """After each test, no MLIR context may be left alive (the upstream bindings' own check).
+
+    A context holds every constant of its compilation: one that outlives its compilation,
+    kept by a cache, a global or a cycle, keeps all its weights in memory.
+    """
+    yield
+    gc.collect()
+    assert ir.Context._get_live_count() == 0, "an MLIR context outlived the test"
 
 
 class ModelDir(str):
