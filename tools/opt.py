@@ -22,6 +22,8 @@ from tfquant.pipeline import Pipeline, PassSpec, parse_options, parse_pipeline, 
 SPLIT_MARKER = re.compile(r"^// -----", re.MULTILINE)
 FIXED_FLAGS = ("pass-pipeline", "split-input-file", "list-passes", "mlir-print-ir-after-all",
                "mlir-print-debuginfo", "mlir-print-op-generic", "verify-diagnostics", "debug", "help")
+# argparse's own one-letter flags (-h, -o FILE): not pass names.
+SHORT_FLAGS = ("h", "o")
 EXPECTED = re.compile(r"expected-(error|warning|note|remark)\s*(@[+-]?\d+|@above|@below)?\s*\{\{(.*?)\}\}")
 
 
@@ -49,7 +51,7 @@ def _split_pass_flags(argv: list[str]) -> tuple[list[str], list[PassSpec]]:
     registered = registered_passes()
     for arg in argv:
         match = re.fullmatch(r"--?([A-Za-z][\w.-]*)(?:=(.*))?", arg, re.DOTALL)
-        if match is None or match.group(1) in FIXED_FLAGS or match.group(1) == "o":
+        if match is None or match.group(1) in FIXED_FLAGS or match.group(1) in SHORT_FLAGS:
             rest.append("--" + arg.lstrip("-") if match and match.group(1) in FIXED_FLAGS else arg)
             continue
         name, options = match.group(1), match.group(2)
