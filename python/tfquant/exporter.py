@@ -3,13 +3,18 @@
 Each generic `tf.X` op becomes the TensorFlow op X, built with `Graph.create_op` inside a
 `tf.function`, so TensorFlow validates every node's attributes and shapes as it is built.
 Private functions (If branches, While bodies) become traced functions of their own.
-Constants with more than `variable_threshold` elements are stored as variables: a GraphDef may
-not exceed 2 GB. For float models the default (`VARIABLE_THRESHOLD`) is low, because grappler
+Constants with more than `variable_threshold` elements are stored as variables, and so are the
+largest others while the rest would hold more than `GRAPH_CONSTANT_BYTES`: a GraphDef may not
+exceed 2 GB. With `keep_variables`, constants the importer read from a variable (`tfq.variable`)
+and that no pass replaced are variables again, under their own names. For float models the
+default (`VARIABLE_THRESHOLD`) is low, because grappler
 does not fold variables at load time, so a round trip gives the original's outputs bit for bit:
 with conv filters left as constants (MobileNetV2's 3x3x32 depthwise filters have 288 elements),
 grappler folds the batch-norm multipliers into them and the outputs move by 6e-6 relative.
 Each variable costs ~500 bytes of graph (handle, read, save and restore), so quantized models,
 whose int8 weights are small, keep constants up to `LARGE_CONSTANT` elements in the graph.
+Each signature output keeps the TensorSpec the input model declared (`tfq.output_type`): a
+`[None, None, 8]` output is not narrowed to the shape inference found.
 """
 from __future__ import annotations
 
@@ -22,12 +27,13 @@ import tensorflow as tf
 from tensorflow.python.framework import op_def_registry
 
 from tfquant import tf_attrs
-from tfquant.importer import INPUT_NAME, OUTPUT_NAME, TAGS
+from tfquant.importer import INPUT_NAME, OUTPUT_NAME, OUTPUT_TYPE, TAGS, VARIABLE
 from tfquant.mlir import CompileError, ir, name_of, ops_named, symbol_table
 
 VARIABLE_THRESHOLD = 256
 CALL_OPS = ("tf.PartitionedCall", "tf.StatefulPartitionedCall")
 LARGE_CONSTANT = 1 << 20
+GRAPH_CONSTANT_BYTES = 1 << 30
 
 # An op the exporter does not build itself: given the op and its input tensors, the hook
 # returns its output tensors, or None to let the exporter build it as a TensorFlow op.
@@ -54,6 +60,14 @@ def _arg_names(fn: ir.Operation, attr_key: str, name: str) -> list[str]:
     return [ir.StringAttr(ir.DictAttr(d)[attr_key]).value for d in ir.ArrayAttr(fn.attributes[key])]
 
 
+def _declared_output_types(fn: ir.Operation) -> list[ir.Type | None]:
+    """Each result's TensorSpec type as the input model declared it (None where not recorded)."""
+    if "res_attrs" not in fn.attributes:
+        return [None] * len(_function_type(fn).results)
+    return [ir.TypeAttr(ir.DictAttr(d)[OUTPUT_TYPE]).value if OUTPUT_TYPE in ir.DictAttr(d) else None
+            for d in ir.ArrayAttr(fn.attributes["res_attrs"])]
+
+
 def _function_type(fn: ir.Operation) -> ir.FunctionType:
     return ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
 
@@ -61,8 +75,7 @@ def _function_type(fn: ir.Operation) -> ir.FunctionType:
 class _Builder:
     """Builds TensorFlow graph ops for the functions of one module."""
 
-    def __init__(self, functions: dict[str, ir.Operation], variables: dict[ir.Attribute, tf.Variable] | None,
-                 hook: OpHook | None):
+    def __init__(self, functions: dict[str, ir.Operation], variables: _Weights | None, hook: OpHook | None):
         self.functions = functions
         self.variables = variables
         self.hook = hook
@@ -123,8 +136,8 @@ class _Builder:
         if isinstance(value_attr, ir.OpaqueAttr):
             proto = tf_attrs.to_attr_value(value_attr, "tensor").tensor
             return tf.constant(tf.make_ndarray(proto), name=node_name)
-        if self.variables is not None and value_attr in self.variables:
-            return self.variables[value_attr].read_value()
+        if self.variables is not None and self.variables.key(op) in self.variables.stored:
+            return self.variables.stored[self.variables.key(op)].read_value()
         dtype = tf_attrs.dtype_of(ir.ShapedType(value_attr.type).element_type)
         return tf.constant(np.asarray(value_attr), dtype=dtype, name=node_name)
 
@@ -153,25 +166,55 @@ def _node_name(op: ir.Operation) -> str:
     return name
 
 
-def _weight_variables(module: ir.Module, threshold: int) -> dict[ir.Attribute, tf.Variable]:
-    """A variable per distinct constant of more than `threshold` elements.
+class _Weights:
+    """The variables an export stores its weights in, created before tracing.
 
-    Created before tracing: a tf.function that creates variables is traced twice. Keyed by
-    value (attributes are uniqued per context), not by node name: the frozen weights of
-    different signatures share node names ("unknown", "unknown_0", ...).
+    (A tf.function that creates variables is traced twice.) Keyed by value (attributes are
+    uniqued per context), not by node name: the frozen weights of different signatures share
+    node names; a kept variable is keyed by its own name, so that two variables holding equal
+    values stay two variables.
     """
-    variables: dict[ir.Attribute, tf.Variable] = {}
-    for op in ops_named(module.operation, "tf.Const"):
-        value_attr = op.attributes["value"]
-        if not isinstance(value_attr, ir.DenseElementsAttr) or value_attr in variables:
-            continue
-        shaped = ir.ShapedType(value_attr.type)
-        if shaped.has_static_shape and int(np.prod(shaped.shape)) > threshold:
-            dtype = tf_attrs.dtype_of(shaped.element_type)
+
+    def __init__(self, module: ir.Module, threshold: int | None, keep_variables: bool):
+        self.keep_variables = keep_variables
+        self.stored: dict[object, tf.Variable] = {}
+        candidates: dict[object, ir.Operation] = {}
+        for op in ops_named(module.operation, "tf.Const"):
+            value_attr = op.attributes["value"]
+            if isinstance(value_attr, ir.DenseElementsAttr) and ir.ShapedType(value_attr.type).has_static_shape:
+                candidates.setdefault(self.key(op), op)
+        for key in self._stored_keys(candidates, threshold):
+            op = candidates[key]
+            array = np.asarray(op.attributes["value"])
+            dtype = tf_attrs.dtype_of(ir.ShapedType(op.attributes["value"].type).element_type)
+            name = ir.StringAttr(key).value if isinstance(key, ir.StringAttr) else _node_name(op)
             with tf.init_scope():
-                variables[value_attr] = tf.Variable(np.asarray(value_attr).astype(dtype.as_numpy_dtype, copy=False),
-                                                    trainable=False, name=_variable_name(_node_name(op)))
-    return variables
+                self.stored[key] = tf.Variable(array.astype(dtype.as_numpy_dtype, copy=False), trainable=False,
+                                               name=_variable_name(name))
+
+    def key(self, op: ir.Operation) -> object:
+        if self.keep_variables and VARIABLE in op.attributes:
+            return op.attributes[VARIABLE]
+        return op.attributes["value"]
+
+    @staticmethod
+    def _stored_keys(candidates: dict[object, ir.Operation], threshold: int | None) -> list[object]:
+        """Kept variables, constants over `threshold` elements, then the largest while the rest is too big."""
+        def nbytes(key: object) -> int:
+            return np.asarray(candidates[key].attributes["value"]).nbytes
+
+        def size(key: object) -> int:
+            return int(np.prod(ir.ShapedType(candidates[key].attributes["value"].type).shape))
+
+        stored = [k for k in candidates if isinstance(k, ir.StringAttr) or (threshold is not None and size(k) > threshold)]
+        in_graph = sorted((k for k in candidates if k not in set(stored)), key=nbytes, reverse=True)
+        graph_bytes = sum(nbytes(k) for k in in_graph)
+        for key in in_graph:
+            if graph_bytes <= GRAPH_CONSTANT_BYTES:
+                break
+            stored.append(key)
+            graph_bytes -= nbytes(key)
+        return stored
 
 
 def _variable_name(node_name: str) -> str:
@@ -183,14 +226,29 @@ def _signature_function(builder: _Builder, fn: ir.Operation, name: str,
     fn_type = _function_type(fn)
     input_names = _arg_names(fn, INPUT_NAME, name)
     output_names = _arg_names(fn, OUTPUT_NAME, name)
+    output_types = _declared_output_types(fn)
     specs = [tf_attrs.tensor_spec(t, n) for t, n in zip(fn_type.inputs, input_names)]
 
     def body(*args):
         results = builder.build(name, args)
-        outputs = {key: tf.identity(t, name=_variable_name(key)) for key, t in zip(output_names, results)}
+        outputs = {key: _with_declared_shape(t, declared, key)
+                   for key, t, declared in zip(output_names, results, output_types)}
         return {**outputs, **(extra_outputs or {})}
 
     return tf.function(body, input_signature=specs, autograph=False)
+
+
+def _with_declared_shape(tensor: tf.Tensor, declared: ir.Type | None, key: str) -> tf.Tensor:
+    """The output tensor, typed with the shape the input model's signature declared.
+
+    PlaceholderWithDefault passes its input through (grappler makes it an Identity) and has the
+    shape of its attribute, wider or narrower than what shape inference found for the input.
+    """
+    found = tensor.shape.as_list() if tensor.shape.rank is not None else None
+    shape = tf_attrs.shape_of(declared) if declared is not None else found
+    if shape == found:
+        return tf.identity(tensor, name=_variable_name(key))
+    return tf.raw_ops.PlaceholderWithDefault(input=tensor, shape=shape, name=_variable_name(key))
 
 
 def to_concrete_function(module: ir.Module, signature: str, hook: OpHook | None = None,
@@ -208,10 +266,13 @@ def to_concrete_function(module: ir.Module, signature: str, hook: OpHook | None 
 
 
 def export_saved_model(module: ir.Module, output_dir: str, signature_keys: Sequence[str] | None = None,
-                       tags: Sequence[str] | None = None, variable_threshold: int = VARIABLE_THRESHOLD) -> None:
+                       tags: Sequence[str] | None = None, variable_threshold: int | None = VARIABLE_THRESHOLD,
+                       keep_variables: bool = False) -> None:
     """Write the signatures of `module` (default: all public functions) as a SavedModel.
 
     Signature keys, input and output names, dtypes and shapes are those the importer recorded.
+    `variable_threshold=None` keeps every constant in the graph while they fit (no checkpoint);
+    `keep_variables` makes the constants read from variables variables again.
     """
     keys = list(signature_keys) if signature_keys else signature_names(module)
     functions = symbol_table(module)
@@ -222,7 +283,7 @@ def export_saved_model(module: ir.Module, output_dir: str, signature_keys: Seque
         tags = ([ir.StringAttr(t).value for t in ir.ArrayAttr(module.operation.attributes[TAGS])]
                 if TAGS in module.operation.attributes else [tf.saved_model.SERVING])
     root = _Module()
-    variables = _weight_variables(module, variable_threshold)
+    variables = _Weights(module, variable_threshold, keep_variables)
     builder = _Builder(functions, variables, None)
     signatures = {}
     # Tracing If/While branches builds symbol attributes, which need the module's context.
@@ -230,7 +291,7 @@ def export_saved_model(module: ir.Module, output_dir: str, signature_keys: Seque
         for key in keys:
             function = _signature_function(builder, functions[key], key)
             signatures[key] = function.get_concrete_function()
-    root.weights = list(variables.values())
+    root.weights = list(variables.stored.values())
     os.makedirs(output_dir, exist_ok=True)
     tf.saved_model.save(root, output_dir, signatures=signatures,
                         options=tf.saved_model.SaveOptions(save_debug_info=False))

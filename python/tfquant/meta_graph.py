@@ -1,0 +1,246 @@
+"""Reading a SavedModel the way TensorFlow's own quantizer does: its MetaGraphDef and checkpoint.
+
+No Python object is rebuilt (`tf.saved_model.load` fails on object graphs that hold optimizer
+slots and costs most of the import time on Keras models) and no GraphDef holds the weights
+(protobuf caps one at 2 GB). A signature's graph is the part of the MetaGraph's graph its
+outputs reach, with its function calls inlined by grappler; its variables stay `VarHandleOp` /
+`VariableV2` nodes whose values `Checkpoint` reads one at a time from `variables/`, under the
+keys the MetaGraph's own restore graph assigns them from.
+
+Errors are TensorFlow's classes for the same mistakes: `OSError` for a path without a readable
+SavedModel or checkpoint, `RuntimeError` for tags that match no MetaGraph, `ValueError` for an
+unknown signature key.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+from google.protobuf import message
+from tensorflow.core.framework import function_pb2, graph_pb2
+from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, saved_model_pb2
+from tensorflow.python.framework import convert_to_constants
+from tensorflow.python.grappler import tf_optimizer
+from tensorflow.python.saved_model import loader_impl
+
+CALL_OPS = ("StatefulPartitionedCall", "PartitionedCall")
+VARIABLE_OPS = ("VarHandleOp", "VariableV2", "Variable")
+_ASSIGN_OPS = ("AssignVariableOp", "Assign")
+
+
+def read_saved_model(path: str) -> saved_model_pb2.SavedModel:
+    """The SavedModel proto at `path`; OSError (as TensorFlow raises) when there is none."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"SavedModel path does not exist: {path}")
+    if not tf.saved_model.contains_saved_model(path):
+        raise OSError(f"SavedModel file does not exist at: {path}: no saved_model.pb or saved_model.pbtxt "
+                      "in that directory")
+    try:
+        return loader_impl.parse_saved_model(path)
+    except (message.DecodeError, OSError) as error:
+        raise OSError(f"cannot parse the SavedModel at {path}: {error}") from error
+
+
+def select_meta_graph(saved_model: saved_model_pb2.SavedModel, path: str,
+                      tags: Sequence[str]) -> meta_graph_pb2.MetaGraphDef:
+    """The MetaGraph whose tag set is `tags`; RuntimeError naming the tags present otherwise."""
+    for meta_graph in saved_model.meta_graphs:
+        if sorted(meta_graph.meta_info_def.tags) == sorted(tags):
+            return meta_graph
+    available = [list(mg.meta_info_def.tags) for mg in saved_model.meta_graphs]
+    raise RuntimeError(f"MetaGraphDef associated with tags {list(tags)} could not be found in the SavedModel "
+                       f"at {path}; it has MetaGraphs with tags {available}")
+
+
+def select_signatures(meta_graph: meta_graph_pb2.MetaGraphDef, path: str,
+                      signature_keys: Sequence[str] | None) -> dict[str, meta_graph_pb2.SignatureDef]:
+    """The requested SignatureDefs in the order asked for (default: all but the init op's)."""
+    available = [k for k in meta_graph.signature_def if k != loader_impl.constants.INIT_OP_SIGNATURE_KEY]
+    if not available:
+        raise ValueError(f"SavedModel {path} has no signatures")
+    keys = list(signature_keys) if signature_keys else available
+    unknown = [k for k in keys if k not in available]
+    if unknown:
+        raise ValueError(f"SavedModel {path} has no signature {unknown[0]!r}; its signatures are {available}")
+    return {k: meta_graph.signature_def[k] for k in keys}
+
+
+def signature_graph(meta_graph: meta_graph_pb2.MetaGraphDef,
+                    signature: meta_graph_pb2.SignatureDef) -> graph_pb2.GraphDef:
+    """The nodes the signature's outputs reach, with every function call inlined.
+
+    `If`/`While` stay functional ops (their branches and bodies stay in the library), and
+    functions marked `api_implements` (Keras' fused RNN layers) are inlined like any other,
+    as TensorFlow's freezing converter does.
+    """
+    inputs = [info.name for info in signature.inputs.values()]
+    outputs = [info.name for info in signature.outputs.values()]
+    graph = graph_pb2.GraphDef(versions=meta_graph.graph_def.versions)
+    graph.node.extend(_fanin(meta_graph.graph_def, outputs, stop={_node_name(t) for t in inputs}))
+    graph.library.CopyFrom(meta_graph.graph_def.library)
+    graph = convert_to_constants.disable_lower_using_switch_merge(graph)
+    for function in graph.library.function:
+        function.attr.pop("api_implements", None)
+    item = meta_graph_pb2.MetaGraphDef(graph_def=graph)
+    fetch = meta_graph_pb2.CollectionDef()
+    fetch.node_list.value.extend(inputs + outputs)
+    item.collection_def["train_op"].CopyFrom(fetch)
+    config = config_pb2.ConfigProto()
+    rewrite = config.graph_options.rewrite_options
+    rewrite.min_graph_nodes = -1
+    rewrite.optimizers[:] = ["function", "dependency"]
+    return tf_optimizer.OptimizeGraph(config, item)
+
+
+def _node_name(tensor_or_input: str) -> str:
+    return tensor_or_input.lstrip("^").split(":")[0]
+
+
+def _fanin(graph: graph_pb2.GraphDef, tensors: Sequence[str], stop: set[str]) -> list:
+    """The nodes of `graph` that `tensors` depend on (data and control edges), in graph order."""
+    nodes = {node.name: node for node in graph.node}
+    reached: set[str] = set()
+    pending = [_node_name(t) for t in tensors]
+    while pending:
+        name = pending.pop()
+        if name in reached:
+            continue
+        if name not in nodes:
+            raise ValueError(f"the signature refers to node {name!r}, which the SavedModel's graph does not have")
+        reached.add(name)
+        if name not in stop:
+            pending.extend(_node_name(i) for i in nodes[name].input)
+    return [node for node in graph.node if node.name in reached]
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A variable of the MetaGraph: its graph node, checkpoint key, dtype and shape."""
+    node: str
+    key: str
+    dtype: tf.DType
+    shape: tuple[int, ...]
+
+
+class Checkpoint:
+    """The values of a MetaGraph's variables, read one at a time from its `variables/` checkpoint."""
+
+    def __init__(self, path: str, meta_graph: meta_graph_pb2.MetaGraphDef):
+        self.prefix = os.path.join(path, "variables", "variables")
+        self.keys = _checkpoint_keys(meta_graph)
+        self._reader = None
+
+    def variable(self, node: str) -> Variable:
+        """The variable a VarHandleOp / VariableV2 node names; its dtype and shape as stored."""
+        if node not in self.keys:
+            raise ValueError(f"variable {node!r} is not restored by the SavedModel's restore graph, "
+                             "so it has no value to freeze")
+        key = self.keys[node]
+        reader = self._open()
+        dtypes = reader.get_variable_to_dtype_map()
+        if key not in dtypes:
+            raise OSError(f"the checkpoint {self.prefix} has no value for variable {node!r} (key {key!r})")
+        shape = tuple(reader.get_variable_to_shape_map()[key])
+        return Variable(node, key, tf.as_dtype(dtypes[key]), shape)
+
+    def value(self, variable: Variable) -> np.ndarray:
+        try:
+            return self._open().get_tensor(variable.key)
+        except (tf.errors.OpError, ValueError) as error:
+            raise OSError(f"cannot read variable {variable.node!r} (key {variable.key!r}) from the checkpoint "
+                          f"{self.prefix}: {str(error).splitlines()[0]}") from error
+
+    def _open(self):
+        if self._reader is None:
+            try:
+                self._reader = tf.train.load_checkpoint(self.prefix)
+            except (tf.errors.OpError, ValueError) as error:
+                raise OSError(f"cannot read the SavedModel's variables checkpoint {self.prefix}: "
+                              f"{str(error).splitlines()[0]}") from error
+        return self._reader
+
+
+def _checkpoint_keys(meta_graph: meta_graph_pb2.MetaGraphDef) -> dict[str, str]:
+    """{variable node: checkpoint key}, read off the MetaGraph's restore graph.
+
+    TF2 SavedModels restore in a function (`__inference__traced_restore_N`) that a call node
+    passes the variable handles to; TF1 savers assign from `RestoreV2` in the graph itself.
+    Either way each assignment's target is a variable and its value `RestoreV2:i`, whose key
+    is element i of the `tensor_names` constant.
+    """
+    graph = meta_graph.graph_def
+    restore = _node_name(meta_graph.saver_def.restore_op_name) if meta_graph.HasField("saver_def") else ""
+    nodes = {node.name: node for node in graph.node}
+    if restore in nodes and nodes[restore].op in CALL_OPS:
+        call = nodes[restore]
+        library = {f.signature.name: f for f in graph.library.function}
+        body = library[call.attr["f"].func.name]
+        outer = {arg.name: _node_name(i) for arg, i in zip(body.signature.input_arg, call.input)}
+        return _assigned_keys(_FunctionNodes(body), lambda name: outer.get(name, name), nodes)
+    return _assigned_keys(_GraphNodes(graph), lambda name: name, nodes)
+
+
+class _GraphNodes:
+    """Nodes of a GraphDef, inputs written `node:index`."""
+
+    def __init__(self, graph: graph_pb2.GraphDef):
+        self.nodes = {node.name: node for node in graph.node}
+
+    def source(self, input_name: str) -> tuple[str, int]:
+        name, _, index = input_name.partition(":")
+        return name, int(index or 0)
+
+
+class _FunctionNodes:
+    """Nodes of a FunctionDef, inputs written `node:output_arg:index` or `argument`."""
+
+    def __init__(self, function: function_pb2.FunctionDef):
+        self.nodes = {node.name: node for node in function.node_def}
+
+    def source(self, input_name: str) -> tuple[str, int]:
+        parts = input_name.split(":")
+        return parts[0], int(parts[2]) if len(parts) == 3 else 0
+
+
+def _assigned_keys(body: _GraphNodes | _FunctionNodes, outer_name, graph_nodes: dict) -> dict[str, str]:
+    def through_identities(input_name: str) -> tuple[str, int]:
+        name, index = body.source(input_name)
+        while name in body.nodes and body.nodes[name].op == "Identity":
+            name, index = body.source(body.nodes[name].input[0])
+        return name, index
+
+    keys: dict[str, str] = {}
+    for node in body.nodes.values():
+        if node.op not in _ASSIGN_OPS:
+            continue
+        target, _ = through_identities(node.input[0])
+        restore, index = through_identities(node.input[1])
+        if restore not in body.nodes or body.nodes[restore].op != "RestoreV2":
+            continue
+        names = _string_constant(body, body.nodes[restore].input[1])
+        slices = _string_constant(body, body.nodes[restore].input[2])
+        variable = outer_name(target)
+        if variable in graph_nodes and graph_nodes[variable].op in VARIABLE_OPS:
+            if slices[index]:
+                raise ValueError(f"variable {variable!r} is partitioned ({slices[index]}); "
+                                 "tfquant reads whole variables only")
+            keys[variable] = names[index]
+    return keys
+
+
+def _string_constant(body: _GraphNodes | _FunctionNodes, input_name: str) -> list[str]:
+    name, _ = body.source(input_name)
+    tensor = tf.make_ndarray(body.nodes[name].attr["value"].tensor)
+    return [s.decode() for s in np.ravel(tensor)]
+
+
+def copy_assets(path: str, output_dir: str) -> None:
+    """Copy the SavedModel's `assets/` and `assets.extra/` directories to `output_dir`."""
+    for name in ("assets", "assets.extra"):
+        source = os.path.join(path, name)
+        if os.path.isdir(source):
+            shutil.copytree(source, os.path.join(output_dir, name), dirs_exist_ok=True)
