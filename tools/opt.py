@@ -142,10 +142,23 @@ def _verify(source: str, filename: str, produced: list[Diagnostic]) -> list[str]
 BYTECODE_MAGIC = b"ML\xefR"
 
 
-def _read(path: str) -> str | bytes:
+def _read(path: str, filename: str) -> str | bytes:
     """The input text, or its bytes when it is MLIR bytecode (as `tfquant quantize --dump-ir` writes)."""
-    data = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
-    return data if data.startswith(BYTECODE_MAGIC) else data.decode("utf-8")
+    if path == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        with open(path, "rb") as f:
+            data = f.read()
+    if data.startswith(BYTECODE_MAGIC):
+        return data
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    # The MLIR lexer stops at a NUL byte: a binary file would parse as a truncated module.
+    if text is None or "\0" in text:
+        raise ValueError(f"{filename} is not an MLIR file: expected MLIR text (UTF-8) or MLIR bytecode")
+    return text
 
 
 def run(argv: list[str]) -> int:
@@ -160,7 +173,7 @@ def run(argv: list[str]) -> int:
     pipeline = parse_pipeline(args.pass_pipeline) if args.pass_pipeline else Pipeline(())
     pipeline = pipeline + Pipeline(tuple(flag_passes))
     filename = "<stdin>" if args.input == "-" else args.input
-    source = _read(args.input)
+    source = _read(args.input, filename)
     outputs, diagnostics = [], []
     for chunk in _chunks(source, args.split_input_file):
         text, chunk_diagnostics = _run_chunk(chunk, pipeline, args, filename, source)
@@ -173,18 +186,25 @@ def run(argv: list[str]) -> int:
         return 1 if problems else 0
     for diagnostic in diagnostics:
         print(diagnostic, file=sys.stderr)
-    _write(args.output, "// -----\n".join(outputs))
+    if args.output == "-":
+        sys.stdout.write("// -----\n".join(outputs))
+    elif not diagnostics:
+        # Like mlir-opt, a failed run keeps no output file: -o may name an earlier result or the input.
+        _replace_file(args.output, "// -----\n".join(outputs))
     return 1 if diagnostics else 0
 
 
-def _write(path: str, text: str) -> None:
-    if path == "-":
-        sys.stdout.write(text)
-        return
+def _replace_file(path: str, text: str) -> None:
+    """Write `path` through a temporary file in its directory, so that it is never left half written."""
     temporary = f"{path}.tmp{os.getpid()}"
-    with open(temporary, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(temporary, path)
+    except BaseException:  # also Ctrl-C: no temporary file is left behind
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         return run(argv)
+    except KeyboardInterrupt:
+        print("tfquant-opt: interrupted", file=sys.stderr)
+        return 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
     except (ValueError, OSError) as error:
         if "--debug" in argv:
             traceback.print_exc()
