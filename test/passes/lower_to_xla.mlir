@@ -11,10 +11,14 @@
 // CHECK: %[[SHIFT:.*]] = "tf.AddV2"(%[[ROUND]],
 // CHECK: %[[CLIP:.*]] = "tf.ClipByValue"(%[[SHIFT]],
 // CHECK: %[[Q:.*]] = "tf.Cast"(%[[CLIP]]) {DstT = i8, SrcT = f32, Truncate = false}
+// A cast left in place would sit right after its replacement.
+// CHECK-NOT: quant.
 // CHECK: %[[Y:.*]] = "tf.PartitionedCall"(%[[Q]],
+// CHECK-NOT: quant.
 // CHECK: %[[YF:.*]] = "tf.Cast"(%[[Y]]) {DstT = f32, SrcT = i8, Truncate = false}
 // CHECK: %[[CENTERED:.*]] = "tf.Sub"(%[[YF]],
 // CHECK: %[[R:.*]] = "tf.Mul"(%[[CENTERED]],
+// CHECK-NOT: quant.
 // CHECK: return %[[R]]
 // CHECK: func private @quantized_conv2d_with_bias_and_relu_fn_1
 // CHECK-SAME: (%[[A:.*]]: tensor<1x4x4x2xi8>, %[[W:.*]]: tensor<3x3x2x3xi8>, %[[B:.*]]: tensor<3xi32>) -> tensor<1x4x4x3xi8>
@@ -33,9 +37,9 @@
 // CHECK: "tf.AddV2"
 // CHECK: "tf.ClipByValue"
 // CHECK: %[[OUT:.*]] = "tf.Cast"({{.*}}) {DstT = i8, SrcT = f32, Truncate = false}
-// CHECK: return %[[OUT]]
-// CHECK-NOT: quant.
 // CHECK-NOT: tfq.quantized_op
+// CHECK-NOT: quant.
+// CHECK: return %[[OUT]]
 
 func.func @conv_same(%x: tensor<1x4x4x2xf32>) -> tensor<1x4x4x3xf32> {
   %q = quant.qcast %x : tensor<1x4x4x2xf32> to tensor<1x4x4x2x!quant.uniform<i8:f32, 5.000000e-02:-3>>
