@@ -24,13 +24,6 @@ from tfquant.passes._tf_ops import (constant_value, create_const, create_op, def
 
 IDENTITY_OPS = frozenset({"tf.Identity", "tf.Snapshot", "tf.StopGradient", "tf.IdentityN"})
 WEIGHTED_OPS = frozenset({"tf.Conv2D", "tf.DepthwiseConv2dNative", "tf.MatMul"})
-# Ops that must not be folded even with constant operands: their value is not a function of
-# their operands, or evaluating them has an effect.
-UNFOLDABLE_OPS = frozenset({"tf.Const", "tf.Placeholder", "tf.RandomUniform", "tf.RandomStandardNormal",
-                            "tf.StatelessRandomUniformV2", "tf.Assert", "tf.Print", "tf.PrintV2",
-                            "tf.PartitionedCall", "tf.StatefulPartitionedCall", "tf.If", "tf.StatelessIf",
-                            "tf.While", "tf.StatelessWhile", "tf.VarHandleOp", "tf.ReadVariableOp",
-                            "tf.NoOp"})
 # A folded constant may be larger than its inputs (Fill, Tile): only up to this many elements.
 MAX_FOLDED_ELEMENTS = 1 << 22
 
@@ -56,9 +49,7 @@ def remove_identities(block: ir.Block) -> int:
 
 
 def _is_foldable(op: ir.Operation) -> bool:
-    if op.name in UNFOLDABLE_OPS or not op.name.startswith("tf.") or not op.operands or not op.results:
-        return False
-    if op.regions and len(op.regions):
+    if not op.name.startswith("tf.") or not op.operands or not op.results or len(op.regions):
         return False
     if any(constant_value(v) is None for v in op.operands):
         return False
@@ -68,15 +59,29 @@ def _is_foldable(op: ir.Operation) -> bool:
             return False
         if not isinstance(ir.ShapedType(result.type).element_type, (ir.FloatType, ir.IntegerType)):
             return False
-    return True
+    return _evaluates_alone(op.name[len("tf."):])
+
+
+def _evaluates_alone(op_type: str) -> bool:
+    """Whether TensorFlow computes the value of an `op_type` op from its operands alone.
+
+    TensorFlow's op registry says: not for an op it does not know, nor for a stateful one (random
+    ops, I/O, variables: the value is not a function of the operands, or evaluating it has an
+    effect), nor for one that calls a function (evaluation runs the op without a function library).
+    """
+    # Imports TensorFlow (~4 s): only reached for an op whose operands are all constants.
+    from tensorflow.python.framework import op_def_registry
+    op_def = op_def_registry.get(op_type)
+    return (op_def is not None and not op_def.is_stateful
+            and not any(attr.type in ("func", "list(func)") for attr in op_def.attr))
 
 
 def fold_constants(block: ir.Block) -> int:
     """Replace each op with only constant operands by its value; returns how many were folded."""
-    from tfquant.exporter import evaluate
     foldable = [op.operation for op in block.operations if _is_foldable(op.operation)]
     if not foldable:
         return 0
+    from tfquant.exporter import evaluate  # imports TensorFlow
     fetches = [r for op in foldable for r in op.results]
     try:
         values = evaluate(foldable, fetches)

@@ -109,3 +109,27 @@ func.func @training_bn(%x: tensor<1x1x1x1xf32>) -> tensor<1x1x1x1xf32> {
   %y:6 = "tf.FusedBatchNormV3"(%c, %p, %p, %p, %p) {T = f32, U = f32, data_format = "NHWC", epsilon = 0.001 : f32, exponential_avg_factor = 1.0 : f32, is_training = true} : (tensor<1x1x1x1xf32>, tensor<1xf32>, tensor<1xf32>, tensor<1xf32>, tensor<1xf32>) -> (tensor<1x1x1x1xf32>, tensor<1xf32>, tensor<1xf32>, tensor<1xf32>, tensor<1xf32>, tensor<*xf32>)
   return %y#0 : tensor<1x1x1x1xf32>
 }
+
+// -----
+
+// Stateful ops are not folded even when every operand is a constant: a random op's value is not
+// a function of its operands. The Shape of a constant, stateless, is still folded.
+// CHECK-LABEL: func @stateful_random
+// CHECK: %[[SHAPE:.*]] = "tf.Const"() {{.*}}value = dense<2> : tensor<1xi32>
+// CHECK: "tf.RandomUniformInt"(%[[SHAPE]], %{{.*}}, %{{.*}})
+// CHECK: "tf.TruncatedNormal"(%[[SHAPE]])
+// CHECK: "tf.Multinomial"(%{{.*}}, %{{.*}})
+// CHECK-NOT: "tf.Shape"
+// CHECK: return
+func.func @stateful_random() -> (tensor<2xi32>, tensor<2xf32>, tensor<1x3xi64>, tensor<1xi32>) {
+  %shape = "tf.Const"() {value = dense<2> : tensor<1xi32>, dtype = i32} : () -> tensor<1xi32>
+  %low = "tf.Const"() {value = dense<0> : tensor<i32>, dtype = i32} : () -> tensor<i32>
+  %high = "tf.Const"() {value = dense<10> : tensor<i32>, dtype = i32} : () -> tensor<i32>
+  %ints = "tf.RandomUniformInt"(%shape, %low, %high) {T = i32, Tout = i32, seed = 0 : i64, seed2 = 0 : i64} : (tensor<1xi32>, tensor<i32>, tensor<i32>) -> tensor<2xi32>
+  %normal = "tf.TruncatedNormal"(%shape) {T = i32, dtype = f32, seed = 0 : i64, seed2 = 0 : i64} : (tensor<1xi32>) -> tensor<2xf32>
+  %logits = "tf.Const"() {value = dense<[[0.0, 1.0]]> : tensor<1x2xf32>, dtype = f32} : () -> tensor<1x2xf32>
+  %count = "tf.Const"() {value = dense<3> : tensor<i32>, dtype = i32} : () -> tensor<i32>
+  %samples = "tf.Multinomial"(%logits, %count) {T = f32, output_dtype = i64, seed = 0 : i64, seed2 = 0 : i64} : (tensor<1x2xf32>, tensor<i32>) -> tensor<1x3xi64>
+  %folded = "tf.Shape"(%shape) {T = i32, out_type = i32} : (tensor<1xi32>) -> tensor<1xi32>
+  return %ints, %normal, %samples, %folded : tensor<2xi32>, tensor<2xf32>, tensor<1x3xi64>, tensor<1xi32>
+}
