@@ -24,6 +24,7 @@ import tensorflow as tf
 from tfquant import calibrate, dataset, options as options_lib, pipeline
 from tfquant.exporter import LARGE_CONSTANT, export_saved_model, signature_input_specs
 from tfquant.importer import import_saved_model
+from tfquant.meta_graph import copy_assets
 from tfquant.mlir import ir, walk_ops
 from tfquant.passes._composite import KINDS
 from tfquant.passes._quant import QUANTIZED_KIND
@@ -101,7 +102,7 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
     quantized = _quantized_layers(module)
     pipeline.run_pipeline(module, stages[2], dump_dir=_stage_dir(dump_ir, 2))
     with _staging_directory(output_directory) as staging:
-        export_saved_model(module, staging, list(resolved.signature_keys), list(resolved.tags), LARGE_CONSTANT)
+        _export(module, saved_model_path, staging, resolved)
     output_directory = output_directory or staging
     loaded = tf.saved_model.load(output_directory, tags=list(resolved.tags))
     report = QuantizationReport(
@@ -116,6 +117,19 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
     if verbose:
         print(report)
     return loaded
+
+
+def _export(module: ir.Module, saved_model_path: str, output_dir: str, resolved: options_lib.ResolvedOptions) -> None:
+    """Write the quantized SavedModel with the input's signatures, tags and assets.
+
+    `freeze_all_variables` (TensorFlow's default) keeps every constant in the graph, so the
+    output has no variables while it fits in a GraphDef; without it, the weights no pass
+    replaced stay the input's variables, and large constants become variables too.
+    """
+    freeze = resolved.proto.freeze_all_variables
+    export_saved_model(module, output_dir, list(resolved.signature_keys), list(resolved.tags),
+                       variable_threshold=None if freeze else LARGE_CONSTANT, keep_variables=not freeze)
+    copy_assets(saved_model_path, output_dir)
 
 
 def _stage_dir(dump_ir: str | None, index: int) -> str | None:

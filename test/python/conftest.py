@@ -37,6 +37,7 @@ class ModelDir(str):
         self.signature = info["signature"]
         self.signatures = info.get("signatures", {info["signature"]: info["inputs"]})
         self.cases = info.get("cases", list(self.signatures.items()))
+        self.tags = info.get("tags", ["serve"])
         return self
 
 

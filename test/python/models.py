@@ -296,6 +296,75 @@ def build_while(path: str) -> dict:
     return _result(cases[1][1], cases=cases)
 
 
+def build_slot_variables(path: str) -> dict:
+    """A Dense + Relu whose object graph holds an optimizer's slot variables, as Keras 2's
+    `model.save()` after `fit()` writes: `tf.saved_model.load` fails on it with
+    "'_UserObject' object has no attribute 'add_slot'". `tf.compat.v1.train.AdamOptimizer`
+    (in TensorFlow itself, unlike tf_keras) is trackable and writes the same slot references.
+    "functions" runs the original, since it cannot be loaded to compare with."""
+    rng = _rng(14)
+    m = tf.Module()
+    m.w = _var(rng, (6, 5), name="dense/kernel")
+    m.b = _var(rng, (5,), 0.1, name="dense/bias")
+    optimizer = tf.compat.v1.train.AdamOptimizer(0.01)
+    batch = tf.constant(rng.normal(size=(4, 6)).astype(np.float32))
+    optimizer.minimize(lambda: tf.reduce_sum(tf.square(tf.matmul(batch, m.w) + m.b)), var_list=[m.w, m.b])
+    m.optimizer = optimizer
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 6], tf.float32, name="x")])
+    def serve(x):
+        return {"output_0": tf.nn.relu(tf.matmul(x, m.w) + m.b)}
+
+    m.serve = serve
+    _save(m, path, {SERVING: serve})
+    return _result({"x": _rng(114).normal(size=(3, 6)).astype(np.float32)},
+                   functions={SERVING: serve.get_concrete_function()})
+
+
+TF1_TAGS = ["serve", "cpu"]
+
+
+def build_tf1_builder(path: str) -> dict:
+    """A TF1 `SavedModelBuilder` model with tags ["serve", "cpu"] and signature "predict": a
+    reference variable (VariableV2) and a resource variable, restored by the graph's own saver."""
+    rng = _rng(15)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        x = tf.compat.v1.placeholder(tf.float32, [None, 6], name="x")
+        w = tf.compat.v1.Variable(rng.normal(0, 0.5, size=(6, 4)).astype(np.float32), name="w", use_resource=False)
+        b = tf.compat.v1.Variable(rng.normal(0, 0.1, size=(4,)).astype(np.float32), name="b", use_resource=True)
+        y = tf.nn.relu(tf.matmul(x, w) + b, name="y")
+        session.run(tf.compat.v1.global_variables_initializer())
+        builder = tf.compat.v1.saved_model.Builder(path)
+        signature = tf.compat.v1.saved_model.predict_signature_def({"x": x}, {"y": y})
+        builder.add_meta_graph_and_variables(session, TF1_TAGS, signature_def_map={"predict": signature})
+        builder.save()
+    inputs = {"x": _rng(115).normal(size=(3, 6)).astype(np.float32)}
+    return _result(inputs, signature="predict", signatures={"predict": inputs}, tags=TF1_TAGS)
+
+
+def build_dynamic_conv(path: str) -> dict:
+    """Conv2D + Relu on a [None, None, None, 3] input: the output's TensorSpec is [None, None, None, 8]
+    (a vocabulary file is an asset, and assets.extra holds a file, both to be carried over)."""
+    rng = _rng(16)
+    m = tf.Module()
+    m.k = _var(rng, (3, 3, 3, 8), 0.3)
+    vocab = os.path.join(os.path.dirname(path), "vocab.txt")
+    with open(vocab, "w") as f:
+        f.write("a\nb\n")
+    m.vocab = tf.saved_model.Asset(vocab)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="image")])
+    def serve(image):
+        return {"features": tf.nn.relu(tf.nn.conv2d(image, m.k, strides=1, padding="SAME"))}
+
+    m.serve = serve
+    _save(m, path, {SERVING: serve})
+    os.makedirs(os.path.join(path, "assets.extra"))
+    with open(os.path.join(path, "assets.extra", "warmup.txt"), "w") as f:
+        f.write("warm up\n")
+    return _result({"image": _rng(116).normal(size=(2, 6, 5, 3)).astype(np.float32)})
+
+
 MODELS = {
     "conv_bn": build_conv_bn,
     "matmul": build_matmul,
@@ -310,4 +379,7 @@ MODELS = {
     "cond_dense": build_cond_dense,
     "wide_channels": build_wide_channels,
     "while": build_while,
+    "slot_variables": build_slot_variables,
+    "tf1_builder": build_tf1_builder,
+    "dynamic_conv": build_dynamic_conv,
 }
