@@ -23,7 +23,7 @@ from tensorflow.compiler.mlir.quantization.tensorflow.calibrator.calibration_sta
 )
 
 from tfquant.mse_bruteforce import bruteforce_mse_range
-from tfquant.options import DEFAULT_NUM_BINS, CalibrationOptions
+from tfquant.options import DEFAULT_NUM_BINS, HISTOGRAM_METHODS, CalibrationOptions
 
 __all__ = ["CalibrationStatistics", "MinMaxCollector", "AverageMinMaxCollector", "HistogramCollector",
            "Collector", "new_collector", "compute_range", "MAX_HISTOGRAM_BINS"]
@@ -34,12 +34,6 @@ __all__ = ["CalibrationStatistics", "MinMaxCollector", "AverageMinMaxCollector",
 MAX_HISTOGRAM_BINS = 1 << 14
 
 _CalibrationMethod = CalibrationOptions.CalibrationMethod
-_HISTOGRAM_METHODS = (
-    _CalibrationMethod.CALIBRATION_METHOD_HISTOGRAM_PERCENTILE,
-    _CalibrationMethod.CALIBRATION_METHOD_HISTOGRAM_MSE_BRUTEFORCE,
-    _CalibrationMethod.CALIBRATION_METHOD_HISTOGRAM_MSE_MAX_FREQUENCY,
-    _CalibrationMethod.CALIBRATION_METHOD_HISTOGRAM_MSE_SYMMETRIC,
-)
 _F32 = np.float32
 
 
@@ -346,7 +340,7 @@ Collector = MinMaxCollector | AverageMinMaxCollector | HistogramCollector
 
 def needs_values(calibration_options: CalibrationOptions) -> bool:
     """Whether the method needs every value (a histogram), not only each update's min and max."""
-    return calibration_options.calibration_method in _HISTOGRAM_METHODS
+    return calibration_options.calibration_method in HISTOGRAM_METHODS
 
 
 def averages_per_sample(calibration_options: CalibrationOptions) -> bool:
@@ -364,7 +358,7 @@ def new_collector(calibration_options: CalibrationOptions) -> Collector:
         return MinMaxCollector()
     if method == _CalibrationMethod.CALIBRATION_METHOD_AVERAGE_MIN_MAX:
         return AverageMinMaxCollector()
-    if method in _HISTOGRAM_METHODS:
+    if method in HISTOGRAM_METHODS:
         return HistogramCollector(calibration_options.calibration_parameters.num_bins or DEFAULT_NUM_BINS)
     raise ValueError(f"calibration method {_method_name(method)} has no statistics collector; "
                      "resolve the options first (tfquant.options.resolve_options)")
@@ -373,7 +367,7 @@ def new_collector(calibration_options: CalibrationOptions) -> Collector:
 _STATISTICS_FIELD = {
     _CalibrationMethod.CALIBRATION_METHOD_MIN_MAX: "min_max_statistics",
     _CalibrationMethod.CALIBRATION_METHOD_AVERAGE_MIN_MAX: "average_min_max_statistics",
-    **{method: "histogram_statistics" for method in _HISTOGRAM_METHODS},
+    **{method: "histogram_statistics" for method in HISTOGRAM_METHODS},
 }
 
 

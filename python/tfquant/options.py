@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import types
+from collections import Counter
 from collections.abc import Mapping
 
 from google.protobuf.descriptor import EnumDescriptor
@@ -23,7 +24,7 @@ __all__ = [
     "UnitWiseQuantizationSpec", "OpSet", "CalibrationOptions", "RepresentativeDatasetFile",
     "DebuggerConfig", "ResolvedOptions", "resolve_options", "check_supported",
     "DEFAULT_MIN_NUM_ELEMENTS_FOR_WEIGHTS", "DEFAULT_NUM_BINS", "DEFAULT_MIN_PERCENTILE",
-    "DEFAULT_MAX_PERCENTILE",
+    "DEFAULT_MAX_PERCENTILE", "HISTOGRAM_METHODS",
 ]
 
 QuantizationOptions = _options_pb2.QuantizationOptions
@@ -59,6 +60,8 @@ _HISTOGRAM_MSE_METHODS = (
     _CalibrationMethod.CALIBRATION_METHOD_HISTOGRAM_MSE_MAX_FREQUENCY,
     _CalibrationMethod.CALIBRATION_METHOD_HISTOGRAM_MSE_SYMMETRIC,
 )
+# The methods that derive a range from a histogram of every calibration value.
+HISTOGRAM_METHODS = (_CalibrationMethod.CALIBRATION_METHOD_HISTOGRAM_PERCENTILE, *_HISTOGRAM_MSE_METHODS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +99,7 @@ def resolve_options(options: QuantizationOptions | None) -> ResolvedOptions:
     proto = QuantizationOptions()
     proto.CopyFrom(options)
     _check_enums(proto)
+    _check_unique_signature_keys(proto)
     _populate_defaults(proto)
     return ResolvedOptions(
         method=_METHOD_NAMES[proto.quantization_method.preset_method],
@@ -142,6 +146,14 @@ def _check_enums(proto: QuantizationOptions) -> None:
     _check_enum(_CalibrationMethod.DESCRIPTOR, proto.calibration_options.calibration_method,
                 "calibration_options.calibration_method")
     _check_enum(_DebuggerType.DESCRIPTOR, proto.debugger_config.debugger_type, "debugger_config.debugger_type")
+
+
+def _check_unique_signature_keys(proto: QuantizationOptions) -> None:
+    """Refuses a signature key listed twice (TF quietly quantizes it once): most likely the second
+    was meant to name another signature, which would then be left out of the output."""
+    repeated = [key for key, count in Counter(proto.signature_keys).items() if count > 1]
+    if repeated:
+        raise ValueError(f"signature_keys lists signature '{repeated[0]}' more than once")
 
 
 def _check_method_enums(method: QuantizationMethod, where: str) -> None:
@@ -285,7 +297,8 @@ def _populate_calibration_options(proto: QuantizationOptions) -> None:
         if not params.max_percentile:
             params.max_percentile = DEFAULT_MAX_PERCENTILE
         if not 0 <= params.min_percentile < params.max_percentile <= 100:
-            raise ValueError("calibration percentiles must satisfy 0 <= min_percentile < max_percentile <= 100, got "
+            raise ValueError("calibration_options.calibration_parameters must satisfy "
+                             "0 <= min_percentile < max_percentile <= 100, got "
                              f"min_percentile={params.min_percentile:g}, max_percentile={params.max_percentile:g}")
     elif method in _HISTOGRAM_MSE_METHODS:
         activation = next(spec for spec in proto.quantization_method.quantization_component_specs
@@ -296,5 +309,21 @@ def _populate_calibration_options(proto: QuantizationOptions) -> None:
                              f"calibration_method={_CalibrationMethod.Name(method)}")
         if not params.num_bins:
             params.num_bins = DEFAULT_NUM_BINS
-    if params.num_bins < 0:
-        raise ValueError(f"calibration_parameters.num_bins must be positive, got {params.num_bins}")
+    _check_num_bins(calibration)
+
+
+def _check_num_bins(calibration: CalibrationOptions) -> None:
+    """Refuses a histogram too small for its method, before any work is done.
+
+    TF takes any number; its kernels abort the process on a negative one, and its MSE methods
+    (which choose a range between two different bins) crash on a single bin. Methods without a
+    histogram ignore num_bins, as TF does.
+    """
+    method = calibration.calibration_method
+    if method not in HISTOGRAM_METHODS:
+        return
+    fewest = 2 if method in _HISTOGRAM_MSE_METHODS else 1
+    num_bins = calibration.calibration_parameters.num_bins
+    if num_bins < fewest:
+        raise ValueError(f"calibration_options.calibration_parameters.num_bins must be at least {fewest} for "
+                         f"{_CalibrationMethod.Name(method)}, got {num_bins}")

@@ -209,7 +209,19 @@ INVALID = [
      "Only TENSORTYPE_INT_8 is supported for HISTOGRAM_MSE calibration methods"),
     (QuantizationOptions(calibration_options=CalibrationOptions(
         calibration_method=Calib.CALIBRATION_METHOD_HISTOGRAM_MSE_SYMMETRIC, calibration_parameters={"num_bins": -3})),
-     "num_bins must be positive, got -3"),
+     r"calibration_options.calibration_parameters.num_bins must be at least 2 for "
+     r"CALIBRATION_METHOD_HISTOGRAM_MSE_SYMMETRIC, got -3"),
+    (QuantizationOptions(calibration_options=CalibrationOptions(
+        calibration_method=Calib.CALIBRATION_METHOD_HISTOGRAM_MSE_MAX_FREQUENCY, calibration_parameters={"num_bins": 1})),
+     r"num_bins must be at least 2 for CALIBRATION_METHOD_HISTOGRAM_MSE_MAX_FREQUENCY, got 1"),
+    (QuantizationOptions(calibration_options=CalibrationOptions(
+        calibration_method=Calib.CALIBRATION_METHOD_HISTOGRAM_PERCENTILE, calibration_parameters={"num_bins": -1})),
+     r"num_bins must be at least 1 for CALIBRATION_METHOD_HISTOGRAM_PERCENTILE, got -1"),
+    (QuantizationOptions(calibration_options=CalibrationOptions(
+        calibration_method=Calib.CALIBRATION_METHOD_HISTOGRAM_PERCENTILE, calibration_parameters={"max_percentile": 150})),
+     r"must satisfy 0 <= min_percentile < max_percentile <= 100, got min_percentile=0.001, max_percentile=150"),
+    (QuantizationOptions(signature_keys=["serving_default", "other", "serving_default"]),
+     "signature_keys lists signature 'serving_default' more than once"),
     (QuantizationOptions(debugger_config=DebuggerConfig()), "debugger type was not specified"),
     (QuantizationOptions(debugger_config=DebuggerConfig(
         debugger_type=DebuggerConfig.DebuggerType.DEBUGGER_TYPE_WHOLE_MODEL)),
@@ -229,6 +241,22 @@ INVALID = [
 def test_invalid_options(options, message):
     with pytest.raises(ValueError, match=message):
         resolve_options(options)
+
+
+def test_smallest_histograms_each_method_can_use():
+    """One bin gives a percentile range; the MSE methods need two bins to choose a range between."""
+    for method, num_bins in ((Calib.CALIBRATION_METHOD_HISTOGRAM_PERCENTILE, 1),
+                             (Calib.CALIBRATION_METHOD_HISTOGRAM_MSE_BRUTEFORCE, 2)):
+        resolved = resolve_options(QuantizationOptions(calibration_options=CalibrationOptions(
+            calibration_method=method, calibration_parameters={"num_bins": num_bins})))
+        assert resolved.calibration_options.calibration_parameters.num_bins == num_bins
+
+
+def test_methods_without_a_histogram_ignore_num_bins():
+    """As TensorFlow does: min/max methods never read calibration_parameters."""
+    resolved = resolve_options(QuantizationOptions(calibration_options=CalibrationOptions(
+        calibration_method=Calib.CALIBRATION_METHOD_MIN_MAX, calibration_parameters={"num_bins": -3})))
+    assert resolved.calibration_method == "CALIBRATION_METHOD_MIN_MAX"
 
 
 def test_not_an_options_proto():
