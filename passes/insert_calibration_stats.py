@@ -20,12 +20,17 @@ from tfquant.passes._tf_ops import constant_value, create_op, defining_op, is_fl
 
 CALIBRATION_POINT = "tfq.calibration_point"
 DEFAULT_METHOD = "CALIBRATION_METHOD_MIN_MAX"
+# The names of TensorFlow's CalibrationOptions.CalibrationMethod but UNSPECIFIED, spelled out so
+# that tfquant-opt needs no TensorFlow (~4 s) to check them; a test compares them with the enum.
+CALIBRATION_METHODS = ("CALIBRATION_METHOD_MIN_MAX", "CALIBRATION_METHOD_AVERAGE_MIN_MAX",
+                       "CALIBRATION_METHOD_HISTOGRAM_PERCENTILE", "CALIBRATION_METHOD_HISTOGRAM_MSE_BRUTEFORCE",
+                       "CALIBRATION_METHOD_HISTOGRAM_MSE_MAX_FREQUENCY", "CALIBRATION_METHOD_HISTOGRAM_MSE_SYMMETRIC")
 
 
 @register_pass("tfq-insert-calibration-stats",
                "Put a tfq.calibration_point on every float activation operand and result of lifted calls",
-               options=(PassOption("method", str, DEFAULT_METHOD,
-                                   "calibration method recorded on each point (a CalibrationMethod name)"),))
+               options=(PassOption("method", str, DEFAULT_METHOD, "calibration method recorded on each point",
+                                   choices=CALIBRATION_METHODS),))
 def insert_calibration_stats(module_op: ir.Operation, method: str) -> None:
     method_attr = str_attr(method)
     for call in lifted_calls(module_op):

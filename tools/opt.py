@@ -168,7 +168,8 @@ def run(argv: list[str]) -> int:
         for name, registered in registered_passes().items():
             print(f"  {name}: {registered.summary}")
             for option in registered.options:
-                print(f"      {option.name}={option.type.__name__} (default {option.format(option.default)}): {option.help}")
+                print(f"      {option.name}: {option.help}; {option.allowed()}, "
+                      f"default {option.format(option.default)}")
         return 0
     pipeline = parse_pipeline(args.pass_pipeline) if args.pass_pipeline else Pipeline(())
     pipeline = pipeline + Pipeline(tuple(flag_passes))

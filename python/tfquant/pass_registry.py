@@ -6,6 +6,7 @@ registry and pipeline parser (`tfquant.pipeline`); upstream passes go to the Pas
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,28 +18,56 @@ PassFunction = Callable[..., None]
 
 @dataclass(frozen=True)
 class PassOption:
-    """One typed option of a pass: `name=value` in a pipeline string."""
+    """One typed option of a pass: `name=value` in a pipeline string.
+
+    `type` is bool, int, float or str; a str option with `choices` accepts only those names.
+    """
     name: str
     type: type
     default: Any
     help: str
+    choices: tuple[str, ...] = ()
 
     def parse(self, text: str, pass_name: str) -> Any:
-        if self.type is bool:
-            if text.lower() in ("true", "1"):
-                return True
-            if text.lower() in ("false", "0"):
-                return False
-        else:
-            try:
-                return self.type(text)
-            except ValueError:
-                pass
-        raise ValueError(f"invalid value {text!r} for option '{self.name}' of pass '{pass_name}': "
-                         f"expected {self.type.__name__}")
+        """The typed value of `text`; a ValueError naming the pass, the option and the values it takes."""
+        try:
+            return self.check(_PARSERS[self.type](text), pass_name)
+        except ValueError:
+            raise self._invalid(text, pass_name) from None
+
+    def check(self, value: Any, pass_name: str) -> Any:
+        """`value` itself if this option takes it (a value given from Python), else a ValueError."""
+        # bool is an int to Python, and an int is a fine float.
+        typed = isinstance(value, bool) == (self.type is bool) and isinstance(value, _PYTHON_TYPES[self.type])
+        if not typed or (self.choices and value not in self.choices) or \
+                (self.type is float and not math.isfinite(value)):
+            raise self._invalid(value, pass_name)
+        return value
+
+    def allowed(self) -> str:
+        """The values the option takes, as the errors and --list-passes say it."""
+        return "one of " + ", ".join(self.choices) if self.choices else _ALLOWED[self.type]
 
     def format(self, value: Any) -> str:
         return str(value).lower() if self.type is bool else str(value)
+
+    def _invalid(self, value: Any, pass_name: str) -> ValueError:
+        return ValueError(f"invalid value {value!r} for option '{self.name}' of pass '{pass_name}': "
+                          f"expected {self.allowed()}")
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("true", "1"):
+        return True
+    if text.lower() in ("false", "0"):
+        return False
+    raise ValueError(text)
+
+
+_PARSERS: dict[type, Callable[[str], Any]] = {bool: _parse_bool, int: int, float: float, str: str}
+_PYTHON_TYPES = {bool: bool, int: int, float: (int, float), str: str}
+_ALLOWED = {bool: "bool (true or false)", int: "int (an integer)", float: "float (a finite number)",
+            str: "str (any string)"}
 
 
 @dataclass(frozen=True)
@@ -81,6 +110,11 @@ def register_pass(name: str, summary: str, options: tuple[PassOption, ...] = ())
     def decorate(function: PassFunction) -> PassFunction:
         if name in _PASSES:
             raise ValueError(f"pass {name} is registered twice")
+        for option in options:
+            if option.type not in _PARSERS:
+                raise TypeError(f"option '{option.name}' of pass {name} has type {option.type.__name__}; "
+                                "options are bool, int, float or str")
+            option.check(option.default, name)
         _PASSES[name] = RegisteredPass(name, summary, function, tuple(options))
         return function
     return decorate

@@ -56,8 +56,8 @@ def pass_spec(name: str, options: dict[str, Any] | None = None) -> PassSpec:
     """A checked PassSpec for one of our passes; options keep the order the pass declares them."""
     registered = _require_pass(name)
     options = options or {}
-    for key in options:
-        registered.option(key)
+    for key, value in options.items():
+        registered.option(key).check(value, name)
     ordered = {o.name: options[o.name] for o in registered.options if o.name in options}
     return PassSpec(name, ordered)
 
