@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--mlir-print-op-generic", action="store_true", help="print ops in generic form")
     parser.add_argument("--verify-diagnostics", action="store_true",
                         help="check errors against expected-error {{...}} comments")
-    parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    parser.add_argument("--debug", action="store_true",
+                        help="show Python tracebacks, also of internal errors in passes")
     return parser
 
 
@@ -98,7 +99,7 @@ def _run_chunk(chunk: _Chunk, pipeline: Pipeline, args, filename: str, source: s
     try:
         with ctx:
             module = ir.Module.parse(padded)
-            pass_manager(pipeline, args.mlir_print_ir_after_all).run(module.operation)
+            pass_manager(pipeline, args.mlir_print_ir_after_all, debug=args.debug).run(module.operation)
             text = module.operation.get_asm(enable_debug_info=args.mlir_print_debuginfo,
                                             print_generic_op_form=args.mlir_print_op_generic)
     except ir.MLIRError as error:

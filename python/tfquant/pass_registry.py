@@ -88,10 +88,13 @@ class RegisteredPass:
     def defaults(self) -> dict[str, Any]:
         return {o.name: o.default for o in self.options}
 
-    def run(self, module_op: ir.Operation, pass_handle, options: dict[str, Any]) -> None:
+    def run(self, module_op: ir.Operation, pass_handle, options: dict[str, Any], debug: bool = False) -> None:
         """The PassManager callback: CompileErrors become diagnostics at the op's location.
 
-        Option `per-channel` reaches the pass function as the keyword argument `per_channel`.
+        Any other exception is a bug of the pass on IR it did not expect: a diagnostic naming the
+        pass, not a Python traceback; with `debug` it propagates, traceback and all, out of
+        `PassManager.run`. Option `per-channel` reaches the pass function as the keyword
+        argument `per_channel`.
         """
         arguments = {name.replace("-", "_"): value for name, value in {**self.defaults(), **options}.items()}
         try:
@@ -99,6 +102,11 @@ class RegisteredPass:
         except CompileError as error:
             location = error.location or module_op.location
             location.emit_error(error.message)
+            pass_handle.signal_pass_failure()
+        except Exception as error:
+            if debug:
+                raise
+            module_op.location.emit_error(f"internal error in pass '{self.name}': {type(error).__name__}: {error}")
             pass_handle.signal_pass_failure()
 
 

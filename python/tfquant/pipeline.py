@@ -139,10 +139,11 @@ def _check_upstream(item: str, name: str) -> None:
 
 
 def pass_manager(pipeline: Pipeline, print_ir_after_all: bool = False,
-                 dump_dir: str | None = None) -> passmanager.PassManager:
+                 dump_dir: str | None = None, debug: bool = False) -> passmanager.PassManager:
     """A PassManager running `pipeline` (needs an active context).
 
-    `dump_dir` receives the module after each pass, one file per pass (constants elided).
+    `dump_dir` receives the module after each pass, one file per pass (constants elided). With
+    `debug`, an unexpected exception in one of our passes propagates instead of becoming a diagnostic.
     """
     pm = passmanager.PassManager("builtin.module")
     for spec in pipeline.passes:
@@ -151,7 +152,7 @@ def pass_manager(pipeline: Pipeline, print_ir_after_all: bool = False,
             continue
         registered = lookup_pass(spec.name)
         options = dict(spec.options)
-        pm.add(lambda op, handle, registered=registered, options=options: registered.run(op, handle, options),
+        pm.add(lambda op, handle, registered=registered, options=options: registered.run(op, handle, options, debug),
                name=registered.function.__name__, argument=registered.name, description=registered.summary)
     if print_ir_after_all:
         pm.enable_ir_printing(print_after_all=True)

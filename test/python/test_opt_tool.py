@@ -60,20 +60,39 @@ def test_binary_input_is_a_clear_error(tmp_path, capsys, data):
 
 
 @pytest.fixture
-def interrupting_pass(monkeypatch):
-    """tfq-optimize, for one test, raises KeyboardInterrupt as Ctrl-C during a pass does."""
-    def interrupt(module_op):
-        raise KeyboardInterrupt
+def failing_pass(monkeypatch):
+    """`failing_pass(exception)`: tfq-optimize, for one test, raises `exception`."""
+    def replace(exception: BaseException) -> None:
+        def fail(module_op):
+            raise exception
 
-    registered = pass_registry.lookup_pass("tfq-optimize")
-    monkeypatch.setitem(pass_registry._PASSES, "tfq-optimize", dataclasses.replace(registered, function=interrupt))
+        registered = pass_registry.lookup_pass("tfq-optimize")
+        monkeypatch.setitem(pass_registry._PASSES, "tfq-optimize", dataclasses.replace(registered, function=fail))
+
+    return replace
 
 
-def test_interrupt_during_a_pass_exits_130_in_one_line_leaving_no_output(tmp_path, capsys, interrupting_pass):
+def test_interrupt_during_a_pass_exits_130_in_one_line_leaving_no_output(tmp_path, capsys, failing_pass):
+    failing_pass(KeyboardInterrupt())
     output = tmp_path / "out.mlir"
     assert main([IDENTITY, "-tfq-optimize", "-o", str(output)]) == 130
     assert capsys.readouterr().err == "tfquant-opt: interrupted\n"
     assert os.listdir(tmp_path) == []
+
+
+def test_a_pass_bug_is_an_error_naming_the_pass_without_traceback(capsys, failing_pass):
+    failing_pass(KeyError("strides"))
+    assert main([IDENTITY, "-tfq-optimize"]) == 1
+    assert capsys.readouterr().err == \
+        f"{IDENTITY}:0:0: error: internal error in pass 'tfq-optimize': KeyError: 'strides'\n"
+
+
+def test_debug_shows_the_traceback_of_a_pass_bug(capsys, failing_pass):
+    failing_pass(KeyError("strides"))
+    assert main([IDENTITY, "-tfq-optimize", "--debug"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):") and "in fail" in err
+    assert err.endswith("tfquant-opt: error: KeyError: 'strides'\n")
 
 
 def _blocked_reading_stdin(pid: int) -> bool:
