@@ -73,10 +73,13 @@ def _spatial_pads(q: QuantizedOp, input_shape: list[int], kernel: list[int]) -> 
     strides, dilations = q.ints("strides")[1:3], q.ints("dilations")[1:3] if "dilations" in q.attrs else [1, 1]
     pads = []
     for size, k, stride, dilation in zip(input_shape[1:3], kernel, strides, dilations):
-        if size < 0:
-            raise q.error("SAME padding needs static spatial dimensions")
         effective = (k - 1) * dilation + 1
-        total = max((math.ceil(size / stride) - 1) * stride + effective - size, 0)
+        if stride == 1:  # the same padding for every input size: dynamic sizes need no special case
+            total = effective - 1
+        elif size < 0:
+            raise q.error("SAME padding with a stride above 1 needs static spatial dimensions")
+        else:
+            total = max((math.ceil(size / stride) - 1) * stride + effective - size, 0)
         pads.append((total // 2, total - total // 2))
     return pads
 

@@ -5,7 +5,8 @@ slots and costs most of the import time on Keras models) and no GraphDef holds t
 (protobuf caps one at 2 GB). A signature's graph is the part of the MetaGraph's graph its
 outputs reach, with its function calls inlined by grappler; its variables stay `VarHandleOp` /
 `VariableV2` nodes whose values `Checkpoint` reads one at a time from `variables/`, under the
-keys the MetaGraph's own restore graph assigns them from.
+keys the object graph binds them to (TF2, as TensorFlow's loader does) or the MetaGraph's
+restore graph assigns them from (TF1 savers).
 
 Errors are TensorFlow's classes for the same mistakes: `OSError` for a path without a readable
 SavedModel or checkpoint, `RuntimeError` for tags that match no MetaGraph, `ValueError` for an
@@ -22,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import message
 from tensorflow.core.framework import function_pb2, graph_pb2
-from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, saved_model_pb2
+from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, saved_model_pb2, trackable_object_graph_pb2
 from tensorflow.python.framework import convert_to_constants
 from tensorflow.python.grappler import tf_optimizer
 from tensorflow.python.saved_model import loader_impl
@@ -131,15 +132,17 @@ class Checkpoint:
 
     def __init__(self, path: str, meta_graph: meta_graph_pb2.MetaGraphDef):
         self.prefix = os.path.join(path, "variables", "variables")
-        self.keys = _checkpoint_keys(meta_graph)
+        self.meta_graph = meta_graph
         self._reader = None
+        self._keys: dict[str, str] | None = None
 
     def variable(self, node: str) -> Variable:
         """The variable a VarHandleOp / VariableV2 node names; its dtype and shape as stored."""
-        if node not in self.keys:
-            raise ValueError(f"variable {node!r} is not restored by the SavedModel's restore graph, "
-                             "so it has no value to freeze")
-        key = self.keys[node]
+        keys = self._variable_keys()
+        if node not in keys:
+            raise ValueError(f"variable {node!r} is neither bound in the SavedModel's object graph nor restored by "
+                             f"its restore graph, so it has no value in {self.prefix}")
+        key = keys[node]
         reader = self._open()
         dtypes = reader.get_variable_to_dtype_map()
         if key not in dtypes:
@@ -148,23 +151,66 @@ class Checkpoint:
         return Variable(node, key, tf.as_dtype(dtypes[key]), shape)
 
     def value(self, variable: Variable) -> np.ndarray:
+        return self._read(variable.key, f"variable {variable.node!r}")
+
+    def _read(self, key: str, what: str) -> np.ndarray:
         try:
-            return self._open().get_tensor(variable.key)
-        except (tf.errors.OpError, ValueError) as error:
-            raise OSError(f"cannot read variable {variable.node!r} (key {variable.key!r}) from the checkpoint "
-                          f"{self.prefix}: {str(error).splitlines()[0]}") from error
+            return self._open().get_tensor(key)
+        except _READ_ERRORS as error:
+            raise OSError(f"cannot read {what} (key {key!r}) from the checkpoint {self.prefix}: "
+                          f"{str(error).splitlines()[0]}") from error
 
     def _open(self):
         if self._reader is None:
             try:
                 self._reader = tf.train.load_checkpoint(self.prefix)
-            except (tf.errors.OpError, ValueError) as error:
+            except _READ_ERRORS as error:
                 raise OSError(f"cannot read the SavedModel's variables checkpoint {self.prefix}: "
                               f"{str(error).splitlines()[0]}") from error
         return self._reader
 
+    def _variable_keys(self) -> dict[str, str]:
+        if self._keys is None:
+            self._keys = {**_restored_keys(self.meta_graph), **self._object_graph_keys()}
+        return self._keys
 
-def _checkpoint_keys(meta_graph: meta_graph_pb2.MetaGraphDef) -> dict[str, str]:
+    def _object_graph_keys(self) -> dict[str, str]:
+        """{variable node: checkpoint key} through the TF2 object graph.
+
+        A call node passes the variables its function captures as its last inputs, in the order
+        of the function's `bound_inputs` (object graph node ids); the checkpoint's own object
+        graph numbers its nodes alike and names each variable's key. This is how TensorFlow's
+        loader binds them too; Keras 3 SavedModels restore other handles than the signatures read.
+        """
+        object_graph = self.meta_graph.object_graph_def
+        if not object_graph.nodes:
+            return {}
+        reader = self._open()
+        if not reader.has_tensor(_OBJECT_GRAPH_KEY):
+            return {}
+        trackables = trackable_object_graph_pb2.TrackableObjectGraph.FromString(
+            self._read(_OBJECT_GRAPH_KEY, "the object graph"))
+        if len(trackables.nodes) != len(object_graph.nodes):
+            return {}
+        keys = {}
+        for node in self.meta_graph.graph_def.node:
+            if node.op not in CALL_OPS or node.attr["f"].func.name not in object_graph.concrete_functions:
+                continue
+            bound = object_graph.concrete_functions[node.attr["f"].func.name].bound_inputs
+            captured = list(node.input)[len(node.input) - len(bound):] if bound else []
+            for handle, node_id in zip(captured, bound):
+                attributes = [a for a in trackables.nodes[node_id].attributes if a.name == "VARIABLE_VALUE"]
+                if object_graph.nodes[node_id].WhichOneof("kind") == "variable" and attributes:
+                    keys[_node_name(handle)] = attributes[0].checkpoint_key
+        return keys
+
+
+_OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+# What a damaged checkpoint makes TensorFlow's reader raise (a truncated data file: IndexError).
+_READ_ERRORS = (tf.errors.OpError, ValueError, IndexError, RuntimeError, message.DecodeError)
+
+
+def _restored_keys(meta_graph: meta_graph_pb2.MetaGraphDef) -> dict[str, str]:
     """{variable node: checkpoint key}, read off the MetaGraph's restore graph.
 
     TF2 SavedModels restore in a function (`__inference__traced_restore_N`) that a call node
