@@ -136,8 +136,9 @@ class _Builder:
         if isinstance(value_attr, ir.OpaqueAttr):
             proto = tf_attrs.to_attr_value(value_attr, "tensor").tensor
             return tf.constant(tf.make_ndarray(proto), name=node_name)
-        if self.variables is not None and self.variables.key(op) in self.variables.stored:
-            return self.variables.stored[self.variables.key(op)].read_value()
+        stored = self.variables.read(op) if self.variables is not None else None
+        if stored is not None:
+            return stored
         dtype = tf_attrs.dtype_of(ir.ShapedType(value_attr.type).element_type)
         return tf.constant(np.asarray(value_attr), dtype=dtype, name=node_name)
 
@@ -172,10 +173,12 @@ class _Weights:
     (A tf.function that creates variables is traced twice.) Keyed by value (attributes are
     uniqued per context), not by node name: the frozen weights of different signatures share
     node names; a kept variable is keyed by its own name, so that two variables holding equal
-    values stay two variables.
+    values stay two variables. With `captured`, eager tensors instead of variables: a function
+    that is only run (calibration) captures them rather than holding them in its graph.
     """
 
-    def __init__(self, module: ir.Module, threshold: int | None, keep_variables: bool):
+    def __init__(self, module: ir.Module, threshold: int | None, keep_variables: bool = False,
+                 captured: bool = False):
         self.keep_variables = keep_variables
         self.stored: dict[object, tf.Variable] = {}
         candidates: dict[object, ir.Operation] = {}
@@ -188,9 +191,19 @@ class _Weights:
             array = np.asarray(op.attributes["value"])
             dtype = tf_attrs.dtype_of(ir.ShapedType(op.attributes["value"].type).element_type)
             name = ir.StringAttr(key).value if isinstance(key, ir.StringAttr) else _node_name(op)
+            array = array.astype(dtype.as_numpy_dtype, copy=False)
             with tf.init_scope():
-                self.stored[key] = tf.Variable(array.astype(dtype.as_numpy_dtype, copy=False), trainable=False,
-                                               name=_variable_name(name))
+                self.stored[key] = tf.constant(array) if captured else tf.Variable(
+                    array, trainable=False, name=_variable_name(name))
+
+    def read(self, op: ir.Operation) -> tf.Tensor | None:
+        """The stored weight for a constant op, read in the current graph; None if it stays a constant."""
+        stored = self.stored.get(self.key(op))
+        if stored is None:
+            return None
+        if isinstance(stored, tf.Variable):
+            return stored.read_value()
+        return tf.compat.v1.get_default_graph().capture(stored)
 
     def key(self, op: ir.Operation) -> object:
         if self.keep_variables and VARIABLE in op.attributes:
@@ -253,15 +266,17 @@ def _with_declared_shape(tensor: tf.Tensor, declared: ir.Type | None, key: str) 
 
 def to_concrete_function(module: ir.Module, signature: str, hook: OpHook | None = None,
                          extra_outputs: dict[str, tf.Tensor] | None = None):
-    """A ConcreteFunction that runs `signature` of `module` in TensorFlow (constants stay constants).
+    """A ConcreteFunction that runs `signature` of `module` in TensorFlow.
 
     Called with keyword arguments named as the signature's inputs; returns a dict keyed by its
     outputs, plus whatever `hook` put into `extra_outputs` while the function was traced.
+    Constants over `LARGE_CONSTANT` elements are captured tensors, not graph constants, so that
+    a model past 2 GB runs too.
     """
     functions = symbol_table(module)
     if signature not in functions:
         raise ValueError(f"module has no function @{signature}; it has {signature_names(module)}")
-    builder = _Builder(functions, None, hook)
+    builder = _Builder(functions, _Weights(module, LARGE_CONSTANT, captured=True), hook)
     return _signature_function(builder, functions[signature], signature, extra_outputs).get_concrete_function()
 
 
