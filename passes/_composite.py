@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfquant.mlir import ir, str_attr
-from tfquant.passes._tf_ops import string_attribute
+from tfquant.passes._tf_ops import bool_attribute, string_attribute
 
 KINDS = {"tf.Conv2D": "conv2d", "tf.DepthwiseConv2dNative": "depthwise_conv2d", "tf.MatMul": "matmul",
          "tf.BatchMatMulV2": "batch_matmul", "tf.Einsum": "einsum", "tf.GatherV2": "gather"}
@@ -92,10 +92,6 @@ def _swap_einsum_terms(equation: str) -> str:
     return f"{rhs},{lhs}->{output}"
 
 
-def _bool_attr(op: ir.Operation, name: str) -> bool:
-    return name in op.attributes and ir.BoolAttr(op.attributes[name]).value
-
-
 def _einsum_channel_axis(equation: str, weight_rank: int) -> int | None:
     """The weight axis of the output's last index when the activation lacks that index, else None.
 
@@ -121,9 +117,9 @@ def weight_axis(composite: Composite, weight: np.ndarray, per_channel: bool) -> 
     if composite.kind == "depthwise_conv2d":
         return 2 if weight.shape[3] == 1 else None
     if composite.kind == "matmul":
-        return 0 if _bool_attr(main, "transpose_b") else 1
+        return 0 if bool_attribute(main, "transpose_b") else 1
     if composite.kind == "batch_matmul":
-        return weight.ndim - 2 if _bool_attr(main, "adj_y") else weight.ndim - 1
+        return weight.ndim - 2 if bool_attribute(main, "adj_y") else weight.ndim - 1
     if composite.kind == "einsum":
         return _einsum_channel_axis(ir.StringAttr(composite.op_attrs["equation"]).value, weight.ndim)
     return None

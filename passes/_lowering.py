@@ -13,10 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfquant.mlir import CompileError, ir, module_funcs, ops_named, walk_ops
-from tfquant.passes._quant import INT8_MAX, QUANTIZED_OP, QuantParams, parse_uniform, retyped
+from tfquant.passes._composite import KINDS
+from tfquant.passes._quant import INT8_MAX, QUANTIZED_OP, QUANTIZED_OP_SPEC, QuantParams, parse_uniform, retyped
 from tfquant.passes._tf_arith import (along_axis, binary, cast, const, emit, emit_dequantize, emit_quantize,
                                       emit_requantize, f32, i32, rank)
-from tfquant.passes._tf_ops import CALL_OPS, callee_name, constant_value, named_loc, type_attr
+from tfquant.passes._tf_ops import CALL_OPS, bool_attribute, callee_name, constant_value, named_loc, type_attr
+from tfquant.passes._verify import TF_OPS, check_attributes, check_count, check_ranks, reading, verify, verify_ops
 
 QUANT_CASTS = ("quant.qcast", "quant.dcast", "quant.scast")
 
@@ -145,13 +147,33 @@ def _weight_value(weight: ir.Value, calls: list[ir.Operation]) -> np.ndarray | N
     return values[0]
 
 
+# kind -> the float op a tfq.quantized_op of that kind computes.
+FLOAT_OPS = {kind: name for name, kind in KINDS.items()}
+
+
+def verify_quantized_op(q_op: ir.Operation) -> None:
+    """Raise at `q_op` unless it has the attributes the lowering reads, and the operands and
+    `op_attrs` its kind's float op needs."""
+    verify(q_op, QUANTIZED_OP_SPEC)
+    kind = ir.StringAttr(q_op.attributes["kind"]).value
+    if kind not in FLOAT_OPS:
+        raise CompileError(f"'{QUANTIZED_OP}' op has unknown kind '{kind}'; the kinds are {', '.join(FLOAT_OPS)}",
+                           q_op.location)
+    what = f"'{QUANTIZED_OP}' op of kind {kind}"
+    float_spec = TF_OPS[FLOAT_OPS[kind]]
+    if kind == "gather":  # (table, indices, axis), as GatherV2; the other kinds add an optional bias
+        check_count(q_op, "operand", len(q_op.operands), float_spec.operands, what)
+    check_ranks(q_op, float_spec.ranks, what)
+    check_attributes(ir.DictAttr(q_op.attributes["op_attrs"]), float_spec, f"{what}: op_attrs", q_op.location)
+
+
 def _decode(q_op: ir.Operation, calls: list[ir.Operation]) -> QuantizedOp:
     attrs = q_op.attributes
     kind = ir.StringAttr(attrs["kind"]).value
-    op_attrs = {named.name: named.attr for named in ir.DictAttr(attrs["op_attrs"])} if "op_attrs" in attrs else {}
+    op_attrs = {named.name: named.attr for named in ir.DictAttr(attrs["op_attrs"])}
     return QuantizedOp(q_op, kind, op_attrs, _params(q_op, "input"), _weight_params(q_op), _params(q_op, "output"),
                        ir.StringAttr(attrs["activation"]).value, _weight_value(q_op.operands[1], calls),
-                       "float_output" in attrs and ir.BoolAttr(attrs["float_output"]).value)
+                       bool_attribute(q_op, "float_output"))
 
 
 def _lower_gather(q: QuantizedOp) -> ir.Value:
@@ -246,6 +268,9 @@ def check_no_quant_types(module_op: ir.Operation) -> None:
 
 def lower_quantized_module(module_op: ir.Operation, emit_product: EmitProduct) -> None:
     """The whole lowering: quantized ops, then quant casts; no `!quant` type may remain."""
+    verify_ops(module_op, reading(*CALL_OPS))
+    for q_op in ops_named(module_op, QUANTIZED_OP):
+        verify_quantized_op(q_op)
     lower_quantized_functions(module_op, emit_product)
     lower_quant_casts(module_op)
     check_no_quant_types(module_op)

@@ -44,9 +44,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfquant.mlir import ir, parse_type_cached
+from tfquant.passes._verify import BOOL, DICT, FLOAT, FLOATS, INT, STRING, OpSpec
 
 INT8_MIN, INT8_MAX = -128, 127
 QUANTIZED_OP = "tfq.quantized_op"
+# What the lowering reads from a tfq.quantized_op (step 4 above); its kind's float op says more.
+QUANTIZED_OP_SPEC = OpSpec(range(2, 4), required={
+    "kind": STRING, "op_attrs": DICT, "input_scale": FLOAT, "input_zero_point": INT, "weight_scales": FLOATS,
+    "weight_axis": INT, "output_scale": FLOAT, "output_zero_point": INT, "activation": STRING,
+}, optional={"float_output": BOOL})
 # On a quantized call: the kind of its tfq.quantized_op ("conv2d", ...), which the report counts.
 QUANTIZED_KIND = "_tfq_kind"
 WEIGHT_MAX = 127

@@ -119,6 +119,11 @@ def string_attribute(op: ir.Operation, name: str, default: str = "") -> str:
     return ir.StringAttr(op.attributes[name]).value if name in op.attributes else default
 
 
+def bool_attribute(op: ir.Operation, name: str) -> bool:
+    """The value of a bool attribute of `op`, false when it is absent (as TensorFlow defaults them)."""
+    return name in op.attributes and ir.BoolAttr(op.attributes[name]).value
+
+
 def create_partitioned_call(callee: str, operands: Sequence[ir.Value], result_types: Sequence[ir.Type],
                             loc: ir.Location, attributes: dict[str, ir.Attribute] | None = None) -> ir.Operation:
     """A `tf.PartitionedCall` of `@callee` at the current insertion point, with the `Tin`/`Tout` type

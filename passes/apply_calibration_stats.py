@@ -17,12 +17,14 @@ from tfquant.mlir import CompileError, ir
 from tfquant.pass_registry import register_pass
 from tfquant.passes._quant import activation_params, quantized_tensor_type
 from tfquant.passes._tf_ops import create_op, replace_op
-from tfquant.passes.insert_calibration_stats import calibration_points
+from tfquant.passes._verify import verify_ops
+from tfquant.passes.insert_calibration_stats import CALIBRATION_POINT, CALIBRATION_POINT_SPEC, calibration_points
 
 
 @register_pass("tfq-apply-calibration-stats",
                "Replace each calibrated tfq.calibration_point by quant.qcast + quant.dcast of its range")
 def apply_calibration_stats(module_op: ir.Operation) -> None:
+    verify_ops(module_op, {CALIBRATION_POINT: CALIBRATION_POINT_SPEC})
     for point in calibration_points(module_op):
         value = point.operands[0]
         calibrated_range = _range(point)

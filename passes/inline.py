@@ -12,12 +12,14 @@ from tfquant.mlir import ir, symbol_table
 from tfquant.pass_registry import register_pass
 from tfquant.passes._tf_ops import (CALL_OPS, callee_name, function_blocks, referenced_symbols, replace_op,
                                     string_attribute)
+from tfquant.passes._verify import reading, verify_ops
 
 INLINED_PREFIXES = ("composite_", "quantized_")
 
 
 @register_pass("tfq-inline", "Inline calls of private composite_*/quantized_* functions and erase those functions")
 def inline(module_op: ir.Operation) -> None:
+    verify_ops(module_op, reading(*CALL_OPS))
     functions = {name: fn for name, fn in symbol_table(module_op).items() if _is_inlinable(fn)}
     # Inlining may expose a call from the inlined body: repeat until none is left.
     while sum(_inline_calls(block, functions) for block in function_blocks(module_op)):

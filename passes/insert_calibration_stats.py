@@ -17,8 +17,12 @@ from tfquant.mlir import i64_attr, ir, ops_named, str_attr
 from tfquant.pass_registry import PassOption, register_pass
 from tfquant.passes._composite import is_lifted_call
 from tfquant.passes._tf_ops import constant_value, create_op, defining_op, is_float, uses
+from tfquant.passes._verify import FLOAT, INT, STRING, OpSpec, exactly, reading, verify_ops
 
 CALIBRATION_POINT = "tfq.calibration_point"
+# What the passes and calibration read from a point: one float tensor in, its range once calibrated.
+CALIBRATION_POINT_SPEC = OpSpec(exactly(1), float_operands=(0,), required={"id": INT, "method": STRING},
+                                optional={"min": FLOAT, "max": FLOAT})
 DEFAULT_METHOD = "CALIBRATION_METHOD_MIN_MAX"
 # The names of TensorFlow's CalibrationOptions.CalibrationMethod but UNSPECIFIED, spelled out so
 # that tfquant-opt needs no TensorFlow (~4 s) to check them; a test compares them with the enum.
@@ -32,6 +36,7 @@ CALIBRATION_METHODS = ("CALIBRATION_METHOD_MIN_MAX", "CALIBRATION_METHOD_AVERAGE
                options=(PassOption("method", str, DEFAULT_METHOD, "calibration method recorded on each point",
                                    choices=CALIBRATION_METHODS),))
 def insert_calibration_stats(module_op: ir.Operation, method: str) -> None:
+    verify_ops(module_op, {**reading("tf.PartitionedCall"), CALIBRATION_POINT: CALIBRATION_POINT_SPEC})
     method_attr = str_attr(method)
     for call in lifted_calls(module_op):
         for index, operand in enumerate(call.operands):

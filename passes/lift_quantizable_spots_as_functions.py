@@ -30,6 +30,7 @@ from tfquant.pass_registry import register_pass
 from tfquant.passes._composite import COMPOSITE_PREFIX, FULLY_QUANTIZABLE, KINDS, QUANT_TRAIT, WEIGHT_OPERAND
 from tfquant.passes._tf_ops import (constant_value, create_partitioned_call, defining_op, has_one_use, is_float32,
                                     string_attribute, uses)
+from tfquant.passes._verify import reading, verify_ops
 
 # Ops whose weight may be either operand; for the others it is operand 1 (GatherV2: operand 0).
 EITHER_SIDE_WEIGHT = frozenset({"tf.BatchMatMulV2", "tf.Einsum"})
@@ -70,6 +71,7 @@ class Spot:
 @register_pass("tfq-lift-quantizable-spots-as-functions",
                "Outline conv/matmul/einsum/gather patterns (+bias, +relu) into composite functions")
 def lift_quantizable_spots_as_functions(module_op: ir.Operation) -> None:
+    verify_ops(module_op, reading(*KINDS, "tf.BiasAdd"))
     names = _NameGenerator(set(symbol_table(module_op)))
     module_body = module_op.regions[0].blocks[0]
     for fn in module_funcs(module_op):

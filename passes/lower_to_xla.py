@@ -69,6 +69,9 @@ def _spatial_pads(q: QuantizedOp, input_shape: list[int], kernel: list[int]) -> 
         return [(0, 0), (0, 0)]
     if padding == "EXPLICIT":
         explicit = q.ints("explicit_paddings")
+        if len(explicit) != 8:
+            raise q.error(f"EXPLICIT padding needs 8 explicit_paddings (before and after each NHWC dimension), "
+                          f"got {len(explicit)}")
         return [(explicit[2], explicit[3]), (explicit[4], explicit[5])]
     strides, dilations = q.ints("strides")[1:3], q.ints("dilations")[1:3] if "dilations" in q.attrs else [1, 1]
     pads = []

@@ -17,6 +17,7 @@ from tfquant.mlir import ir
 from tfquant.pass_registry import register_pass
 from tfquant.passes._tf_ops import (constant_value, create_const, defining_op, element_type, erase_dead_ops,
                                     function_blocks, has_one_use, replace_op)
+from tfquant.passes._verify import reading, verify_ops
 
 # Ops without side effects whose only purpose is their results.
 REMOVABLE_WHEN_DEAD = frozenset({
@@ -43,6 +44,7 @@ EXACT_WIDENINGS = {
 
 @register_pass("tfq-optimize", "Remove requantize pairs that cancel, exact cast round trips, and dead ops")
 def optimize(module_op: ir.Operation) -> None:
+    verify_ops(module_op, reading("tf.Cast", "tf.AddV2", "tf.Sub"))
     for block in function_blocks(module_op):
         while fold_round_trips(block) + fold_constant_offsets(block) + erase_dead_ops(block, REMOVABLE_WHEN_DEAD):
             pass

@@ -19,11 +19,15 @@ import numpy as np
 
 from tfquant.mlir import CompileError, ir
 from tfquant.pass_registry import register_pass
-from tfquant.passes._tf_ops import (constant_value, create_const, create_op, defining_op, erase_dead_ops,
-                                    function_blocks, has_one_use, named_loc, replace_op, static_shape, type_attr)
+from tfquant.passes._tf_ops import (bool_attribute, constant_value, create_const, create_op, defining_op,
+                                    erase_dead_ops, function_blocks, has_one_use, named_loc, replace_op, static_shape,
+                                    string_attribute, type_attr)
+from tfquant.passes._verify import reading, verify_ops
 
 IDENTITY_OPS = frozenset({"tf.Identity", "tf.Snapshot", "tf.StopGradient", "tf.IdentityN"})
 WEIGHTED_OPS = frozenset({"tf.Conv2D", "tf.DepthwiseConv2dNative", "tf.MatMul"})
+# Per-channel arithmetic after a weighted op that folds into its weight or bias.
+FOLDED_ARITHMETIC = frozenset({"tf.Mul", "tf.AddV2", "tf.Add", "tf.Sub"})
 # A folded constant may be larger than its inputs (Fill, Tile): only up to this many elements.
 MAX_FOLDED_ELEMENTS = 1 << 22
 
@@ -31,6 +35,7 @@ MAX_FOLDED_ELEMENTS = 1 << 22
 @register_pass("tfq-prepare-lifting",
                "Remove identities, fold constants and batch norms into conv/matmul weights, adds into BiasAdd")
 def prepare_lifting(module_op: ir.Operation) -> None:
+    verify_ops(module_op, reading(*WEIGHTED_OPS, *FOLDED_ARITHMETIC, "tf.FusedBatchNormV3", "tf.BiasAdd"))
     for block in function_blocks(module_op):
         while remove_identities(block) + fold_constants(block) + fold_batch_norms(block):
             pass
@@ -106,9 +111,7 @@ def _weighted_producer(value: ir.Value) -> ir.Operation | None:
         return None
     if constant_value(op.operands[1]) is None:
         return None
-    if "data_format" in op.attributes and ir.StringAttr(op.attributes["data_format"]).value != "NHWC":
-        return None
-    return op
+    return op if string_attribute(op, "data_format", "NHWC") == "NHWC" else None
 
 
 def _output_channels(op: ir.Operation) -> int:
@@ -119,7 +122,7 @@ def _weight_channels(op: ir.Operation) -> int:
     weight = constant_value(op.operands[1])
     if op.name == "tf.DepthwiseConv2dNative":
         return weight.shape[2] * weight.shape[3]
-    if op.name == "tf.MatMul" and ir.BoolAttr(op.attributes["transpose_b"]).value:
+    if op.name == "tf.MatMul" and bool_attribute(op, "transpose_b"):
         return weight.shape[0]
     return weight.shape[-1]
 
@@ -139,7 +142,7 @@ def _scaled_weight(op: ir.Operation, scale: np.ndarray) -> np.ndarray:
     weight = constant_value(op.operands[1])
     if op.name == "tf.DepthwiseConv2dNative":
         return weight * scale.reshape(weight.shape[2], weight.shape[3])
-    if op.name == "tf.MatMul" and ir.BoolAttr(op.attributes["transpose_b"]).value:
+    if op.name == "tf.MatMul" and bool_attribute(op, "transpose_b"):
         return weight * scale[:, None]
     return weight * scale
 
@@ -186,7 +189,7 @@ def fold_batch_norms(block: ir.Block) -> int:
         op = op.operation
         if op.name == "tf.FusedBatchNormV3":
             folded += _fold_fused_batch_norm(op)
-        elif op.name in ("tf.Mul", "tf.AddV2", "tf.Add", "tf.Sub"):
+        elif op.name in FOLDED_ARITHMETIC:
             folded += _fold_arithmetic(op)
     return folded
 
@@ -222,13 +225,13 @@ def _fold_arithmetic(op: ir.Operation) -> int:
 
 
 def _fold_fused_batch_norm(op: ir.Operation) -> int:
-    if "is_training" in op.attributes and ir.BoolAttr(op.attributes["is_training"]).value:
+    if bool_attribute(op, "is_training") or any(list(r.uses) for r in list(op.results)[1:]):
         return 0
-    if any(list(r.uses) for r in list(op.results)[1:]):
-        return 0
-    params = [constant_value(v) for v in list(op.operands)[1:5]]
     weighted = _weighted_producer(op.operands[0])
-    if weighted is None or any(p is None for p in params):
+    if weighted is None:
+        return 0
+    params = [_per_channel(v, _output_channels(weighted)) for v in list(op.operands)[1:5]]
+    if any(p is None for p in params):
         return 0
     scale, offset, mean, variance = (p.astype(np.float32) for p in params)
     epsilon = ir.FloatAttr(op.attributes["epsilon"]).value if "epsilon" in op.attributes else 1e-4

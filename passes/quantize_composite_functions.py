@@ -27,12 +27,14 @@ import numpy as np
 
 from tfquant.mlir import func, i64_attr, ir, str_attr, symbol_table
 from tfquant.pass_registry import PassOption, register_pass
-from tfquant.passes._composite import COMPOSITE_PREFIX, Composite, analyze_composite, is_lifted_call, weight_axis
+from tfquant.passes._composite import (COMPOSITE_PREFIX, KINDS, Composite, analyze_composite, is_lifted_call,
+                                       weight_axis)
 from tfquant.passes._quant import (QUANTIZED_KIND, QUANTIZED_OP, QuantParams, parse_uniform, quantize_bias,
                                    quantize_weight, quantized_tensor_type, retyped, storage_tensor_type,
                                    weight_params, widen_for_bias)
 from tfquant.passes._tf_ops import (CALL_OPS, callee_name, constant_value, create_const, create_op, defining_op,
                                     function_blocks, referenced_symbols, uses)
+from tfquant.passes._verify import reading, verify_ops
 
 # Ops whose int8 result has the scale and zero point of their (first) int8 input.
 SAME_SCALE_OPS = frozenset({"tf.Reshape", "tf.Identity", "tf.MaxPool", "tf.Squeeze", "tf.ExpandDims",
@@ -46,6 +48,7 @@ SAME_SCALE_OPS = frozenset({"tf.Reshape", "tf.Identity", "tf.MaxPool", "tf.Squee
                         PassOption("float-output", bool, True,
                                    "calls whose result reaches no quantized op return f32, not int8")))
 def quantize_composite_functions(module_op: ir.Operation, per_channel: bool, float_output: bool) -> None:
+    verify_ops(module_op, reading(*CALL_OPS, *KINDS, "tf.BiasAdd", *SAME_SCALE_OPS))
     functions = symbol_table(module_op)
     quantized: set[str] = set()
     with module_op.location:  # types built below need a location in scope

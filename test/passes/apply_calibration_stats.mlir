@@ -1,4 +1,4 @@
-// The last case is an error, so the output check runs under `not`; -verify-diagnostics checks the error.
+// The last cases are errors, so the output check runs under `not`; -verify-diagnostics checks the errors.
 // RUN: not tfquant-opt %s -split-input-file -tfq-apply-calibration-stats 2>/dev/null | filecheck %s
 // RUN: tfquant-opt %s -split-input-file -tfq-apply-calibration-stats -verify-diagnostics
 
@@ -62,4 +62,22 @@ func.func @inverted(%x: tensor<2xf32>) -> tensor<2xf32> {
   // expected-error@+1 {{calibration point has an invalid range [1.0, -1.0]}}
   %0 = "tfq.calibration_point"(%x) {id = 0 : i64, method = "CALIBRATION_METHOD_MIN_MAX", min = 1.0 : f32, max = -1.0 : f32} : (tensor<2xf32>) -> tensor<2xf32>
   return %0 : tensor<2xf32>
+}
+
+// -----
+
+// Negative: a range that is not a float is refused at the point, not read as one.
+func.func @string_range(%x: tensor<2xf32>) -> tensor<2xf32> {
+  // expected-error@+1 {{'tfq.calibration_point' op attribute 'min' must be a float, got "low"}}
+  %0 = "tfq.calibration_point"(%x) {id = 0 : i64, method = "CALIBRATION_METHOD_MIN_MAX", min = "low", max = 1.0 : f32} : (tensor<2xf32>) -> tensor<2xf32>
+  return %0 : tensor<2xf32>
+}
+
+// -----
+
+// Negative: a calibration point measures a float tensor; an integer one has no range to quantize.
+func.func @integer_point(%x: tensor<2xi32>) -> tensor<2xi32> {
+  // expected-error@+1 {{'tfq.calibration_point' op operand #0 must be a float tensor, got tensor<2xi32>}}
+  %0 = "tfq.calibration_point"(%x) {id = 0 : i64, method = "CALIBRATION_METHOD_MIN_MAX", min = 0.0 : f32, max = 1.0 : f32} : (tensor<2xi32>) -> tensor<2xi32>
+  return %0 : tensor<2xi32>
 }

@@ -133,3 +133,19 @@ func.func @stateful_random() -> (tensor<2xi32>, tensor<2xf32>, tensor<1x3xi64>, 
   %folded = "tf.Shape"(%shape) {T = i32, out_type = i32} : (tensor<1xi32>) -> tensor<1xi32>
   return %ints, %normal, %samples, %folded : tensor<2xi32>, tensor<2xf32>, tensor<1x3xi64>, tensor<1xi32>
 }
+
+// -----
+
+// MatMul's transpose attributes are false when absent, as in TensorFlow.
+// CHECK-LABEL: func @matmul_default_attributes
+// CHECK: %[[W:.*]] = "tf.Const"() {{.*}}value = dense<{{\[\[}}3.000000e+00, 6.000000e+00]]>
+// CHECK: %[[M:.*]] = "tf.MatMul"(%{{.*}}, %[[W]]) {T = f32}
+// CHECK-NOT: tf.Mul
+// CHECK: return %[[M]]
+func.func @matmul_default_attributes(%x: tensor<4x1xf32>) -> tensor<4x2xf32> {
+  %w = "tf.Const"() {value = dense<[[1.0, 2.0]]> : tensor<1x2xf32>, dtype = f32} : () -> tensor<1x2xf32>
+  %s = "tf.Const"() {value = dense<3.0> : tensor<f32>, dtype = f32} : () -> tensor<f32>
+  %m = "tf.MatMul"(%x, %w) {T = f32} : (tensor<4x1xf32>, tensor<1x2xf32>) -> tensor<4x2xf32>
+  %r = "tf.Mul"(%m, %s) {T = f32} : (tensor<4x2xf32>, tensor<f32>) -> tensor<4x2xf32>
+  return %r : tensor<4x2xf32>
+}
