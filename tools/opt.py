@@ -4,7 +4,9 @@
     tfquant-opt in.mlir -split-input-file -tfq-prepare-lifting -cse
     tfquant-opt --list-passes
 
-Errors print as `file:line:col: error: message` with the source line, and exit with status 1.
+Errors print as `file:line:col: error: message` with the source line, and exit with status 1; a
+Python exception in a pass is an error naming the pass (its traceback only with --debug). A run
+that fails or is interrupted (Ctrl-C: status 130) leaves the -o file as it was.
 """
 from __future__ import annotations
 
