@@ -9,7 +9,7 @@ written onto the points as `min`/`max` attributes for tfq-apply-calibration-stat
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,13 +17,19 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from tfquant import calibration
-from tfquant.dataset import InputSpecs, batches
+from tfquant.dataset import Batch, InputSpecs, Sample, batches, error_summary
 from tfquant.exporter import to_concrete_function
 from tfquant.mlir import ir
 from tfquant.passes.insert_calibration_stats import CALIBRATION_POINT, calibration_points
 
 # Samples kept (inputs and float outputs) to measure the quantized model's SQNR afterwards.
 KEPT_SAMPLES = 32
+
+
+class InvalidSampleError(tf.errors.InvalidArgumentError, ValueError):
+    """A representative sample TensorFlow's kernels refused (inputs whose batch sizes differ, ids
+    outside an embedding table): the InvalidArgumentError TensorFlow raised, and a ValueError as
+    every bad dataset is, so code catching either catches it."""
 
 
 @dataclass
@@ -103,6 +109,48 @@ def _feed(collector: calibration.Collector, results: dict, name: str) -> None:
         collector.update(results[name].numpy())
 
 
+def _run(concrete, inputs: Sample, input_names: Sequence[str]) -> dict[str, tf.Tensor]:
+    """One call of the instrumented function.
+
+    Positional, in the signature's input order: keyword arguments fail TensorFlow's structured
+    binding first (it names the inputs args_0, ...), which formats every input tensor into an
+    error message before the flat signature is tried; that took 10x the call itself.
+    """
+    return concrete(*[tf.constant(inputs[name]) for name in input_names])
+
+
+def _run_batch(concrete, batch: Batch, input_names: Sequence[str], signature: str) -> dict[str, tf.Tensor]:
+    """The function's results on `batch`; a TensorFlow error is raised again as one line naming
+    the signature, the sample and its inputs (TensorFlow's own holds the traced Python stack)."""
+    try:
+        return _run(concrete, batch.inputs, input_names)
+    except tf.errors.OpError as error:
+        which, inputs, refusal = _refused_samples(concrete, batch, input_names, error)
+        shapes = ", ".join(f"{name}: {array.dtype} {array.shape}" for name, array in inputs.items())
+        message = (f"representative dataset {which} for signature '{signature}' (inputs {shapes}) "
+                   f"fails in TensorFlow: {error_summary(refusal)}")
+        kind = InvalidSampleError if isinstance(refusal, tf.errors.InvalidArgumentError) else type(refusal)
+        raise kind(None, None, message) from refusal
+
+
+def _refused_samples(concrete, batch: Batch, input_names: Sequence[str],
+                     error: tf.errors.OpError) -> tuple[str, Sample, tf.errors.OpError]:
+    """Which of a refused batch's samples TensorFlow refuses, their inputs and its error.
+
+    A batch of several samples is run again one sample at a time: the first refused alone is
+    the one to name; if none is, it is the batch as a whole.
+    """
+    if len(batch.samples) > 1:
+        for offset, sample in enumerate(batch.samples):
+            try:
+                _run(concrete, sample, input_names)
+            except tf.errors.OpError as refusal:
+                return f"sample {batch.first + offset}", sample, refusal
+    last = batch.first + len(batch.samples) - 1
+    which = f"sample {batch.first}" if last == batch.first else f"samples {batch.first} to {last} (joined in one batch)"
+    return which, batch.inputs, error
+
+
 def calibrate(module: ir.Module, datasets: Mapping[str, Iterable], input_specs: Mapping[str, InputSpecs],
               calibration_options, batch_size: int = 32, progress: bool = True) -> CalibrationRun:
     """Run every signature's samples through the module and set `min`/`max` on its calibration points."""
@@ -114,6 +162,8 @@ def calibrate(module: ir.Module, datasets: Mapping[str, Iterable], input_specs: 
         batch_size = 1
     for signature, samples in datasets.items():
         concrete, tap_names = _instrumented_function(module, signature, num_bins)
+        # The order the function takes its inputs in, from the function itself.
+        input_names = [spec.name for spec in concrete.structured_input_signature[0]]
         output_names = [k for k in concrete.structured_outputs if not k.startswith(TAP)]
         run.samples[signature] = 0
         run.kept_inputs[signature], run.kept_outputs[signature] = [], []
@@ -121,15 +171,15 @@ def calibrate(module: ir.Module, datasets: Mapping[str, Iterable], input_specs: 
         # disable=None: no bar where stderr is not a terminal (a log, a pipe): there it is only noise.
         with tqdm(desc=f"calibrating {signature}", unit=" samples", disable=None if progress else True) as bar:
             for batch in batches(samples, input_specs[signature], signature, batch_size):
-                results = concrete(**{k: tf.constant(v) for k, v in batch.items()})
+                results = _run_batch(concrete, batch, input_names, signature)
                 for point_id, name in tap_names.items():
                     if point_id not in collectors:
                         collectors[point_id] = calibration.new_collector(calibration_options)
                     _feed(collectors[point_id], results, name)
                 # Scalar inputs (a flag, a temperature) have no batch axis to count rows on.
-                rows = next((v.shape[0] for v in batch.values() if v.ndim), 1)
+                rows = next((v.shape[0] for v in batch.inputs.values() if v.ndim), 1)
                 if run.samples[signature] < KEPT_SAMPLES:
-                    run.kept_inputs[signature].append(batch)
+                    run.kept_inputs[signature].append(batch.inputs)
                     run.kept_outputs[signature].append({k: results[k].numpy() for k in output_names})
                     run.kept_samples[signature] += rows
                 run.samples[signature] += rows

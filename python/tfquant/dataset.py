@@ -10,23 +10,61 @@ reads a whole file, though), and a generator is read once.
 from __future__ import annotations
 
 import os
+import re
+import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 from tensorflow.compiler.mlir.quantization.tensorflow.python.representative_dataset import (
     TfRecordRepresentativeDatasetLoader,
 )
 
 from tfquant.options import RepresentativeDatasetFile
 
-__all__ = ["InputSpecs", "normalize_dataset", "validate_sample", "batches", "load_npz_dataset",
-           "load_tfrecord_dataset"]
+__all__ = ["InputSpecs", "InputNameError", "Batch", "normalize_dataset", "validate_sample", "batches",
+           "load_dataset_file", "load_npz_dataset", "load_tfrecord_dataset", "error_summary"]
 
 # {input_name: (dtype, shape)}, None for a dimension (or a whole shape) that is not known.
 InputSpecs = Mapping[str, tuple[np.dtype, tuple[int | None, ...] | None]]
 Sample = dict[str, np.ndarray]
+
+# What a calibration data file must hold, said by every error about one that does not.
+EXPECTED_FILE = ("expected a .npz holding one array per input name (samples along the first axis) or a "
+                 "TFRecord file written by TensorFlow's TfRecordRepresentativeDatasetSaver")
+# The first bytes of a zip archive (a .npz is one) and of a .npy array.
+_ZIP_MAGIC = b"PK\x03\x04"
+_NPY_MAGIC = b"\x93NUMPY"
+# What numpy raises on a file that is not a readable .npz, by the layer that noticed.
+_NPZ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error)
+# Lines TensorFlow frames a kernel's error message with: a header, the traced Python stack
+# (frames and code, indented) and the failing nodes (indented); in the line itself, the
+# functions it ran in before it and the eager op after it.
+_TF_FRAMING = re.compile(r"Graph execution error:|Detected at node |\s|$")
+_TF_PLACE = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:[^\]]*\]( name:.*)?$")
+
+
+class InputNameError(KeyError, ValueError):
+    """A sample whose input names are not the signature's.
+
+    TensorFlow's quantizer raises KeyError for this and tfquant's dataset errors are ValueErrors;
+    this is both, so code written for either catches it.
+    """
+
+    # KeyError's str() is its message's repr (it expects a key, not a sentence).
+    __str__ = ValueError.__str__
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Consecutive checked samples of a dataset, run through the model as one."""
+    first: int  # the index of its first sample in the dataset
+    samples: tuple[Sample, ...]
+    inputs: Sample  # the samples joined along axis 0
 
 
 class _Samples(Iterable[Sample]):
@@ -118,11 +156,11 @@ def validate_sample(sample: Any, specs: InputSpecs, index: int, signature_key: s
         raise ValueError(f"{where} is a {type(sample).__name__}, not a dict from input name to array")
     unknown = [name for name in sample if name not in specs]
     if unknown:
-        raise ValueError(f"{where}: unknown input '{unknown[0]}'; the signature's inputs are "
-                         + ", ".join(f"'{name}'" for name in specs))
+        raise InputNameError(f"{where}: unknown input '{unknown[0]}'; the signature's inputs are "
+                             + ", ".join(f"'{name}'" for name in specs))
     missing = [name for name in specs if name not in sample]
     if missing:
-        raise ValueError(f"{where}: input '{missing[0]}' is missing")
+        raise InputNameError(f"{where}: input '{missing[0]}' is missing")
     return {name: _check_input(sample[name], *specs[name], f"{where}: input '{name}'") for name in specs}
 
 
@@ -136,11 +174,15 @@ def _check_input(value: Any, dtype: np.dtype, shape: tuple[int | None, ...] | No
             array = array[np.newaxis]
         if array.ndim != len(shape) or any(want is not None and want != got for want, got in zip(shape, array.shape)):
             raise ValueError(f"{where} has shape {given} but the signature expects {tuple(shape)}")
+    # Its activations would be empty too: no min, no max, nothing to calibrate on.
+    if array.size == 0:
+        raise ValueError(f"{where} is empty (shape {given}): a sample needs at least one value per input")
     return array
 
 
 def _as_array(value: Any, dtype: np.dtype, where: str) -> np.ndarray:
-    """`value` as an array of `dtype`, refusing a change of kind (float to int, ...)."""
+    """`value` as an array of `dtype`, refusing a change of kind (float to int, ...) and integers
+    that `dtype` cannot hold."""
     from_python = isinstance(value, (int, float, bool, list, tuple))
     array = np.asarray(value)
     if dtype.kind == "O":
@@ -148,20 +190,32 @@ def _as_array(value: Any, dtype: np.dtype, where: str) -> np.ndarray:
         if array.dtype.kind not in "OSU":
             raise ValueError(f"{where} has dtype {array.dtype} but the signature expects strings")
         return array.astype(object)
-    # Python ints are fine where floats are expected; numpy arrays must match in kind.
-    compatible = array.dtype.kind == dtype.kind or (
+    # Python ints are fine where floats are expected; integers go to any integer type that holds
+    # them; otherwise numpy arrays must match in kind.
+    integers = array.dtype.kind in "iu" and dtype.kind in "iu"
+    compatible = integers or array.dtype.kind == dtype.kind or (
         from_python and dtype.kind == "f" and array.dtype.kind in "iu")
     if not compatible:
         raise ValueError(f"{where} has dtype {array.dtype} but the signature expects {dtype}")
+    if integers and array.dtype != dtype:
+        _check_fits(array, dtype, where)
     return array.astype(dtype, copy=False)
 
 
-def batches(samples: Iterable[Any], specs: InputSpecs, signature_key: str, batch_size: int) -> Iterator[Sample]:
+def _check_fits(array: np.ndarray, dtype: np.dtype, where: str) -> None:
+    """Refuses integers outside `dtype`'s range: casting would silently wrap them round."""
+    limits = np.iinfo(dtype)
+    outside = array[(array < limits.min) | (array > limits.max)]
+    if outside.size:
+        raise ValueError(f"{where} holds {outside[0]}, outside the range of {dtype} [{limits.min}, {limits.max}]")
+
+
+def batches(samples: Iterable[Any], specs: InputSpecs, signature_key: str, batch_size: int) -> Iterator[Batch]:
     """Checked samples, consecutive ones joined along axis 0 into batches of up to `batch_size` rows.
 
     Samples are joined only when every input's first dimension is unknown (a batch
     dimension) and they agree on the other dimensions; a sample of more than `batch_size`
-    rows is yielded whole. Otherwise samples are yielded one by one.
+    rows is a batch of its own. Otherwise each sample is a batch.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -170,21 +224,24 @@ def batches(samples: Iterable[Any], specs: InputSpecs, signature_key: str, batch
     rows = 0
     for index, sample in enumerate(samples):
         checked = validate_sample(sample, specs, index, signature_key)
-        if not joinable:
-            yield checked
-            continue
-        sample_rows = _rows(checked)
+        sample_rows = _rows(checked) if joinable else None
         if pending and (sample_rows is None or rows + sample_rows > batch_size
                         or _inner_shapes(checked) != _inner_shapes(pending[0])):
-            yield _join(pending)
+            yield _batch(index - len(pending), pending)
             pending, rows = [], 0
         pending.append(checked)
         rows += sample_rows or 0
         if sample_rows is None or rows >= batch_size:
-            yield _join(pending)
+            yield _batch(index + 1 - len(pending), pending)
             pending, rows = [], 0
     if pending:
-        yield _join(pending)
+        yield _batch(index + 1 - len(pending), pending)
+
+
+def _batch(first: int, samples: list[Sample]) -> Batch:
+    inputs = samples[0] if len(samples) == 1 else {
+        name: np.concatenate([sample[name] for sample in samples]) for name in samples[0]}
+    return Batch(first, tuple(samples), inputs)
 
 
 def _rows(sample: Sample) -> int | None:
@@ -197,10 +254,19 @@ def _inner_shapes(sample: Sample) -> dict[str, tuple[int, ...]]:
     return {name: array.shape[1:] for name, array in sample.items()}
 
 
-def _join(samples: list[Sample]) -> Sample:
-    if len(samples) == 1:
-        return samples[0]
-    return {name: np.concatenate([sample[name] for sample in samples]) for name in samples[0]}
+def load_dataset_file(path: str | os.PathLike[str]) -> list[Sample]:
+    """Samples from a calibration data file: a .npz (see `load_npz_dataset`), or else a TFRecord
+    file (see `load_tfrecord_dataset`); which one is read from the file's first bytes, so that
+    a .npy array or a corrupt archive is named as such rather than read as a TFRecord.
+    """
+    _check_is_file(path)
+    with open(path, "rb") as f:
+        magic = f.read(len(_NPY_MAGIC))
+    if magic == _NPY_MAGIC:
+        raise ValueError(f"calibration data file {path} is a .npy array; {EXPECTED_FILE}")
+    if magic.startswith(_ZIP_MAGIC) or os.fspath(path).endswith(".npz"):
+        return load_npz_dataset(path)
+    return load_tfrecord_dataset(path)
 
 
 def load_npz_dataset(path: str | os.PathLike[str]) -> list[Sample]:
@@ -208,10 +274,15 @@ def load_npz_dataset(path: str | os.PathLike[str]) -> list[Sample]:
 
     Each sample keeps a leading batch axis of 1.
     """
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {name: npz[name] for name in npz.files}
+    _check_is_file(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except _NPZ_ERRORS as error:
+        raise ValueError(f"calibration data file {path} is not a readable .npz ({error_summary(error)}); "
+                         f"{EXPECTED_FILE}") from error
     if not arrays:
-        raise ValueError(f"{path} holds no arrays")
+        raise ValueError(f"calibration data file {path} holds no arrays; {EXPECTED_FILE}")
     counts = {name: (array.shape[0] if array.ndim else None) for name, array in arrays.items()}
     if None in counts.values() or len(set(counts.values())) != 1:
         raise ValueError(f"{path}: every array needs the same number of samples along its first axis, got "
@@ -224,7 +295,30 @@ def load_tfrecord_dataset(path: str | os.PathLike[str]) -> list[Sample]:
 
     TensorFlow's loader reads the whole file at once.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"representative dataset file {path} does not exist")
+    _check_is_file(path)
     dataset_file = RepresentativeDatasetFile(tfrecord_file_path=os.fspath(path))
-    return TfRecordRepresentativeDatasetLoader({"": dataset_file}).load()[""]
+    try:
+        return TfRecordRepresentativeDatasetLoader({"": dataset_file}).load()[""]
+    except (tf.errors.OpError, DecodeError) as error:
+        raise ValueError(f"calibration data file {path} is not a TFRecord of RepresentativeDataSamples "
+                         f"({error_summary(error)}); {EXPECTED_FILE}") from error
+
+
+def _check_is_file(path: str | os.PathLike[str]) -> None:
+    """FileNotFoundError (IsADirectoryError for a directory) naming `path` unless it is a file."""
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"calibration data file {path} is a directory; {EXPECTED_FILE}")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"calibration data file {path} does not exist; {EXPECTED_FILE}")
+
+
+def error_summary(error: BaseException) -> str:
+    """The line of an exception's message that says what went wrong.
+
+    TensorFlow's start with "Graph execution error:" and the traced Python stack, and go on with
+    node names; the kernel's own message is the first line that is none of these, without the
+    function and op names around it.
+    """
+    message = getattr(error, "message", None) or str(error)
+    lines = [line for line in message.splitlines() if not _TF_FRAMING.match(line)]
+    return _TF_PLACE.sub("", lines[0] if lines else message).strip()

@@ -365,3 +365,51 @@ def test_histogram_binned_in_the_graph_equals_numpy_binning():
             low, high, width, lower = binned[""].tolist()
             graph_side.update_binned(low, high, width, lower, binned["_counts"], int(binned["_size"]))
         assert graph_side.statistics() == numpy_side.statistics()
+
+
+# ----------------------------------------------------------------------------------------------
+# TensorFlow's errors on a sample, as calibration raises them.
+
+def _batch(*rows: int):
+    """One batch of float samples with `rows` rows each, sample i all i (joined: they share the batch dimension)."""
+    from tfquant.dataset import batches
+    samples = [{"x": np.full((n, 3), i, np.float32)} for i, n in enumerate(rows)]
+    (batch,) = batches(samples, {"x": (np.dtype(np.float32), (None, 3))}, "s", batch_size=sum(rows))
+    return batch
+
+
+def _refusing(error: type, refused) -> object:
+    """A stand-in for the instrumented function that raises `error`, framed as TensorFlow frames it,
+    on the inputs `refused(x)` picks."""
+    def concrete(x):
+        if refused(x):
+            raise error(None, None, "Graph execution error:\n\nDetected at node Foo defined at (most recent call "
+                                    "last):\n  File \"model.py\", line 1, in f\n\nno good\n\t [[{{node Foo}}]]")
+        return {}
+    return concrete
+
+
+def test_the_first_sample_refused_alone_is_named():
+    from tfquant.calibrate import InvalidSampleError, _run_batch
+    batch = _batch(1, 2, 2)
+    concrete = _refusing(tf.errors.InvalidArgumentError, lambda x: bool(np.any(x.numpy() == 1)))
+    with pytest.raises(InvalidSampleError, match=r"^representative dataset sample 1 for signature 's' "
+                                                 r"\(inputs x: float32 \(2, 3\)\) fails in TensorFlow: no good$"):
+        _run_batch(concrete, batch, ["x"], "s")
+
+
+def test_a_batch_refused_only_as_a_whole_is_named_as_a_whole():
+    from tfquant.calibrate import InvalidSampleError, _run_batch
+    concrete = _refusing(tf.errors.InvalidArgumentError, lambda x: x.shape[0] > 1)
+    with pytest.raises(InvalidSampleError, match=r"^representative dataset samples 0 to 2 \(joined in one batch\) "
+                                                 r"for signature 's' \(inputs x: float32 \(3, 3\)\) fails"):
+        _run_batch(concrete, _batch(1, 1, 1), ["x"], "s")
+
+
+def test_errors_not_about_the_sample_keep_tensorflows_class():
+    from tfquant.calibrate import _run_batch
+    concrete = _refusing(tf.errors.ResourceExhaustedError, lambda x: True)
+    with pytest.raises(tf.errors.ResourceExhaustedError) as error:
+        _run_batch(concrete, _batch(4), ["x"], "s")
+    assert not isinstance(error.value, ValueError)
+    assert str(error.value).endswith("fails in TensorFlow: no good")

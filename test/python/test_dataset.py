@@ -7,7 +7,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfquant.dataset import batches, load_npz_dataset, load_tfrecord_dataset, normalize_dataset, validate_sample
+from tfquant.dataset import (
+    InputNameError,
+    batches,
+    error_summary,
+    load_dataset_file,
+    load_npz_dataset,
+    load_tfrecord_dataset,
+    normalize_dataset,
+    validate_sample,
+)
 from tfquant.options import RepresentativeDatasetFile
 
 SERVING = "serving_default"
@@ -39,7 +48,7 @@ def test_generator_is_streamed_and_read_once():
     datasets = normalize_dataset(endless(), [SERVING], SPECS)
     assert made == []
     first = list(itertools.islice(batches(datasets[SERVING], IMAGE_SPECS, SERVING, batch_size=2), 3))
-    assert [b["image"].shape[0] for b in first] == [2, 2, 2]
+    assert [b.inputs["image"].shape[0] for b in first] == [2, 2, 2]
     # Nothing is read ahead of the batches asked for.
     assert made == list(range(6))
     with pytest.raises(ValueError, match=f"signature '{SERVING}' is an iterator and was already read"):
@@ -133,6 +142,13 @@ SPEC_ERRORS = [
     ({**sample(0), "label": np.zeros(1)},
      "sample 3 for signature 'serving_default': unknown input 'label'; the signature's inputs are 'image', 'ids'"),
     ((np.zeros((1, 32, 32, 3)),), "sample 3 for signature 'serving_default' is a tuple, not a dict"),
+    ({"image": np.zeros((0, 32, 32, 3), np.float32), "ids": np.zeros((0, 4), np.int32)},
+     "sample 3 for signature 'serving_default': input 'image' is empty (shape (0, 32, 32, 3))"),
+    ({"image": np.zeros((1, 32, 32, 3), np.float32), "ids": np.array([[1, 2, 2**40, 3]])},
+     "sample 3 for signature 'serving_default': input 'ids' holds 1099511627776, outside the range of int32 "
+     "[-2147483648, 2147483647]"),
+    ({"image": np.zeros((1, 32, 32, 3), np.float32), "ids": [[1, 2, 3, -2**31 - 1]]},
+     "input 'ids' holds -2147483649, outside the range of int32"),
 ]
 
 
@@ -141,6 +157,25 @@ def test_validate_sample_errors(bad, message):
     with pytest.raises(ValueError) as error:
         validate_sample(bad, IMAGE_SPECS, 3, SERVING)
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize("bad", [{"image": np.zeros((1, 32, 32, 3), np.float32)}, {**sample(0), "label": 1}],
+                         ids=["missing", "unknown"])
+def test_wrong_input_names_raise_what_tensorflow_and_tfquant_raise(bad):
+    """TensorFlow's quantizer raises KeyError here, tfquant's dataset errors are ValueErrors: both catch it."""
+    with pytest.raises(KeyError) as error:
+        validate_sample(bad, IMAGE_SPECS, 3, SERVING)
+    assert isinstance(error.value, InputNameError) and isinstance(error.value, ValueError)
+    assert str(error.value).startswith("representative dataset sample 3")
+
+
+def test_integers_go_to_any_integer_input_that_holds_them():
+    specs = {"ids": (np.dtype(np.int32), (None,)), "bytes": (np.dtype(np.uint8), (None,))}
+    checked = validate_sample({"ids": np.array([2**31 - 1], np.uint64), "bytes": [0, 255]}, specs, 0, SERVING)
+    assert checked["ids"].tolist() == [2**31 - 1] and checked["ids"].dtype == np.int32
+    assert checked["bytes"].tolist() == [0, 255] and checked["bytes"].dtype == np.uint8
+    with pytest.raises(ValueError, match="input 'bytes' holds -1, outside the range of uint8 \\[0, 255\\]"):
+        validate_sample({"ids": [1], "bytes": np.array([3, -1], np.int8)}, specs, 0, SERVING)
 
 
 def test_validate_sample_converts():
@@ -157,15 +192,17 @@ def test_validate_sample_converts():
 def test_batches_join_up_to_batch_size():
     samples = [sample(0, 2), sample(1, 1), sample(2, 3), sample(3, 1), sample(4, 6), sample(5, 1)]
     joined = list(batches(samples, IMAGE_SPECS, SERVING, batch_size=4))
-    assert [b["image"].shape[0] for b in joined] == [3, 4, 6, 1]
-    assert [b["ids"][:, 0].tolist() for b in joined] == [[0, 0, 1], [2, 2, 2, 3], [4] * 6, [5]]
-    assert sum(b["image"].shape[0] for b in joined) == 14
+    assert [b.inputs["image"].shape[0] for b in joined] == [3, 4, 6, 1]
+    assert [(b.first, len(b.samples)) for b in joined] == [(0, 2), (2, 2), (4, 1), (5, 1)]
+    assert [b.inputs["ids"][:, 0].tolist() for b in joined] == [[0, 0, 1], [2, 2, 2, 3], [4] * 6, [5]]
+    assert sum(b.inputs["image"].shape[0] for b in joined) == 14
 
 
 def test_batches_one_by_one_without_a_batch_dimension():
     specs = {"x": (np.dtype(np.float32), (2, 3))}
     out = list(batches([{"x": np.zeros((2, 3))}, {"x": np.ones((2, 3))}], specs, SERVING, batch_size=8))
-    assert [b["x"].shape for b in out] == [(2, 3), (2, 3)]
+    assert [b.inputs["x"].shape for b in out] == [(2, 3), (2, 3)]
+    assert [b.first for b in out] == [0, 1]
 
 
 def test_batches_keep_apart_what_cannot_be_joined():
@@ -177,7 +214,7 @@ def test_batches_keep_apart_what_cannot_be_joined():
                {"tokens": np.zeros((1, 7)), "mask": np.zeros((1, 7))}]
     samples = [{k: v.astype(np.int32) for k, v in s.items()} for s in samples]
     out = list(batches(samples, specs, SERVING, batch_size=8))
-    assert [(b["tokens"].shape, b["mask"].shape) for b in out] == [
+    assert [(b.inputs["tokens"].shape, b.inputs["mask"].shape) for b in out] == [
         ((2, 5), (2, 5)), ((1, 7), (1, 7)), ((2, 7), (1, 7)), ((1, 7), (1, 7))]
 
 
@@ -202,3 +239,45 @@ def test_load_npz_dataset(tmp_path):
     np.savez(path, image=np.zeros((3, 2)), ids=np.zeros((2, 4)))
     with pytest.raises(ValueError, match="same number of samples along its first axis, got image: 3, ids: 2"):
         load_npz_dataset(path)
+
+
+def test_load_dataset_file_reads_what_the_file_is(tmp_path):
+    """A zip archive is read as a .npz whatever its name; anything else that is not a .npy, as a TFRecord."""
+    archive = tmp_path / "samples.bin"
+    with open(archive, "wb") as f:
+        np.savez(f, x=np.ones((2, 3), np.float32))
+    assert [s["x"].shape for s in load_dataset_file(archive)] == [(1, 3), (1, 3)]
+    save_tfrecord(tmp_path / "calib.tfrecord", [{"x": np.ones((1, 3), np.float32)}])
+    assert [s["x"].shape for s in load_dataset_file(tmp_path / "calib.tfrecord")] == [(1, 3)]
+
+
+def test_calibration_data_file_errors_name_the_file_and_what_it_should_hold(tmp_path):
+    npy, npz, corrupt_npz, tfrecord = (tmp_path / name for name in ("x.npy", "x.npz", "bad.npz", "bad.tfrecord"))
+    np.save(npy, np.zeros((4, 3)))
+    np.savez(npz, x=np.zeros((4, 3)))
+    corrupt_npz.write_bytes(npz.read_bytes()[:100])
+    tfrecord.write_bytes(b"not a record" * 4)
+    expected = "expected a .npz holding one array per input name (samples along the first axis) or a TFRecord file " \
+               "written by TensorFlow's TfRecordRepresentativeDatasetSaver"
+    cases = [(npy, ValueError, f"{npy} is a .npy array"),
+             (corrupt_npz, ValueError, f"{corrupt_npz} is not a readable .npz (File is not a zip file)"),
+             (tfrecord, ValueError, f"{tfrecord} is not a TFRecord of RepresentativeDataSamples "
+                                   "(corrupted record at 0 (Is this even a TFRecord file?))"),
+             (tmp_path / "nope.npz", FileNotFoundError, f"{tmp_path / 'nope.npz'} does not exist"),
+             (tmp_path, IsADirectoryError, f"{tmp_path} is a directory")]
+    for path, kind, message in cases:
+        with pytest.raises(kind) as error:
+            load_dataset_file(path)
+        assert str(error.value) == f"calibration data file {message}; {expected}"
+
+
+def test_error_summary_is_the_kernels_own_line():
+    error = tf.errors.InvalidArgumentError(None, None, (
+        "Graph execution error:\n\nDetected at node Gather defined at (most recent call last):\n"
+        '  File "calibrate.py", line 99, in _instrumented_function\n\n    concrete = f()\n\n'
+        "{{function_node __inference_body_141}} indices[0,0] = 50 is not in [0, 20)\n"
+        "\t [[{{node Gather}}]] [Op:__inference_body_141]"))
+    assert error_summary(error) == "indices[0,0] = 50 is not in [0, 20)"
+    assert error_summary(tf.errors.DataLossError(None, None, "corrupted record at 0 [Op:IteratorGetNext] name: ")) \
+        == "corrupted record at 0"
+    assert error_summary(ValueError("one line\nand more")) == "one line"

@@ -23,7 +23,7 @@ from tensorflow.core.framework import types_pb2  # noqa: E402
 from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
 
 import tfquant  # noqa: E402
-from tfquant import quantize as quantize_lib  # noqa: E402
+from tfquant import calibrate as calibrate_lib, quantize as quantize_lib  # noqa: E402
 from tfquant.options import CalibrationOptions, OpSet, QuantizationMethod, QuantizationOptions  # noqa: E402
 
 SERVING = "serving_default"
@@ -559,6 +559,59 @@ def test_missing_input_is_named(model_dir, tmp_path):
     with pytest.raises(ValueError, match=r"sample 0 for signature 'other': input 'b' is missing"):
         checked_quantize(model, out, options(signature_keys=["other"]), [{"a": model.signatures["other"]["a"]}])
     assert not os.path.exists(out)
+
+
+@pytest.mark.parametrize("name, signature, dataset, pattern", [
+    ("two_signatures", "other", [{"a": np.zeros((2, 40), np.float32), "b": np.zeros((3, 30), np.float32)}],
+     r"^representative dataset sample 0 for signature 'other' \(inputs a: float32 \(2, 40\), b: float32 \(3, 30\)\) "
+     r"fails in TensorFlow: Incompatible shapes: \[2,30\] vs. \[3,30\]$"),
+    # The bad sample is joined with good ones into one batch; the error still names it.
+    ("embedding", SERVING, [{"ids": np.ones((1, 5), np.int32)}] * 5 + [{"ids": np.full((1, 5), 50, np.int32)}],
+     r"^representative dataset sample 5 for signature 'serving_default' \(inputs ids: int32 \(1, 5\)\) "
+     r"fails in TensorFlow: indices\[0,0\] = 50 is not in \[0, 20\)$"),
+], ids=["batch-sizes-differ", "id-outside-the-table"])
+def test_sample_tensorflow_refuses_is_named_in_one_line(model_dir, tmp_path, name, signature, dataset, pattern):
+    """Not TensorFlow's own message, which holds the Python stack that traced the function."""
+    with pytest.raises(calibrate_lib.InvalidSampleError, match=pattern) as error:
+        checked_quantize(model_dir(name), str(tmp_path / "out"), options(signature_keys=[signature]), dataset)
+    assert isinstance(error.value, tf.errors.InvalidArgumentError) and isinstance(error.value, ValueError)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("ids, pattern", [
+    (np.full((1, 5), 2**40), r"sample 0 .*input 'ids' holds 1099511627776, outside the range of int32"),
+    (np.zeros((0, 5), np.int32), r"sample 0 .*input 'ids' is empty \(shape \(0, 5\)\)"),
+], ids=["outside-int32", "no-rows"])
+def test_sample_values_the_input_cannot_take_are_refused(model_dir, tmp_path, ids, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        checked_quantize(model_dir("embedding"), str(tmp_path / "out"), None, [{"ids": ids}])
+
+
+def test_calibration_calls_the_function_positionally_in_input_order(model_dir, tmp_path, monkeypatch):
+    """Keyword arguments first fail TensorFlow's structured binding, which costs 10x the call."""
+    calls = []
+    instrumented = calibrate_lib._instrumented_function
+
+    class Recording:
+        def __init__(self, concrete):
+            self._concrete = concrete
+
+        def __getattr__(self, name):
+            return getattr(self._concrete, name)
+
+        def __call__(self, *args, **kwargs):
+            calls.append(([tuple(arg.shape) for arg in args], kwargs))
+            return self._concrete(*args, **kwargs)
+
+    def recording(*args, **kwargs):
+        concrete, names = instrumented(*args, **kwargs)
+        return Recording(concrete), names
+
+    monkeypatch.setattr(calibrate_lib, "_instrumented_function", recording)
+    model = model_dir("two_signatures")
+    checked_quantize(model, str(tmp_path / "out"), options(signature_keys=["other"]),
+                     [{"b": np.ones((2, 30), np.float32), "a": np.ones((2, 40), np.float32)}])
+    assert calls == [([(2, 40), (2, 30)], {})]
 
 
 def test_no_dataset(model_dir, tmp_path):
