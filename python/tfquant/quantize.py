@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -173,6 +174,10 @@ def directory_bytes(path: str) -> int:
 def _checked_output_directory(input_path: str, output_directory: str | None, overwrite: bool) -> str | None:
     if output_directory is None:
         return None
+    # TensorFlow writes into the working directory then; the output would land beside it here.
+    if not output_directory:
+        raise ValueError("output_directory is an empty string: name a directory, or pass None to write "
+                         "the model to a new temporary directory")
     source = os.path.realpath(input_path)
     target = os.path.realpath(output_directory)
     if target == source or target.startswith(source + os.sep) or source.startswith(target + os.sep):
@@ -193,9 +198,13 @@ def _staging_directory(output_directory: str | None) -> Iterator[str]:
     Without an output directory, a new temporary directory that is the output if the body
     succeeds (created this late so that a failed call leaves no temporary directory behind).
     """
-    parent = tempfile.gettempdir() if output_directory is None else os.path.dirname(os.path.abspath(output_directory))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".tfquant-staging-" if output_directory else "tfquant_", dir=parent)
+    parent = None if output_directory is None else os.path.dirname(os.path.abspath(output_directory))
+    if parent is None:
+        # Private, as TensorFlow's temporary output is.
+        staging = tempfile.mkdtemp(prefix="tfquant_")
+    else:
+        os.makedirs(parent, exist_ok=True)
+        staging = _new_directory(parent, ".tfquant-staging-")
     try:
         yield staging
     except BaseException:
@@ -210,3 +219,13 @@ def _staging_directory(output_directory: str | None) -> Iterator[str]:
     os.rename(staging, output_directory)
     if previous is not None:
         shutil.rmtree(previous, ignore_errors=True)
+
+
+def _new_directory(parent: str, prefix: str) -> str:
+    """A new directory `parent/prefix<random>` with the mode a plain mkdir gives under the umask.
+
+    Not tempfile.mkdtemp: its 0700 would keep the model from a server running as another user.
+    """
+    path = os.path.join(parent, prefix + secrets.token_hex(8))
+    os.mkdir(path)
+    return path

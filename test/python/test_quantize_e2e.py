@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -665,6 +666,30 @@ def test_output_directory_is_or_lies_in_the_input(model_dir, where):
     with pytest.raises(ValueError, match="must not be, contain or lie inside"):
         checked_quantize(model, out, None, calibration_dataset(model)[SERVING])
     assert not os.path.exists(os.path.join(model, "variables", "quantized"))
+
+
+def test_output_directory_has_the_mode_mkdir_gives(model_dir, tmp_path):
+    """Readable by whoever the umask lets read a new directory (a server running as another user)."""
+    out = tmp_path / "out"
+    model = model_dir("matmul")
+    umask = 0o027  # not the usual 022, so that a mode fixed in the code cannot pass
+    previous = os.umask(umask)
+    try:
+        checked_quantize(model, str(out), None, calibration_dataset(model)[SERVING])
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o777 & ~umask
+
+
+def test_empty_output_directory_is_refused_up_front(model_dir, tmp_path, monkeypatch):
+    """TensorFlow writes the model into the working directory; a whole run used to end in a failed rename."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    model = model_dir("matmul")
+    with pytest.raises(ValueError, match="output_directory is an empty string"):
+        checked_quantize(model, "", None, calibration_dataset(model)[SERVING])
+    assert os.listdir(tmp_path) == ["cwd"] and os.listdir(cwd) == []
 
 
 def test_failed_export_leaves_nothing_and_keeps_previous_output(model_dir, tmp_path, monkeypatch):
