@@ -11,7 +11,8 @@ import tempfile
 
 
 def import_tensorflow_quietly() -> None:
-    """Import tensorflow with fd 2 captured; the captured text is shown only if the import fails."""
+    """Import tensorflow with fd 2 captured; the captured text is shown only if the import fails
+    (not if Ctrl-C stops it: that is reported in one line)."""
     if "tensorflow" in sys.modules:
         return
     sys.stderr.flush()
@@ -20,7 +21,7 @@ def import_tensorflow_quietly() -> None:
         os.dup2(captured.fileno(), 2)
         try:
             import tensorflow  # noqa: F401
-        except BaseException:
+        except Exception:
             os.dup2(saved, 2)
             captured.seek(0)
             sys.stderr.write(captured.read().decode(errors="replace"))

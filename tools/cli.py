@@ -3,7 +3,8 @@
     tfquant quantize FLOAT_DIR OUT_DIR --calibration-data samples.npz [--opset XLA|TF] ...
     tfquant example [OUT_DIR]       build the bundled example model and quantize it
 
-Errors print one line naming the problem (a traceback only with --debug) and exit with 1.
+Errors print one line naming the problem (a traceback only with --debug) and exit with 1;
+Ctrl-C prints one line and exits with 130. Either way no output is left half-written.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ METHODS = ("static_range_int8", "dynamic_range_int8", "weight_only_int8", "no_qu
 CALIBRATION_METHODS = ("min_max", "average_min_max", "histogram_percentile", "histogram_mse_bruteforce",
                        "histogram_mse_max_frequency", "histogram_mse_symmetric")
 OPSETS = ("XLA", "TF", "UNIFORM_QUANTIZED", "STABLEHLO")
+# What shells report for a command that Ctrl-C (SIGINT, signal 2) stopped: 128 + 2.
+EXIT_INTERRUPTED = 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,11 +72,7 @@ def _options(args: argparse.Namespace):
 
 def _samples(path: str):
     from tfquant import dataset
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"calibration data file does not exist: {path}")
-    if path.endswith(".npz"):
-        return dataset.load_npz_dataset(path)
-    return dataset.load_tfrecord_dataset(path)
+    return dataset.load_dataset_file(path)
 
 
 def _quantize(float_dir: str, out_dir: str, samples, args: argparse.Namespace) -> None:
@@ -101,11 +100,24 @@ def main(argv: list[str] | None = None) -> int:
         else:
             _example(args)
         return 0
+    except KeyboardInterrupt:
+        _report(args, "interrupted")
+        return EXIT_INTERRUPTED
     except Exception as error:  # every failure is reported as one line unless --debug
-        if args.debug:
-            traceback.print_exc()
-        print(f"tfquant: error: {error}", file=sys.stderr)
+        _report(args, f"error: {_one_line(error)}")
         return 1
+
+
+def _report(args: argparse.Namespace, message: str) -> None:
+    """Prints `tfquant: <message>` to stderr, after the traceback being handled with --debug."""
+    if args.debug:
+        traceback.print_exc()
+    print(f"tfquant: {message}", file=sys.stderr)
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's message with its lines joined (MLIR diagnostics span several)."""
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
 
 
 if __name__ == "__main__":

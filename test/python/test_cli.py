@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 
@@ -18,7 +20,7 @@ import tensorflow as tf  # noqa: E402
 
 from test_quantize_e2e import (FRESH_SEED, SERVING, fresh_sqnr, hash_tree, int8_weights, leftovers,  # noqa: E402
                                product_ops)
-from tfquant import pipeline  # noqa: E402
+from tfquant import calibrate as calibrate_lib, pipeline, quantize as quantize_lib  # noqa: E402
 from tfquant.options import resolve_options  # noqa: E402
 from tfquant.tools import cli  # noqa: E402
 
@@ -186,13 +188,38 @@ def test_calibration_method_flag(capsys, matmul, calibration_npz, default_run, t
 # ----------------------------------------------------------------------------------------------
 # Errors: exit code 1, one line, nothing written.
 
-@pytest.mark.parametrize("case", ["missing-data", "bad-input-name", "uniform-quantized", "dynamic-range",
-                                  "output-not-empty", "missing-model", "output-is-input"])
-def test_error_exits_1_with_one_line(capsys, matmul, calibration_npz, tmp_path, case):
+@pytest.mark.parametrize("case", ["missing-data", "npy-data", "corrupt-npz", "bad-input-name", "id-outside-table",
+                                  "id-outside-int32", "uniform-quantized", "dynamic-range", "repeated-signature",
+                                  "output-not-empty", "empty-output", "missing-model", "output-is-input"])
+def test_error_exits_1_with_one_line(capsys, model_dir, matmul, calibration_npz, tmp_path, monkeypatch, case):
     out = str(tmp_path / "out")
     model, data, flags = matmul, calibration_npz, []
     if case == "missing-data":
-        data, expected = str(tmp_path / "nope.npz"), ("calibration data file does not exist", "nope.npz")
+        data = str(tmp_path / "nope.npz")
+        expected = (f"calibration data file {data} does not exist", "TfRecordRepresentativeDatasetSaver")
+    elif case == "npy-data":
+        data = str(tmp_path / "x.npy")
+        np.save(data, np.zeros((4, 16), np.float32))
+        expected = (f"calibration data file {data} is a .npy array", "expected a .npz holding one array per input")
+    elif case == "corrupt-npz":
+        data = str(tmp_path / "corrupt.npz")
+        with open(calibration_npz, "rb") as source, open(data, "wb") as corrupt:
+            corrupt.write(source.read()[:64])
+        expected = (f"calibration data file {data} is not a readable .npz",)
+    elif case in ("id-outside-table", "id-outside-int32"):
+        model, data = model_dir("embedding"), str(tmp_path / "ids.npz")
+        np.savez(data, ids=np.full((4, 5), 50 if case == "id-outside-table" else 2**40))
+        expected = (("sample 0 for signature 'serving_default' (inputs ids: int32 (1, 5)) fails in TensorFlow: "
+                     "indices[0,0] = 50 is not in [0, 20)") if case == "id-outside-table" else
+                    "sample 0 for signature 'serving_default': input 'ids' holds 1099511627776, outside the range",)
+    elif case == "repeated-signature":
+        flags = ["--signature-keys", SERVING, SERVING]
+        expected = (f"signature_keys lists signature '{SERVING}' more than once",)
+    elif case == "empty-output":
+        # TensorFlow would write into the working directory; tfquant used to leave the model beside it.
+        (tmp_path / "cwd").mkdir()
+        monkeypatch.chdir(tmp_path / "cwd")
+        out, expected = "", ("output_directory is an empty string",)
     elif case == "bad-input-name":
         data = str(tmp_path / "bad.npz")
         np.savez(data, y=np.zeros((4, 16), np.float32))
@@ -215,7 +242,7 @@ def test_error_exits_1_with_one_line(capsys, matmul, calibration_npz, tmp_path, 
     assert stdout == ""
     assert_one_error_line(err, *expected)
     assert hash_tree(matmul) == before and hash_tree(out) == out_before
-    assert leftovers(str(tmp_path)) == []
+    assert leftovers(str(tmp_path)) == [] and not any(name.startswith("tfquant_") for name in os.listdir(tmp_path))
 
 
 def test_debug_shows_the_traceback(capsys, matmul, tmp_path):
@@ -223,3 +250,42 @@ def test_debug_shows_the_traceback(capsys, matmul, tmp_path):
                            str(tmp_path / "nope.npz"), "--debug")
     assert code == 1
     assert "Traceback" in err and err.rstrip().splitlines()[-1].startswith("tfquant: error: ")
+
+
+@pytest.mark.parametrize("where", ["calibration", "export"])
+def test_ctrl_c_exits_130_with_one_line_and_leaves_nothing(capsys, matmul, calibration_npz, tmp_path, monkeypatch,
+                                                           where):
+    def interrupted(*args, **kwargs):
+        if where == "export":
+            # What Ctrl-C during the save leaves in the staging directory.
+            with open(os.path.join(args[1], "saved_model.pb"), "wb") as f:
+                f.write(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(*((calibrate_lib, "calibrate") if where == "calibration"
+                          else (quantize_lib, "export_saved_model")), interrupted)
+    code, stdout, err = tfquant(capsys, "quantize", matmul, str(tmp_path / "out"), "--calibration-data", calibration_npz)
+    assert (code, stdout, err) == (130, "", "tfquant: interrupted\n")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_sigint_exits_130_with_one_line_and_leaves_nothing(matmul, tmp_path):
+    """A real SIGINT to the installed script, while it calibrates on many samples."""
+    data = str(tmp_path / "many.npz")
+    np.savez(data, x=np.random.default_rng(0).normal(size=(100_000, 16)).astype(np.float32))
+    out, dump = tmp_path / "out", tmp_path / "dump"
+    # SIG_DFL: a shell may start background jobs with SIGINT ignored, and Python keeps it ignored.
+    process = subprocess.Popen([os.path.join(BIN, "tfquant"), "quantize", matmul, str(out), "--calibration-data",
+                                data, "--dump-ir", str(dump)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # The first stage's dump appears once TensorFlow is imported and the model read, just before
+    # calibration, which takes seconds on this many samples.
+    deadline = time.monotonic() + 120
+    while not (dump / f"0_{pipeline.STAGES[0]}").exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert (process.returncode, stdout, stderr) == (130, "", "tfquant: interrupted\n")
+    assert sorted(os.listdir(tmp_path)) == ["dump", "many.npz"]
