@@ -34,7 +34,7 @@ InputSpecs = Mapping[str, tuple[np.dtype, tuple[int | None, ...] | None]]
 Sample = dict[str, np.ndarray]
 
 # What a calibration data file must hold, said by every error about one that does not.
-EXPECTED_FILE = ("expected a .npz holding one array per input name (samples along the first axis) or a "
+_EXPECTED_FILE = ("expected a .npz holding one array per input name (samples along the first axis) or a "
                  "TFRecord file written by TensorFlow's TfRecordRepresentativeDatasetSaver")
 # The first bytes of a zip archive (a .npz is one) and of a .npy array.
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -263,7 +263,7 @@ def load_dataset_file(path: str | os.PathLike[str]) -> list[Sample]:
     with open(path, "rb") as f:
         magic = f.read(len(_NPY_MAGIC))
     if magic == _NPY_MAGIC:
-        raise ValueError(f"calibration data file {path} is a .npy array; {EXPECTED_FILE}")
+        raise ValueError(f"calibration data file {path} is a .npy array; {_EXPECTED_FILE}")
     if magic.startswith(_ZIP_MAGIC) or os.fspath(path).endswith(".npz"):
         return load_npz_dataset(path)
     return load_tfrecord_dataset(path)
@@ -280,9 +280,9 @@ def load_npz_dataset(path: str | os.PathLike[str]) -> list[Sample]:
             arrays = {name: npz[name] for name in npz.files}
     except _NPZ_ERRORS as error:
         raise ValueError(f"calibration data file {path} is not a readable .npz ({error_summary(error)}); "
-                         f"{EXPECTED_FILE}") from error
+                         f"{_EXPECTED_FILE}") from error
     if not arrays:
-        raise ValueError(f"calibration data file {path} holds no arrays; {EXPECTED_FILE}")
+        raise ValueError(f"calibration data file {path} holds no arrays; {_EXPECTED_FILE}")
     counts = {name: (array.shape[0] if array.ndim else None) for name, array in arrays.items()}
     if None in counts.values() or len(set(counts.values())) != 1:
         raise ValueError(f"{path}: every array needs the same number of samples along its first axis, got "
@@ -301,15 +301,15 @@ def load_tfrecord_dataset(path: str | os.PathLike[str]) -> list[Sample]:
         return TfRecordRepresentativeDatasetLoader({"": dataset_file}).load()[""]
     except (tf.errors.OpError, DecodeError) as error:
         raise ValueError(f"calibration data file {path} is not a TFRecord of RepresentativeDataSamples "
-                         f"({error_summary(error)}); {EXPECTED_FILE}") from error
+                         f"({error_summary(error)}); {_EXPECTED_FILE}") from error
 
 
 def _check_is_file(path: str | os.PathLike[str]) -> None:
     """FileNotFoundError (IsADirectoryError for a directory) naming `path` unless it is a file."""
     if os.path.isdir(path):
-        raise IsADirectoryError(f"calibration data file {path} is a directory; {EXPECTED_FILE}")
+        raise IsADirectoryError(f"calibration data file {path} is a directory; {_EXPECTED_FILE}")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"calibration data file {path} does not exist; {EXPECTED_FILE}")
+        raise FileNotFoundError(f"calibration data file {path} does not exist; {_EXPECTED_FILE}")
 
 
 def error_summary(error: BaseException) -> str:
