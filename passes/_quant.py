@@ -104,7 +104,11 @@ def quantize_weight(weight: np.ndarray, params: QuantParams) -> np.ndarray:
         shape = [1] * weight.ndim
         shape[params.axis] = -1
         scales = scales.reshape(shape)
-    return np.clip(np.round(weight / scales), -WEIGHT_MAX, WEIGHT_MAX).astype(np.int8)
+    # In place: a weight of a model past 2 GB is hundreds of MB, and each temporary is twice that.
+    scaled = weight / scales
+    np.round(scaled, out=scaled)
+    np.clip(scaled, -WEIGHT_MAX, WEIGHT_MAX, out=scaled)
+    return scaled.astype(np.int8)
 
 
 INT32_LIMIT = 2 ** 31 - 1

@@ -33,7 +33,9 @@ from tfquant.mlir import CompileError, ir, name_of, ops_named, symbol_table
 VARIABLE_THRESHOLD = 256
 CALL_OPS = ("tf.PartitionedCall", "tf.StatefulPartitionedCall")
 LARGE_CONSTANT = 1 << 20
-GRAPH_CONSTANT_BYTES = 1 << 30
+# Saving holds each byte of a graph constant ~4 times (graph, function library, SavedModel proto,
+# serialized file): beyond this many bytes the largest constants are variables, stored once.
+GRAPH_CONSTANT_BYTES = 1 << 26
 
 # An op the exporter does not build itself: given the op and its input tensors, the hook
 # returns its output tensors, or None to let the exporter build it as a TensorFlow op.
@@ -173,12 +175,11 @@ class _Weights:
     (A tf.function that creates variables is traced twice.) Keyed by value (attributes are
     uniqued per context), not by node name: the frozen weights of different signatures share
     node names; a kept variable is keyed by its own name, so that two variables holding equal
-    values stay two variables. With `captured`, eager tensors instead of variables: a function
-    that is only run (calibration) captures them rather than holding them in its graph.
+    values stay two variables. (Variables, not captured eager constants, for functions that are
+    only run too: `tf.constant` of a numpy array holds twice its size.)
     """
 
-    def __init__(self, module: ir.Module, threshold: int | None, keep_variables: bool = False,
-                 captured: bool = False):
+    def __init__(self, module: ir.Module, threshold: int | None, keep_variables: bool = False):
         self.keep_variables = keep_variables
         self.stored: dict[object, tf.Variable] = {}
         candidates: dict[object, ir.Operation] = {}
@@ -191,19 +192,14 @@ class _Weights:
             array = np.asarray(op.attributes["value"])
             dtype = tf_attrs.dtype_of(ir.ShapedType(op.attributes["value"].type).element_type)
             name = ir.StringAttr(key).value if isinstance(key, ir.StringAttr) else _node_name(op)
-            array = array.astype(dtype.as_numpy_dtype, copy=False)
             with tf.init_scope():
-                self.stored[key] = tf.constant(array) if captured else tf.Variable(
-                    array, trainable=False, name=_variable_name(name))
+                self.stored[key] = tf.Variable(array.astype(dtype.as_numpy_dtype, copy=False), trainable=False,
+                                               name=_variable_name(name))
 
     def read(self, op: ir.Operation) -> tf.Tensor | None:
         """The stored weight for a constant op, read in the current graph; None if it stays a constant."""
         stored = self.stored.get(self.key(op))
-        if stored is None:
-            return None
-        if isinstance(stored, tf.Variable):
-            return stored.read_value()
-        return tf.compat.v1.get_default_graph().capture(stored)
+        return stored.read_value() if stored is not None else None
 
     def key(self, op: ir.Operation) -> object:
         if self.keep_variables and VARIABLE in op.attributes:
@@ -270,13 +266,13 @@ def to_concrete_function(module: ir.Module, signature: str, hook: OpHook | None 
 
     Called with keyword arguments named as the signature's inputs; returns a dict keyed by its
     outputs, plus whatever `hook` put into `extra_outputs` while the function was traced.
-    Constants over `LARGE_CONSTANT` elements are captured tensors, not graph constants, so that
-    a model past 2 GB runs too.
+    Constants over `LARGE_CONSTANT` elements are variables, not graph constants, so that a model
+    past 2 GB runs too.
     """
     functions = symbol_table(module)
     if signature not in functions:
         raise ValueError(f"module has no function @{signature}; it has {signature_names(module)}")
-    builder = _Builder(functions, _Weights(module, LARGE_CONSTANT, captured=True), hook)
+    builder = _Builder(functions, _Weights(module, LARGE_CONSTANT), hook)
     return _signature_function(builder, functions[signature], signature, extra_outputs).get_concrete_function()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import os
 import secrets
 import shutil
@@ -99,6 +100,7 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
     pipeline.run_pipeline(module, stages[0], dump_dir=_stage_dir(dump_ir, 0))
     totals = _quantizable_layers(module)
     run = calibrate.calibrate(module, datasets, input_specs, resolved.calibration_options, progress=verbose)
+    gc.collect()  # the instrumented function's graphs are cycles holding a copy of every large weight
     pipeline.run_pipeline(module, stages[1], dump_dir=_stage_dir(dump_ir, 1))
     quantized = _quantized_layers(module)
     pipeline.run_pipeline(module, stages[2], dump_dir=_stage_dir(dump_ir, 2))
