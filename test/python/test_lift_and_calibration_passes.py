@@ -15,6 +15,7 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tfquant  # noqa: E402
+from conftest import keep_context  # noqa: E402
 from tfquant.exporter import to_concrete_function  # noqa: E402
 from tfquant.mlir import ir, name_of, ops_named, symbol_table  # noqa: E402
 from tfquant.passes.insert_calibration_stats import calibration_points  # noqa: E402
@@ -53,6 +54,7 @@ def lifted(model_dir):
         if name not in cache:
             path = model_dir(name)
             module = tfquant.import_saved_model(path)
+            keep_context(module)
             reference = _run(module, path.inputs)
             run_pipeline(module, LIFT)
             cache[name] = (module, reference)

@@ -15,6 +15,7 @@ from tensorflow.python.framework import tensor_util  # noqa: E402
 from tensorflow.python.saved_model import loader_impl  # noqa: E402
 
 import tfquant  # noqa: E402
+from conftest import keep_context  # noqa: E402
 from models import MODELS  # noqa: E402
 from tfquant.exporter import VARIABLE_THRESHOLD  # noqa: E402
 from tfquant.importer import INPUT_NAME, OUTPUT_NAME  # noqa: E402
@@ -43,6 +44,7 @@ class RoundTrip:
         self.out = out
         self.hashes_before = _hash_tree(src)
         self.module = tfquant.import_saved_model(src, tags=src.tags)
+        keep_context(self.module)
         with self.module.context:
             tfquant.export_saved_model(self.module, out)
         self.hashes_after = _hash_tree(src)
