@@ -49,6 +49,8 @@ def _add_quantization_flags(parser: argparse.ArgumentParser) -> None:
     channels.add_argument("--per-tensor", dest="per_channel", action="store_false", help="per-tensor weights")
     parser.add_argument("--signature-keys", nargs="+", default=None, help="default: serving_default")
     parser.add_argument("--tags", nargs="+", default=None, help="default: serve")
+    parser.add_argument("--keep-variables", action="store_true",
+                        help="freeze_all_variables=False: weights that stay float stay the input's variables")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
     parser.add_argument("--dump-ir", metavar="DIR", help="write the module after each pass and the pipelines")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
@@ -67,6 +69,8 @@ def _options(args: argparse.Namespace):
         proto.signature_keys.extend(args.signature_keys)
     if args.tags:
         proto.tags.extend(args.tags)
+    if args.keep_variables:
+        proto.freeze_all_variables = False
     return proto
 
 

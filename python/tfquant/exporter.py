@@ -264,8 +264,9 @@ def to_concrete_function(module: ir.Module, signature: str, hook: OpHook | None 
                          extra_outputs: dict[str, tf.Tensor] | None = None):
     """A ConcreteFunction that runs `signature` of `module` in TensorFlow.
 
-    Called with keyword arguments named as the signature's inputs; returns a dict keyed by its
-    outputs, plus whatever `hook` put into `extra_outputs` while the function was traced.
+    Takes the signature's inputs (positionally, in its input signature's order: keywords first
+    fail TensorFlow's structured binding, which is slow); returns a dict keyed by its outputs,
+    plus whatever `hook` put into `extra_outputs` while the function was traced.
     Constants over `LARGE_CONSTANT` elements are variables, not graph constants, so that a model
     past 2 GB runs too.
     """

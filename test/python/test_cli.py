@@ -289,3 +289,22 @@ def test_sigint_exits_130_with_one_line_and_leaves_nothing(matmul, tmp_path):
     stdout, stderr = process.communicate(timeout=120)
     assert (process.returncode, stdout, stderr) == (130, "", "tfquant: interrupted\n")
     assert sorted(os.listdir(tmp_path)) == ["dump", "many.npz"]
+
+
+def test_tags_and_kept_variables(model_dir, tmp_path, capsys):
+    model = model_dir("cond_dense")  # its If branches' MatMuls stay float: their weights stay variables
+    samples = str(tmp_path / "samples.npz")
+    np.savez(samples, x=np.random.default_rng(0).normal(size=(16, *model.inputs["x"].shape[1:])).astype(np.float32),
+             **{k: np.stack([v] * 16) for k, v in model.inputs.items() if k != "x"})
+    code, _, err = tfquant(capsys, "quantize", model, str(tmp_path / "kept"), "--calibration-data", samples,
+                           "--keep-variables")
+    assert code == 0, err
+    kept = tf.train.list_variables(str(tmp_path / "kept" / "variables" / "variables"))
+    assert sum("VARIABLE_VALUE" in name for name, _ in kept) == 2, kept
+    tf1 = model_dir("tf1_builder")
+    np.savez(samples, x=np.random.default_rng(0).normal(size=(16, 6)).astype(np.float32))
+    code, _, err = tfquant(capsys, "quantize", tf1, str(tmp_path / "tf1"), "--calibration-data", samples)
+    assert code == 1 and "['serve']" in err and "cpu" in err, err
+    code, _, err = tfquant(capsys, "quantize", tf1, str(tmp_path / "tf1"), "--calibration-data", samples,
+                           "--tags", "serve", "cpu", "--signature-keys", "predict")
+    assert code == 0, err
