@@ -14,6 +14,7 @@ unknown signature key.
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from collections.abc import Sequence
@@ -143,12 +144,15 @@ class Checkpoint:
             raise ValueError(f"variable {node!r} is neither bound in the SavedModel's object graph nor restored by "
                              f"its restore graph, so it has no value in {self.prefix}")
         key = keys[node]
-        reader = self._open()
-        dtypes = reader.get_variable_to_dtype_map()
+        dtypes, shapes = self._maps()
         if key not in dtypes:
             raise OSError(f"the checkpoint {self.prefix} has no value for variable {node!r} (key {key!r})")
-        shape = tuple(reader.get_variable_to_shape_map()[key])
-        return Variable(node, key, tf.as_dtype(dtypes[key]), shape)
+        return Variable(node, key, tf.as_dtype(dtypes[key]), tuple(shapes[key]))
+
+    @functools.cache  # noqa: B019  (one Checkpoint per import; each map lists every key)
+    def _maps(self) -> tuple[dict, dict]:
+        reader = self._open()
+        return reader.get_variable_to_dtype_map(), reader.get_variable_to_shape_map()
 
     def value(self, variable: Variable) -> np.ndarray:
         return self._read(variable.key, f"variable {variable.node!r}")
@@ -259,6 +263,11 @@ def _assigned_keys(body: _GraphNodes | _FunctionNodes, outer_name, graph_nodes: 
             name, index = body.source(body.nodes[name].input[0])
         return name, index
 
+    @functools.cache
+    def names_and_slices(restore: str) -> tuple[list[str], list[str]]:
+        return (_string_constant(body, body.nodes[restore].input[1]),
+                _string_constant(body, body.nodes[restore].input[2]))
+
     keys: dict[str, str] = {}
     for node in body.nodes.values():
         if node.op not in _ASSIGN_OPS:
@@ -267,8 +276,7 @@ def _assigned_keys(body: _GraphNodes | _FunctionNodes, outer_name, graph_nodes: 
         restore, index = through_identities(node.input[1])
         if restore not in body.nodes or body.nodes[restore].op != "RestoreV2":
             continue
-        names = _string_constant(body, body.nodes[restore].input[1])
-        slices = _string_constant(body, body.nodes[restore].input[2])
+        names, slices = names_and_slices(restore)
         variable = outer_name(target)
         if variable in graph_nodes and graph_nodes[variable].op in VARIABLE_OPS:
             if slices[index]:
