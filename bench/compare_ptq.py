@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 
-MODELS = ("mlp", "cnn_small", "digits_cnn", "transformer", "mobilenet_v2", "resnet50")
+MODELS = ("mlp", "cnn_small", "digits_cnn", "transformer", "mobilenet_v2", "resnet50")  # and layered_cnn
 TOOLS = ("tf", "tfquant")
 
 
@@ -62,11 +62,9 @@ def evaluate(model_dir: str, out_dir: str, latency_runs: int = 30) -> dict:
 
     evaluation = dict(np.load(os.path.join(model_dir, "eval.npz")))
     labels = evaluation.pop("__labels__", None)
-    float_fn = tf.saved_model.load(os.path.join(model_dir, "saved_model")).signatures["serving_default"]
+    output, reference = _float_outputs(os.path.join(model_dir, "saved_model"), evaluation)
     quant_fn = tf.saved_model.load(out_dir).signatures["serving_default"]
     feed = {k: tf.constant(v) for k, v in evaluation.items()}
-    output = sorted(float_fn.structured_outputs)[0]
-    reference = float_fn(**feed)[output].numpy().astype(np.float64)
     actual = quant_fn(**feed)[output].numpy().astype(np.float64)
     sqnr = 10 * np.log10(np.sum(reference ** 2) / max(np.sum((reference - actual) ** 2), 1e-30))
     result = {
@@ -78,6 +76,19 @@ def evaluate(model_dir: str, out_dir: str, latency_runs: int = 30) -> dict:
     if labels is not None:
         result["accuracy"] = float(np.mean(actual.argmax(-1) == labels))
     return result
+
+
+def _float_outputs(saved_model: str, evaluation: dict):
+    """The float model's first output (by key) on `evaluation`, through TensorFlow's v1 loader,
+    which reads models that `tf.saved_model.load` cannot rebuild (optimizer slots)."""
+    import numpy as np
+    import tensorflow as tf
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], saved_model)
+        signature = meta_graph.signature_def["serving_default"]
+        output = sorted(signature.outputs)[0]
+        feed = {signature.inputs[k].name: v for k, v in evaluation.items()}
+        return output, session.run(signature.outputs[output].name, feed).astype(np.float64)
 
 
 def _latency_ms(function, feed, runs: int) -> float:
