@@ -216,7 +216,8 @@ class _Weights:
             return int(np.prod(ir.ShapedType(candidates[key].attributes["value"].type).shape))
 
         stored = [k for k in candidates if isinstance(k, ir.StringAttr) or (threshold is not None and size(k) > threshold)]
-        in_graph = sorted((k for k in candidates if k not in set(stored)), key=nbytes, reverse=True)
+        chosen = set(stored)
+        in_graph = sorted((k for k in candidates if k not in chosen), key=nbytes, reverse=True)
         graph_bytes = sum(nbytes(k) for k in in_graph)
         for key in in_graph:
             if graph_bytes <= GRAPH_CONSTANT_BYTES:

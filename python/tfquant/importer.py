@@ -17,13 +17,14 @@ from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import attr_value_pb2, function_pb2, tensor_shape_pb2
+from tensorflow.core.framework import attr_value_pb2, function_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.python.framework import function_def_to_graph
 
 from tfquant import meta_graph as meta_graph_lib
 from tfquant import tf_attrs
 from tfquant.mlir import func, ir, new_context
+from tfquant.passes._tf_ops import create_const
 
 INPUT_NAME = "tfq.input_name"
 OUTPUT_NAME = "tfq.output_name"
@@ -181,9 +182,8 @@ class _GraphConverter:
             self._resource_gather(op, sources[0])
             return
         if op.type == "VariableShape" and sources[0] is not None:
-            shape = ir.RankedTensorType(sources[0].type).shape
-            self._create(op, "Const", [], {"value": tf_attrs.dense_attr(
-                np.asarray(shape, dtype=op.outputs[0].dtype.as_numpy_dtype))})
+            shape = np.asarray(ir.RankedTensorType(sources[0].type).shape, op.outputs[0].dtype.as_numpy_dtype)
+            self.values[op.outputs[0].name] = create_const(shape, ir.Location.name(_node_name(op.name)))
             return
         passed = {i for i, s in enumerate(sources) if s is not None}
         if passed and op.type not in _FUNCTIONAL_OPS:
@@ -212,21 +212,14 @@ class _GraphConverter:
 
     def _constant(self, variable: meta_graph_lib.Variable) -> ir.Value:
         if variable.node not in self.constants:
-            value = self.variables.value(variable)
-            created = ir.Operation.create(
-                "tf.Const", results=[tf_attrs.tensor_type(variable.dtype, list(value.shape))],
-                attributes={"value": tf_attrs.dense_attr(value), "dtype": ir.TypeAttr.get(
-                    tf_attrs.element_type(variable.dtype)), VARIABLE: ir.StringAttr.get(variable.node)},
-                loc=ir.Location.name(variable.node))
-            self.constants[variable.node] = created.results[0]
+            constant = create_const(self.variables.value(variable), ir.Location.name(variable.node))
+            constant.owner.attributes[VARIABLE] = ir.StringAttr.get(variable.node)
+            self.constants[variable.node] = constant
         return self.constants[variable.node]
 
     def _resource_gather(self, op: tf.Operation, table: ir.Value) -> None:
         """ResourceGather(variable, ids) -> GatherV2(value, ids, axis 0), as TF's freezing converter does."""
-        axis = ir.Operation.create("tf.Const", results=[tf_attrs.tensor_type(tf.int32, [])],
-                                   attributes={"value": tf_attrs.dense_attr(np.asarray(0, np.int32)),
-                                               "dtype": ir.TypeAttr.get(tf_attrs.element_type(tf.int32))},
-                                   loc=ir.Location.name(op.name + "/axis")).results[0]
+        axis = create_const(np.asarray(0, np.int32), ir.Location.name(_node_name(op.name) + "/axis"))
         ids = self._value(op.inputs[1], op)
         attrs = {"Tparams": ir.TypeAttr.get(tf_attrs.element_type(op.get_attr("dtype"))),
                  "Tindices": ir.TypeAttr.get(tf_attrs.element_type(op.inputs[1].dtype)),
@@ -285,15 +278,13 @@ def _retyped(node_attrs: dict, types_attr: str, is_loop: bool, bound: dict[int, 
         shapes.CopyFrom(node_attrs["output_shapes"])
         for i, value_type in bound.items():
             if i < len(shapes.list.shape):
-                dims = tf_attrs.shape_of(value_type)
-                shapes.list.shape[i].CopyFrom(tensor_shape_pb2.TensorShapeProto(
-                    dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=-1 if d is None else d) for d in dims]))
+                shapes.list.shape[i].CopyFrom(tf.TensorShape(tf_attrs.shape_of(value_type)).as_proto())
         node_attrs["output_shapes"] = shapes
     return node_attrs
 
 
 def _is_resource(value_type: ir.Type) -> bool:
-    return "resource" in str(ir.ShapedType(value_type).element_type)
+    return tf_attrs.dtype_of(ir.ShapedType(value_type).element_type) == tf.resource
 
 
 def _node_name(name: str) -> str:

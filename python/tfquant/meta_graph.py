@@ -144,13 +144,14 @@ class Checkpoint:
             raise ValueError(f"variable {node!r} is neither bound in the SavedModel's object graph nor restored by "
                              f"its restore graph, so it has no value in {self.prefix}")
         key = keys[node]
-        dtypes, shapes = self._maps()
+        dtypes, shapes = self._maps
         if key not in dtypes:
             raise OSError(f"the checkpoint {self.prefix} has no value for variable {node!r} (key {key!r})")
         return Variable(node, key, tf.as_dtype(dtypes[key]), tuple(shapes[key]))
 
-    @functools.cache  # noqa: B019  (one Checkpoint per import; each map lists every key)
+    @functools.cached_property
     def _maps(self) -> tuple[dict, dict]:
+        """The checkpoint's dtype and shape of every key (each map lists them all: built once)."""
         reader = self._open()
         return reader.get_variable_to_dtype_map(), reader.get_variable_to_shape_map()
 
