@@ -243,3 +243,59 @@ def test_garbage_saved_model_pb_names_the_path(model_dir, tmp_path):
         f.write(b"\xff\xfe not a protobuf")
     with pytest.raises(OSError, match=path):
         tfquant.import_saved_model(path)
+
+
+# --- side by side with TensorFlow's own quantizer ----------------------------------------------
+
+def _tf_quantize(model, out: str) -> None:
+    options = QuantizationOptions(signature_keys=[model.signature], tags=model.tags)
+    options.quantization_method.preset_method = options.quantization_method.METHOD_STATIC_RANGE_INT8
+    tf.quantization.experimental.quantize_saved_model(model, out, options, _samples(model, 4))
+
+
+@pytest.mark.parametrize("name", ["dynamic_conv", "tf1_builder", "multi_output", "cond", "slot_variables"])
+def test_interface_equals_tensorflows_quantizer(quantized, tmp_path, name):
+    """What a caller sees of the output (tags, signature keys, names, dtypes, every dimension, no
+    variables by default) is what TensorFlow's `quantize_saved_model` gives for the same call."""
+    model, out, _ = quantized(name)
+    theirs = str(tmp_path / "tf")
+    _tf_quantize(model, theirs)
+    assert [sorted(mg.meta_info_def.tags) for mg in loader_impl.parse_saved_model(out).meta_graphs] == \
+        [sorted(mg.meta_info_def.tags) for mg in loader_impl.parse_saved_model(theirs).meta_graphs]
+    ours, tfs = _signature_defs(out, model.tags), _signature_defs(theirs, model.tags)
+    assert sorted(ours) == sorted(tfs)
+    for key in tfs:
+        assert _infos(ours[key].inputs) == _infos(tfs[key].inputs), key
+        assert _infos(ours[key].outputs) == _infos(tfs[key].outputs), key
+    # freeze_all_variables defaults to True in both: no variable values are stored.
+    stored = tf.train.list_variables(os.path.join(out, "variables", "variables"))
+    assert [n for n, _ in stored if n != "_CHECKPOINTABLE_OBJECT_GRAPH"] == []
+    assert not [f for f in os.listdir(os.path.join(theirs, "variables")) if f.startswith("variables.data")]
+
+
+def _raised(call) -> type:
+    try:
+        call()
+    except Exception as error:  # the class is what is compared
+        return type(error)
+    raise AssertionError("no exception")
+
+
+@pytest.mark.parametrize("mistake", ["missing path", "no SavedModel", "unknown tags"])
+def test_errors_are_tensorflows_classes(model_dir, tmp_path, mistake):
+    model = model_dir("matmul")
+    path, tags = str(model), ["serve"]
+    if mistake == "missing path":
+        path = str(tmp_path / "nothing_here")
+    elif mistake == "no SavedModel":
+        (tmp_path / "empty").mkdir()
+        path = str(tmp_path / "empty")
+    else:
+        tags = ["serve", "gpu"]
+    options = QuantizationOptions(signature_keys=[model.signature], tags=tags)
+    options.quantization_method.preset_method = options.quantization_method.METHOD_STATIC_RANGE_INT8
+    theirs = _raised(lambda: tf.quantization.experimental.quantize_saved_model(
+        path, str(tmp_path / "tf_out"), options, _samples(model, 2)))
+    ours = _raised(lambda: tfquant.quantize_saved_model(path, str(tmp_path / "out"), options, _samples(model, 2),
+                                                        verbose=False))
+    assert issubclass(ours, theirs), (ours, theirs)
