@@ -138,12 +138,20 @@ def quantize_bias(bias: np.ndarray, input_scale: float, weight_scales: tuple[flo
 
 def uniform_type_text(params: QuantParams, expressed: str = "f32") -> str:
     """`!quant.uniform<...>` text for `params` (floats printed exactly with repr)."""
-    storage = "i8" if (params.storage_min, params.storage_max) == (INT8_MIN, INT8_MAX) \
-        else f"i8<{params.storage_min}:{params.storage_max}>"
+    storage = _storage_text(params.storage_min, params.storage_max)
     if params.axis is None:
         return f"!quant.uniform<{storage}:{expressed}, {params.scale!r}:{params.zero_point}>"
     pairs = ",".join(f"{s!r}:{z}" for s, z in zip(params.scales, params.zero_points))
     return f"!quant.uniform<{storage}:{expressed}:{params.axis}, {{{pairs}}}>"
+
+
+def _storage_text(storage_min: int, storage_max: int) -> str:
+    """The narrowest of i8 / i16 holding [storage_min, storage_max], with the range where it is narrower
+    than the type's (`i8<-127:127>`); 9- to 16-bit ranges (fake quant with num_bits > 8) need i16."""
+    bits = 8 if INT8_MIN <= storage_min and storage_max <= INT8_MAX else 16
+    if (storage_min, storage_max) == (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1):
+        return f"i{bits}"
+    return f"i{bits}<{storage_min}:{storage_max}>"
 
 
 def retyped(like: ir.Type, element: ir.Type) -> ir.Type:
