@@ -12,3 +12,4 @@ from tfquant.passes import optimize  # noqa: F401
 from tfquant.passes import inline  # noqa: F401
 from tfquant.passes import insert_calibration_stats  # noqa: F401
 from tfquant.passes import apply_calibration_stats  # noqa: F401
+from tfquant.passes import convert_fake_quant_to_qdq  # noqa: F401

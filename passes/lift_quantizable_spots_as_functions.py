@@ -10,13 +10,16 @@ Rewrites, in every function that is not itself a composite function,
 (plus the `Tin`/`Tout` type lists TensorFlow's PartitionedCall needs to be exported), where the
 private function holds the original ops (with their locations) and the call takes the location of
 the root op. Patterns, the longest that matches along single-use chains:
-  * Conv2D, DepthwiseConv2dNative (NHWC), MatMul with a tf.Const weight as operand 1, and
-    BatchMatMulV2, Einsum (two operands) with a tf.Const weight as either operand, each alone,
+  * Conv2D, DepthwiseConv2dNative (NHWC), MatMul with a constant weight as operand 1, and
+    BatchMatMulV2, Einsum (two operands) with a constant weight as either operand, each alone,
     `+ BiasAdd` (constant bias), `+ Relu|Relu6`, or `+ BiasAdd + Relu|Relu6`;
-  * GatherV2 of a tf.Const float table with a constant axis (an embedding lookup).
-The activation (or for GatherV2 the table) must be f32. The function's arguments are the root op's
+  * GatherV2 of a constant float table with a constant axis (an embedding lookup).
+The activation (or for GatherV2 the table) must be f32. A weight (or table) may also be a tf.Const
+fake-quantized by quantization-aware training, `quant.dcast(quant.qcast(tf.Const))` (from
+tfq-convert-fake-quant-to-qdq): the call then takes the dcast's result, and the pair keeps the
+trained quantized type for the quantize pass. The function's arguments are the root op's
 activation operands (for GatherV2 the indices), the weight (table), the bias if any, then the
-GatherV2 axis; weights and biases stay tf.Const ops in the caller. The function records which operand
+GatherV2 axis; weights and biases stay in the caller. The function records which operand
 of its root op is the weight as `tfq.weight_operand` (BatchMatMulV2/Einsum may have it on the left).
 Function names: `composite_<op>[_with_bias][_and_relu|_and_relu6]_fn_<N>` (`_with_relu` without bias),
 with N counting the functions lifted in the module from 1, skipping names already taken.
@@ -29,7 +32,7 @@ from tfquant.mlir import func, i64_attr, ir, module_funcs, symbol_table
 from tfquant.pass_registry import register_pass
 from tfquant.passes._composite import COMPOSITE_PREFIX, FULLY_QUANTIZABLE, KINDS, QUANT_TRAIT, WEIGHT_OPERAND
 from tfquant.passes._tf_ops import (constant_value, create_partitioned_call, defining_op, has_one_use, is_float32,
-                                    string_attribute, uses)
+                                    string_attribute, uses, weight_constant)
 from tfquant.passes._verify import reading, verify_ops
 
 # Ops whose weight may be either operand; for the others it is operand 1 (GatherV2: operand 0).
@@ -125,9 +128,14 @@ def _weight_index(op: ir.Operation) -> int | None:
     candidates = (1, 0) if op.name in EITHER_SIDE_WEIGHT else (1,)
     for index in candidates:
         weight, other = op.operands[index], op.operands[1 - index]
-        if _is_float32_const(weight) and constant_value(other) is None:
+        if _is_weight(weight) and weight_constant(other) is None:
             return index
     return None
+
+
+def _is_weight(value: ir.Value) -> bool:
+    """A float32 constant: a tf.Const, or one with its trained type (a QAT weight, dcast(qcast(tf.Const)))."""
+    return weight_constant(value) is not None and is_float32(value)
 
 
 def _is_float32_const(value: ir.Value) -> bool:
@@ -136,7 +144,7 @@ def _is_float32_const(value: ir.Value) -> bool:
 
 def _match_gather(op: ir.Operation) -> Spot | None:
     table, _, axis = op.operands
-    if not _is_float32_const(table) or constant_value(axis) is None:
+    if not _is_weight(table) or constant_value(axis) is None:
         return None
     return Spot(op, 0, None, None)
 

@@ -181,3 +181,77 @@ func.func @not_lifted(%x: tensor<1x2xf32>, %y: tensor<2x2xf32>, %h: tensor<1x2xf
   %ba = "tf.BiasAdd"(%m2, %bias) {T = f32, data_format = "NHWC"} : (tensor<1x2xf32>, tensor<2xf32>) -> tensor<1x2xf32>
   return %m, %mh, %c, %g, %ba : tensor<1x2xf32>, tensor<1x2xf16>, tensor<1x2x2x2xf32>, tensor<3x2xf32>, tensor<1x2xf32>
 }
+
+// -----
+
+// A QAT weight, quant.dcast(quant.qcast(tf.Const)) with its trained (per-channel) type, is a weight:
+// the call takes the dcast's result, and the pair stays in the caller for the quantize pass.
+// CHECK-LABEL: func @qat_weights
+// CHECK-SAME: (%[[X:[a-z0-9_]+]]: tensor<1x2x2x2xf32>, %[[Y:[a-z0-9_]+]]: tensor<1x2xf32>, %[[I:[a-z0-9_]+]]: tensor<3xi32>)
+// CHECK: %[[W:.*]] = "tf.Const"() {{.*}} : () -> tensor<1x1x2x2xf32>
+// CHECK-NEXT: %[[WQ:.*]] = quant.qcast %[[W]] : tensor<1x1x2x2xf32> to tensor<1x1x2x2x!quant.uniform<i8<-127:127>:f32:3, {0.0078740157480314959,0.003937007874015748:42}>>
+// CHECK-NEXT: %[[WD:.*]] = quant.dcast %[[WQ]]
+// CHECK: %[[C:.*]] = "tf.PartitionedCall"(%[[X]], %[[WD]], %{{.*}}) {{.*}}f = @composite_conv2d_with_bias_and_relu_fn_1} : (tensor<1x2x2x2xf32>, tensor<1x1x2x2xf32>, tensor<2xf32>) -> tensor<1x2x2x2xf32>
+// CHECK: %[[VD:.*]] = quant.dcast %{{.*}} : tensor<2x2x!quant.uniform<i8:f32, 0.0078431372549019607>> to tensor<2x2xf32>
+// CHECK: "tf.PartitionedCall"(%[[Y]], %[[VD]]) {{.*}}f = @composite_matmul_fn_2}
+// CHECK: %[[TD:.*]] = quant.dcast %{{.*}} : tensor<4x2x!quant.uniform<i8:f32, 0.0078431372549019607>> to tensor<4x2xf32>
+// CHECK: "tf.PartitionedCall"(%[[I]], %[[TD]], %{{.*}}) {{.*}}f = @composite_gather_fn_3}
+// CHECK-NOT: "tf.Conv2D"
+// CHECK: func private @composite_conv2d_with_bias_and_relu_fn_1(%{{.*}}: tensor<1x2x2x2xf32>, %{{.*}}: tensor<1x1x2x2xf32>, %{{.*}}: tensor<2xf32>) -> tensor<1x2x2x2xf32> attributes {tfq.weight_operand = 1 : i64}
+// CHECK-NOT: quant.
+// CHECK: "tf.Conv2D"
+func.func @qat_weights(%x: tensor<1x2x2x2xf32>, %y: tensor<1x2xf32>, %ids: tensor<3xi32>) -> (tensor<1x2x2x2xf32>, tensor<1x2xf32>, tensor<3x2xf32>) {
+  %w = "tf.Const"() {value = dense<[[[[0.5, 0.1], [-0.3, -0.2]]]]> : tensor<1x1x2x2xf32>, dtype = f32} : () -> tensor<1x1x2x2xf32>
+  %wq = quant.qcast %w : tensor<1x1x2x2xf32> to tensor<1x1x2x2x!quant.uniform<i8<-127:127>:f32:3, {0.0078740157480314959,0.003937007874015748:42}>>
+  %wd = quant.dcast %wq : tensor<1x1x2x2x!quant.uniform<i8<-127:127>:f32:3, {0.0078740157480314959,0.003937007874015748:42}>> to tensor<1x1x2x2xf32>
+  %b = "tf.Const"() {value = dense<1.0> : tensor<2xf32>, dtype = f32} : () -> tensor<2xf32>
+  %c = "tf.Conv2D"(%x, %wd) {T = f32, data_format = "NHWC", dilations = [1, 1, 1, 1], explicit_paddings = [], padding = "SAME", strides = [1, 1, 1, 1], use_cudnn_on_gpu = true} : (tensor<1x2x2x2xf32>, tensor<1x1x2x2xf32>) -> tensor<1x2x2x2xf32>
+  %a = "tf.BiasAdd"(%c, %b) {T = f32, data_format = "NHWC"} : (tensor<1x2x2x2xf32>, tensor<2xf32>) -> tensor<1x2x2x2xf32>
+  %r = "tf.Relu"(%a) {T = f32} : (tensor<1x2x2x2xf32>) -> tensor<1x2x2x2xf32>
+  %v = "tf.Const"() {value = dense<0.5> : tensor<2x2xf32>, dtype = f32} : () -> tensor<2x2xf32>
+  %vq = quant.qcast %v : tensor<2x2xf32> to tensor<2x2x!quant.uniform<i8:f32, 0.0078431372549019607>>
+  %vd = quant.dcast %vq : tensor<2x2x!quant.uniform<i8:f32, 0.0078431372549019607>> to tensor<2x2xf32>
+  %m = "tf.MatMul"(%y, %vd) {T = f32, transpose_a = false, transpose_b = false} : (tensor<1x2xf32>, tensor<2x2xf32>) -> tensor<1x2xf32>
+  %t = "tf.Const"() {value = dense<0.25> : tensor<4x2xf32>, dtype = f32} : () -> tensor<4x2xf32>
+  %tq = quant.qcast %t : tensor<4x2xf32> to tensor<4x2x!quant.uniform<i8:f32, 0.0078431372549019607>>
+  %td = quant.dcast %tq : tensor<4x2x!quant.uniform<i8:f32, 0.0078431372549019607>> to tensor<4x2xf32>
+  %axis = "tf.Const"() {value = dense<0> : tensor<i32>, dtype = i32} : () -> tensor<i32>
+  %g = "tf.GatherV2"(%td, %ids, %axis) {Taxis = i32, Tindices = i32, Tparams = f32, batch_dims = 0 : i64} : (tensor<4x2xf32>, tensor<3xi32>, tensor<i32>) -> tensor<3x2xf32>
+  return %r, %m, %g : tensor<1x2x2x2xf32>, tensor<1x2xf32>, tensor<3x2xf32>
+}
+
+// -----
+
+// A QAT weight on the left of an Einsum: its qdq pair marks the constant side, as a tf.Const does.
+// CHECK-LABEL: func @qat_weight_on_the_left
+// CHECK-SAME: (%[[X:.*]]: tensor<2x3x6xf32>)
+// CHECK: %[[WD:.*]] = quant.dcast
+// CHECK: "tf.PartitionedCall"(%[[X]], %[[WD]]) {{.*}}f = @composite_einsum_fn_1}
+// CHECK: func private @composite_einsum_fn_1({{.*}}) -> tensor<2x3x5xf32> attributes {tfq.weight_operand = 0 : i64}
+func.func @qat_weight_on_the_left(%x: tensor<2x3x6xf32>) -> tensor<2x3x5xf32> {
+  %w = "tf.Const"() {value = dense<1.0> : tensor<5x6xf32>, dtype = f32} : () -> tensor<5x6xf32>
+  %wq = quant.qcast %w : tensor<5x6xf32> to tensor<5x6x!quant.uniform<i8:f32, 0.0078431372549019607>>
+  %wd = quant.dcast %wq : tensor<5x6x!quant.uniform<i8:f32, 0.0078431372549019607>> to tensor<5x6xf32>
+  %e = "tf.Einsum"(%wd, %x) {N = 2 : i64, T = f32, equation = "kj,bij->bik"} : (tensor<5x6xf32>, tensor<2x3x6xf32>) -> tensor<2x3x5xf32>
+  return %e : tensor<2x3x5xf32>
+}
+
+// -----
+
+// Negative: a qdq pair of an activation is no weight (two activations are not lifted), and a
+// dcast that does not dequantize a qcast of a constant is not one either.
+// CHECK-LABEL: func @qat_not_weights
+// CHECK-NOT: tf.PartitionedCall
+// CHECK: "tf.MatMul"
+// CHECK: "tf.MatMul"
+// CHECK-NOT: tf.PartitionedCall
+// CHECK: return
+func.func @qat_not_weights(%x: tensor<1x2xf32>, %y: tensor<2x2xf32>, %s: tensor<2x2xi8>) -> (tensor<1x2xf32>, tensor<1x2xf32>) {
+  %yq = quant.qcast %y : tensor<2x2xf32> to tensor<2x2x!quant.uniform<i8:f32, 0.0078431372549019607>>
+  %yd = quant.dcast %yq : tensor<2x2x!quant.uniform<i8:f32, 0.0078431372549019607>> to tensor<2x2xf32>
+  %m = "tf.MatMul"(%x, %yd) {T = f32, transpose_a = false, transpose_b = false} : (tensor<1x2xf32>, tensor<2x2xf32>) -> tensor<1x2xf32>
+  %sq = quant.scast %s : tensor<2x2xi8> to tensor<2x2x!quant.uniform<i8:f32, 0.0078431372549019607>>
+  %sd = quant.dcast %sq : tensor<2x2x!quant.uniform<i8:f32, 0.0078431372549019607>> to tensor<2x2xf32>
+  %m2 = "tf.MatMul"(%x, %sd) {T = f32, transpose_a = false, transpose_b = false} : (tensor<1x2xf32>, tensor<2x2xf32>) -> tensor<1x2xf32>
+  return %m, %m2 : tensor<1x2xf32>, tensor<1x2xf32>
+}
