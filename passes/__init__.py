@@ -13,3 +13,5 @@ from tfquant.passes import inline  # noqa: F401
 from tfquant.passes import insert_calibration_stats  # noqa: F401
 from tfquant.passes import apply_calibration_stats  # noqa: F401
 from tfquant.passes import convert_fake_quant_to_qdq  # noqa: F401
+from tfquant.passes import assign_quantization_spec  # noqa: F401
+from tfquant.passes import quantize_weights  # noqa: F401

@@ -1,7 +1,8 @@
 """What a lifted composite function computes: its kind, fused bias and activation, and the roles
 of its call's operands; and the weight axis a per-channel quantization of it runs along.
 
-Read from the function's body (main op, optional BiasAdd, optional Relu/Relu6), not its name.
+Read from the function's body (main op, optional BiasAdd, optional Relu/Relu6), not its name;
+what each op is comes from the op-spec table (`_op_specs.TF`).
 """
 from __future__ import annotations
 
@@ -9,12 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tfquant.mlir import ir, str_attr
-from tfquant.passes._tf_ops import bool_attribute, string_attribute
+from tfquant.mlir import ir, ops_named, str_attr
+from tfquant.passes._op_specs import TF
+from tfquant.passes._tf_ops import string_attribute
 
-KINDS = {"tf.Conv2D": "conv2d", "tf.DepthwiseConv2dNative": "depthwise_conv2d", "tf.MatMul": "matmul",
-         "tf.BatchMatMulV2": "batch_matmul", "tf.Einsum": "einsum", "tf.GatherV2": "gather"}
-ACTIVATIONS = {"tf.Relu": "RELU", "tf.Relu6": "RELU6"}
+KINDS = TF.kinds
 
 COMPOSITE_PREFIX = "composite_"
 WEIGHT_OPERAND = "tfq.weight_operand"
@@ -26,6 +26,11 @@ FULLY_QUANTIZABLE = "fully_quantizable"
 def is_lifted_call(op: ir.Operation) -> bool:
     """Whether `op` is a call of a composite function made by the lifting pass."""
     return string_attribute(op, QUANT_TRAIT) == FULLY_QUANTIZABLE
+
+
+def lifted_calls(module_op: ir.Operation) -> list[ir.Operation]:
+    """The calls made by tfq-lift-quantizable-spots-as-functions, in walk order."""
+    return [op for op in ops_named(module_op, "tf.PartitionedCall") if is_lifted_call(op)]
 
 
 @dataclass(frozen=True)
@@ -57,13 +62,13 @@ def analyze_composite(function: ir.Operation) -> Composite | None:
     if None in roles or len(roles) != (3 if kind == "gather" else 2):
         return None
     last, rest, bias_index, activation = main, ops[1:], None, "NONE"
-    if rest and kind != "gather" and rest[0].name == "tf.BiasAdd" and rest[0].operands[0] == last.results[0]:
+    if rest and kind != "gather" and rest[0].name == TF.bias_add and rest[0].operands[0] == last.results[0]:
         bias_index = _arg_index(rest[0].operands[1])
         if bias_index is None:
             return None
         last, rest = rest[0], rest[1:]
-    if rest and kind != "gather" and rest[0].name in ACTIVATIONS and rest[0].operands[0] == last.results[0]:
-        activation = ACTIVATIONS[rest[0].name]
+    if rest and kind != "gather" and rest[0].name in TF.activations and rest[0].operands[0] == last.results[0]:
+        activation = TF.activations[rest[0].name]
         last, rest = rest[0], rest[1:]
     if rest or terminator.operands[0] != last.results[0]:
         return None
@@ -92,34 +97,20 @@ def _swap_einsum_terms(equation: str) -> str:
     return f"{rhs},{lhs}->{output}"
 
 
-def _einsum_channel_axis(equation: str, weight_rank: int) -> int | None:
-    """The weight axis of the output's last index when the activation lacks that index, else None.
-
-    Only then is it an output channel along which the bias (added on the last axis) runs too.
-    """
-    if "->" not in equation or "." in equation:
-        return None
-    inputs, output = equation.replace(" ", "").split("->")
-    terms = inputs.split(",")
-    if len(terms) != 2 or len(terms[1]) != weight_rank or not output:
-        return None
-    label = output[-1]
-    return terms[1].index(label) if label in terms[1] and label not in terms[0] else None
+def attribute_values(attrs: dict[str, ir.Attribute]) -> dict[str, object]:
+    """The bool and string attributes of an op as Python values, as the op-spec table reads them."""
+    values: dict[str, object] = {}
+    for name, attr in attrs.items():
+        if isinstance(attr, ir.BoolAttr):
+            values[name] = ir.BoolAttr(attr).value
+        elif isinstance(attr, ir.StringAttr):
+            values[name] = ir.StringAttr(attr).value
+    return values
 
 
 def weight_axis(composite: Composite, weight: np.ndarray, per_channel: bool) -> int | None:
     """The weight's output-channel axis for per-channel quantization, None for per tensor."""
     if not per_channel:
         return None
-    main = composite.main
-    if composite.kind == "conv2d":
-        return 3
-    if composite.kind == "depthwise_conv2d":
-        return 2 if weight.shape[3] == 1 else None
-    if composite.kind == "matmul":
-        return 0 if bool_attribute(main, "transpose_b") else 1
-    if composite.kind == "batch_matmul":
-        return weight.ndim - 2 if bool_attribute(main, "adj_y") else weight.ndim - 1
-    if composite.kind == "einsum":
-        return _einsum_channel_axis(ir.StringAttr(composite.op_attrs["equation"]).value, weight.ndim)
-    return None
+    quantizable = TF.quantizable[composite.main.name]
+    return quantizable.channel_axis(attribute_values(composite.op_attrs), weight.shape)

@@ -1,56 +1,58 @@
-"""Shared by tfq-lower-to-xla and tfq-lower-to-tf: quantized IR (contract step 4 in `_quant.py`) -> plain TF ops.
+"""Shared by the lowering passes: quantized IR (contract step 5 in `_quant.py`) -> TensorFlow ops.
 
 Lowers `quant.qcast` / `quant.dcast` / `quant.scast`, and drives the rewrite of every
-`tfq.quantized_op`: the opset-specific integer product comes from a callback; the bias add, the
-requantize (or the float output) and the float depthwise are common. The arithmetic ops
-themselves come from `_tf_arith`.
+`tfq.quantized_op`: each is decoded into a `QuantizedOp` (its parameters read from its types,
+its operands as integer storage values) and handed to the opset's `lower_op`. For the opsets that
+compute an int32 product (XLA, TF), `lower_with_product` does the rest in common: the bias add,
+the requantize (or the float output), the dynamic-range input quantized per batch, and the float
+depthwise. The arithmetic ops themselves come from `_tf_arith`.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tfquant.mlir import CompileError, ir, module_funcs, ops_named, walk_ops
-from tfquant.passes._composite import KINDS
-from tfquant.passes._quant import INT8_MAX, QUANTIZED_OP, QUANTIZED_OP_SPEC, QuantParams, parse_uniform, retyped
-from tfquant.passes._tf_arith import (along_axis, binary, cast, const, emit, emit_dequantize, emit_quantize,
-                                      emit_requantize, f32, i32, rank)
-from tfquant.passes._tf_ops import CALL_OPS, bool_attribute, callee_name, constant_value, named_loc, type_attr
-from tfquant.passes._verify import TF_OPS, check_attributes, check_count, check_ranks, reading, verify, verify_ops
+from tfquant.mlir import CompileError, ir, ops_named, walk_ops
+from tfquant.passes import _tfq
+from tfquant.passes._op_specs import TF
+from tfquant.passes._quant import QuantParams, parse_uniform, retyped, storage_type_of, tensor_params
+from tfquant.passes._tf_arith import (along_axis, binary, cast, const, emit, emit_dequantize, emit_dynamic_quantize,
+                                      emit_quantize, emit_requantize, f32, i32, rank)
+from tfquant.passes._tf_ops import CALL_OPS, constant_value, create_op, defining_op, named_loc, type_attr
+from tfquant.passes._verify import reading, verify_ops
 
 QUANT_CASTS = ("quant.qcast", "quant.dcast", "quant.scast")
 
 
 @dataclass
 class QuantizedOp:
-    """One `tfq.quantized_op` with its attributes decoded; `weight_value` is the constant weight, if known."""
+    """One `tfq.quantized_op` being lowered: its parameters (from its types) and its operands as
+    integer storage values (f32 for a dynamic-range input or bias)."""
     op: ir.Operation
     kind: str
     attrs: dict[str, ir.Attribute]
-    input: QuantParams
+    input: QuantParams | None      # None: dynamic range (quantized per batch at run time) or gather
     weight: QuantParams
-    output: QuantParams
+    output: QuantParams | None     # None: float output
     activation: str
-    weight_value: np.ndarray | None
-    float_output: bool = False
+    x: ir.Value
+    w: ir.Value
+    bias: ir.Value | None
+    result_type: ir.Type           # storage, or f32 for a float output
 
     @property
-    def x(self) -> ir.Value:
-        return self.op.operands[0]
+    def float_output(self) -> bool:
+        return self.output is None
 
     @property
-    def w(self) -> ir.Value:
-        return self.op.operands[1]
+    def dynamic(self) -> bool:
+        return self.input is None and self.kind != "gather"
 
     @property
     def loc(self) -> ir.Location:
         return self.op.location
-
-    @property
-    def result_type(self) -> ir.Type:
-        return self.op.results[0].type
 
     def ints(self, name: str) -> list[int]:
         return [ir.IntegerAttr(a).value for a in ir.ArrayAttr(self.attrs[name])]
@@ -62,10 +64,11 @@ class QuantizedOp:
         return name in self.attrs and ir.BoolAttr(self.attrs[name]).value
 
     def weight_array(self) -> np.ndarray:
-        """The constant weight (int8); an error when the weight is not a constant at its call site."""
-        if self.weight_value is None:
+        """The constant integer weight; an error when the weight is not a constant."""
+        value = constant_value(self.w)
+        if value is None:
             raise CompileError(f"{self.kind}: the weight of this quantized op is not a constant", self.loc)
-        return self.weight_value
+        return value
 
     def error(self, message: str) -> CompileError:
         return CompileError(f"{self.kind}: {message}", self.loc)
@@ -74,6 +77,11 @@ class QuantizedOp:
 # The product of a quantized op, emitted at the current insertion point: an int32 tensor shaped
 # like the op's result, with the zero-point offsets already corrected.
 EmitProduct = Callable[[QuantizedOp], ir.Value]
+# The whole lowering of one op, emitted at the current insertion point: its result value
+# (storage, or f32 for a float output).
+LowerOp = Callable[[QuantizedOp], ir.Value]
+# The lowering of one quant.qcast (f32 -> storage) or quant.dcast (storage -> f32).
+LowerCast = Callable[[ir.Operation, QuantParams], ir.Value]
 
 
 # ---- per-output-channel weight scales ------------------------------------------------------
@@ -119,136 +127,129 @@ def channel_scales(q: QuantizedOp) -> tuple[np.ndarray, int | None]:
 
 # ---- the driver ------------------------------------------------------------------------------
 
-def _params(q_op: ir.Operation, prefix: str) -> QuantParams:
-    return QuantParams((ir.FloatAttr(q_op.attributes[f"{prefix}_scale"]).value,),
-                       (ir.IntegerAttr(q_op.attributes[f"{prefix}_zero_point"]).value,))
+def _storage(value: ir.Value, loc: ir.Location) -> ir.Value:
+    """The integer storage of a quantized value (the source of its scast, or a new scast); a float
+    value as it is."""
+    if tensor_params(value.type) is None:
+        return value
+    producer = defining_op(value)
+    storage_type = storage_type_of(value.type)
+    if producer is not None and producer.name == "quant.scast" and producer.operands[0].type == storage_type:
+        return producer.operands[0]
+    return create_op("quant.scast", [value], [storage_type], {}, loc).result
 
 
-def _weight_params(q_op: ir.Operation) -> QuantParams:
-    scales = tuple(float(s) for s in np.asarray(q_op.attributes["weight_scales"]).reshape(-1))
-    axis = ir.IntegerAttr(q_op.attributes["weight_axis"]).value
-    return QuantParams(scales, (0,) * len(scales), None if axis < 0 else axis, -INT8_MAX, INT8_MAX)
+def _decode(typed: _tfq.QuantizedOp) -> QuantizedOp:
+    """The op's parameters from its types and its operands as storage values (scasts inserted before it)."""
+    op = typed.operation
+    result = op.results[0]
+    output = tensor_params(result.type)
+    with ir.InsertionPoint(op):
+        x, w = _storage(typed.input, op.location), _storage(typed.weight, op.location)
+        bias = None if typed.bias is None else _storage(typed.bias, op.location)
+    if typed.is_gather:  # (table, indices, axis): the indices play the activation's part
+        x = typed.input
+    return QuantizedOp(op, typed.kind, typed.op_attrs, typed.input_params, typed.weight_params, output,
+                       typed.activation, x, w, bias,
+                       result.type if output is None else storage_type_of(result.type))
 
 
-def _call_sites(module_op: ir.Operation, name: str) -> list[ir.Operation]:
-    return [call for call in ops_named(module_op, *CALL_OPS) if callee_name(call) == name]
+def lower_quantized_ops(module_op: ir.Operation, lower_op: LowerOp) -> None:
+    """Replace every `tfq.quantized_op` by what `lower_op` emits (a scast keeps a quantized result's type)."""
+    for op in ops_named(module_op, _tfq.QuantizedOp.OPERATION_NAME):
+        typed = _tfq.QuantizedOp(op)
+        with ir.InsertionPoint(op), op.location:
+            q = _decode(typed)
+            lowered = lower_op(q)
+            if q.output is not None:
+                lowered = create_op("quant.scast", [lowered], [op.results[0].type], {}, op.location).result
+        op.results[0].replace_all_uses_with(lowered)
+        op.erase()
 
 
-def _weight_value(weight: ir.Value, calls: list[ir.Operation]) -> np.ndarray | None:
-    """The constant feeding `weight`: a tf.Const in the function, or the same tf.Const at every call site."""
-    inner = constant_value(weight)
-    if inner is not None or not isinstance(weight, ir.BlockArgument):
-        return inner
-    values = [constant_value(call.operands[ir.BlockArgument(weight).arg_number]) for call in calls]
-    if not values or any(v is None for v in values):
-        return None
-    if any(not np.array_equal(values[0], v) for v in values[1:]):
-        return None
-    return values[0]
-
-
-# kind -> the float op a tfq.quantized_op of that kind computes.
-FLOAT_OPS = {kind: name for name, kind in KINDS.items()}
-
-
-def verify_quantized_op(q_op: ir.Operation) -> None:
-    """Raise at `q_op` unless it has the attributes the lowering reads, and the operands and
-    `op_attrs` its kind's float op needs."""
-    verify(q_op, QUANTIZED_OP_SPEC)
-    kind = ir.StringAttr(q_op.attributes["kind"]).value
-    if kind not in FLOAT_OPS:
-        raise CompileError(f"'{QUANTIZED_OP}' op has unknown kind '{kind}'; the kinds are {', '.join(FLOAT_OPS)}",
-                           q_op.location)
-    what = f"'{QUANTIZED_OP}' op of kind {kind}"
-    float_spec = TF_OPS[FLOAT_OPS[kind]]
-    if kind == "gather":  # (table, indices, axis), as GatherV2; the other kinds add an optional bias
-        check_count(q_op, "operand", len(q_op.operands), float_spec.operands, what)
-    check_ranks(q_op, float_spec.ranks, what)
-    check_attributes(ir.DictAttr(q_op.attributes["op_attrs"]), float_spec, f"{what}: op_attrs", q_op.location)
-
-
-def _decode(q_op: ir.Operation, calls: list[ir.Operation]) -> QuantizedOp:
-    attrs = q_op.attributes
-    kind = ir.StringAttr(attrs["kind"]).value
-    op_attrs = {named.name: named.attr for named in ir.DictAttr(attrs["op_attrs"])}
-    return QuantizedOp(q_op, kind, op_attrs, _params(q_op, "input"), _weight_params(q_op), _params(q_op, "output"),
-                       ir.StringAttr(attrs["activation"]).value, _weight_value(q_op.operands[1], calls),
-                       bool_attribute(q_op, "float_output"))
+def lower_with_product(emit_product: EmitProduct) -> LowerOp:
+    """The lowering of an opset computing int32 products: product [+ bias] -> requantize or dequantize."""
+    def lower(q: QuantizedOp) -> ir.Value:
+        if q.kind == "gather":
+            return _lower_gather(q)
+        if q.kind == "depthwise_conv2d":
+            return _lower_depthwise(q)
+        if q.dynamic:
+            return _lower_dynamic(q, emit_product)
+        accumulator = emit_product(q)
+        if q.bias is not None:
+            # The lifted BiasAdd adds along the last axis; an int32 vector there broadcasts the same way.
+            accumulator = binary("tf.AddV2", accumulator, q.bias, named_loc(q.loc, "bias"))
+        scales, axis = channel_scales(q)
+        if q.float_output:
+            return _dequantize_accumulator(accumulator, const(along_axis(
+                q.input.scale * scales, rank(accumulator), axis).astype(np.float32), named_loc(q.loc, "scale")),
+                q.activation, named_loc(q.loc, "dequantize"))
+        multiplier = along_axis(q.input.scale * scales / q.output.scale, rank(accumulator), axis)
+        return emit_requantize(accumulator, multiplier, q.output, q.activation, named_loc(q.loc, "requantize"))
+    return lower
 
 
 def _lower_gather(q: QuantizedOp) -> ir.Value:
-    """GatherV2 on the int8 table: the output keeps the table's quantization parameters."""
-    table, indices, axis = q.op.operands[0], q.op.operands[1], q.op.operands[2]
+    """GatherV2 on the integer table: the output keeps the table's quantization parameters."""
+    table, indices, axis = q.w, q.x, q.op.operands[2]
     batch_dims = q.attrs.get("batch_dims", ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 0))
     return emit("tf.GatherV2", [table, indices, axis], q.result_type,
                 {"Tparams": type_attr(table), "Tindices": type_attr(indices), "Taxis": type_attr(axis),
                  "batch_dims": batch_dims}, q.loc)
 
 
-def _lower_quantized_op(q: QuantizedOp, emit_product: EmitProduct) -> ir.Value:
-    """product [+ bias] -> requantize with the fused activation."""
-    if q.kind == "gather":
-        return _lower_gather(q)
-    if q.kind == "depthwise_conv2d":
-        value = float_depthwise(q)
-        return value if q.float_output else emit_quantize(value, q.output, named_loc(q.loc, "quantize"))
-    accumulator = emit_product(q)
-    if len(q.op.operands) > 2:
-        # The lifted BiasAdd adds along the last axis; an int32 vector there broadcasts the same way.
-        accumulator = binary("tf.AddV2", accumulator, q.op.operands[2], named_loc(q.loc, "bias"))
+def _lower_depthwise(q: QuantizedOp) -> ir.Value:
+    if q.dynamic:  # the float input as it is: the product is in f32 anyway
+        return float_depthwise(replace(q, input=QuantParams((1.0,), (0,))))
+    value = float_depthwise(q)
+    return value if q.float_output else emit_quantize(value, q.output, named_loc(q.loc, "quantize"))
+
+
+def _lower_dynamic(q: QuantizedOp, emit_product: EmitProduct) -> ir.Value:
+    """The f32 input quantized per batch (symmetric int8), the int32 product, then f32 out:
+    acc x input scale x weight scale [+ f32 bias], then the activation."""
+    loc = named_loc(q.loc, "dynamic")
+    x, input_scale = emit_dynamic_quantize(q.x, loc)
+    accumulator = emit_product(replace(q, x=x, input=QuantParams((1.0,), (0,))))
     scales, axis = channel_scales(q)
-    if q.float_output:
-        return _dequantize_accumulator(accumulator, along_axis(q.input.scale * scales, rank(accumulator), axis),
-                                       q.activation, named_loc(q.loc, "dequantize"))
-    multiplier = along_axis(q.input.scale * scales / q.output.scale, rank(accumulator), axis)
-    return emit_requantize(accumulator, multiplier, q.output, q.activation, named_loc(q.loc, "requantize"))
+    weight_scale = const(along_axis(scales, rank(accumulator), axis).astype(np.float32), named_loc(loc, "weight_scale"))
+    scale = binary("tf.Mul", weight_scale, input_scale, loc)
+    value = binary("tf.Mul", cast(accumulator, f32(), loc), scale, loc)
+    if q.bias is not None:
+        value = emit("tf.BiasAdd", [value, q.bias], value.type, {"T": type_attr(value),
+                     "data_format": ir.StringAttr.get("NHWC")}, named_loc(loc, "bias_add"))
+    return _float_activation(value, q.activation, loc)
 
 
-FLOAT_ACTIVATIONS = {"RELU": "tf.Relu", "RELU6": "tf.Relu6"}
-
-
-def _dequantize_accumulator(accumulator: ir.Value, scale: np.ndarray, activation: str, loc: ir.Location) -> ir.Value:
+def _dequantize_accumulator(accumulator: ir.Value, scale: ir.Value, activation: str, loc: ir.Location) -> ir.Value:
     """int32 accumulator -> f32: acc x (input scale x weight scale), then the fused activation in float."""
-    value = binary("tf.Mul", cast(accumulator, f32(), loc), const(np.asarray(scale, np.float32), loc), loc)
+    value = binary("tf.Mul", cast(accumulator, f32(), loc), scale, loc)
     return _float_activation(value, activation, loc)
 
 
 def _float_activation(value: ir.Value, activation: str, loc: ir.Location) -> ir.Value:
-    if activation in FLOAT_ACTIVATIONS:
-        value = emit(FLOAT_ACTIVATIONS[activation], [value], value.type, {"T": type_attr(value)}, loc)
+    if activation != "NONE":
+        value = emit(TF.activation_op(activation), [value], value.type, {"T": type_attr(value)}, loc)
     return value
 
 
-def lower_quantized_functions(module_op: ir.Operation, emit_product: EmitProduct) -> None:
-    """Replace every `tfq.quantized_op` by TF ops: product, bias, requantize."""
-    for fn in module_funcs(module_op):
-        name = ir.StringAttr(fn.attributes["sym_name"]).value
-        quantized = ops_named(fn, QUANTIZED_OP)
-        if not quantized:
-            continue
-        calls = _call_sites(module_op, name)
-        for q_op in quantized:
-            q = _decode(q_op, calls)
-            with ir.InsertionPoint(q_op), q_op.location:
-                lowered = _lower_quantized_op(q, emit_product)
-            q_op.results[0].replace_all_uses_with(lowered)
-            q_op.erase()
+def default_lower_cast(op: ir.Operation, params: QuantParams) -> ir.Value:
+    """qcast -> TF quantize ops; dcast -> TF dequantize ops."""
+    if op.name == "quant.qcast":
+        return emit_quantize(op.operands[0], params, op.location)
+    return emit_dequantize(op.operands[0], params, op.location)
 
 
-def lower_quant_casts(module_op: ir.Operation) -> None:
-    """qcast -> quantize, dcast -> dequantize, scast -> its operand (all values are int8 storage after this)."""
+def lower_quant_casts(module_op: ir.Operation, lower_cast: LowerCast = default_lower_cast) -> None:
+    """qcast and dcast -> `lower_cast`, scast -> its operand (all values are storage after this)."""
     casts = ops_named(module_op, *QUANT_CASTS)
     # Read every cast's parameters before rewriting: rewriting retypes the values they are read from.
     params = [parse_uniform(ir.ShapedType(op.results[0].type if op.name == "quant.qcast" else op.operands[0].type)
                             .element_type) for op in casts]
     for op, p in zip(casts, params):
         with ir.InsertionPoint(op), op.location:
-            if op.name == "quant.qcast":
-                new_value = emit_quantize(op.operands[0], p, op.location)
-            elif op.name == "quant.dcast":
-                new_value = emit_dequantize(op.operands[0], p, op.location)
-            else:
-                new_value = op.operands[0]
+            new_value = op.operands[0] if op.name == "quant.scast" else lower_cast(op, p)
         op.results[0].replace_all_uses_with(new_value)
         op.erase()
 
@@ -266,13 +267,14 @@ def check_no_quant_types(module_op: ir.Operation) -> None:
         raise CompileError(f"a quantized type is left after lowering, on {left[0].name}", left[0].location)
 
 
-def lower_quantized_module(module_op: ir.Operation, emit_product: EmitProduct) -> None:
+def lower_quantized_module(module_op: ir.Operation, lower_op: LowerOp,
+                           lower_cast: LowerCast = default_lower_cast) -> None:
     """The whole lowering: quantized ops, then quant casts; no `!quant` type may remain."""
     verify_ops(module_op, reading(*CALL_OPS))
-    for q_op in ops_named(module_op, QUANTIZED_OP):
-        verify_quantized_op(q_op)
-    lower_quantized_functions(module_op, emit_product)
-    lower_quant_casts(module_op)
+    for op in ops_named(module_op, _tfq.QuantizedOp.OPERATION_NAME):
+        _tfq.QuantizedOp(op).verify()
+    lower_quantized_ops(module_op, lower_op)
+    lower_quant_casts(module_op, lower_cast)
     check_no_quant_types(module_op)
 
 
@@ -306,10 +308,12 @@ def float_depthwise(q: QuantizedOp) -> ir.Value:
                named_loc(q.loc, "filter"))
     value = emit("tf.DepthwiseConv2dNative", [x, w], retyped(q.result_type, f32()),
                  {**q.attrs, "T": ir.TypeAttr.get(f32())}, named_loc(q.loc, "depthwise"))
-    if len(q.op.operands) > 2:
-        bias = binary("tf.Mul", cast(q.op.operands[2], f32(), named_loc(q.loc, "bias")),
+    bias = q.bias
+    if bias is not None and ir.ShapedType(bias.type).element_type != f32():  # int32 at the product's scale
+        bias = binary("tf.Mul", cast(bias, f32(), named_loc(q.loc, "bias")),
                       const(np.broadcast_to(real_scale, (channels * multiplier,)).astype(np.float32),
                             named_loc(q.loc, "bias_scale")), named_loc(q.loc, "bias"))
+    if bias is not None:
         value = emit("tf.BiasAdd", [value, bias], value.type, {"T": type_attr(value),
                      "data_format": ir.StringAttr.get("NHWC")}, named_loc(q.loc, "bias_add"))
     return _float_activation(value, q.activation, q.loc)

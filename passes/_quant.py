@@ -7,65 +7,64 @@ The IR contract between the passes (each stage is valid MLIR that tfquant-opt re
             config = "", config_proto = "", executor_type = "", Tin = [...], Tout = [...],
             _tfl_quant_trait = "fully_quantizable"}
    calling a private function that holds the original float ops. Weights and biases are tf.Const
-   operands of the call (never captured inside the function); the function's
+   operands of the call (a QAT weight: `quant.dcast(quant.qcast(tf.Const))`); the function's
    `tfq.weight_operand` says which operand of its main op is the weight.
-2. tfq-insert-calibration-stats: `%x2 = "tfq.calibration_point"(%x) {id = N : i64, method = "..."}`
-   (same type in and out) on every float activation operand and result of a lifted call.
-   Calibration writes the chosen range onto each point as `min`/`max` f32 attributes.
-3. tfq-apply-calibration-stats: a point with `min`/`max` becomes
-     %q = quant.qcast %x : tensor<..xf32> to tensor<..x!quant.uniform<i8:f32, S:Z>>
+2. tfq-assign-quantization-spec: each lifted call gets its `tfq.spec` (`_spec.UnitSpec`: method,
+   activation bits, per-channel); a call it leaves float gets `tfq.float_reason` and a remark.
+3. tfq-insert-calibration-stats: `%x2 = "tfq.calibration_point"(%x) {id = N : i64, method = "...",
+   activation_bits = B}` (same type in and out) on every float activation operand and result of a
+   call whose method needs ranges. Calibration writes the chosen range onto each point as `min`/`max`.
+4. tfq-apply-calibration-stats: a point with `min`/`max` becomes
+     %q = quant.qcast %x : tensor<..xf32> to tensor<..x!quant.uniform<i8:f32, S:Z>>   (i16: S:0)
      %x2 = quant.dcast %q : ... to tensor<..xf32>
-4. tfq-quantize-composite-functions: a lifted call whose activation operands come from
-   `quant.dcast` and whose result goes to `quant.qcast` is replaced by a call of
-   `@quantized_<op>[_with_<fusions>]_fn_N` on int8 storage values (`quant.scast` at the
-   boundaries, the call marked `_tfq_quantized = true` and `_tfq_kind = KIND`), whose body is one op
-     %y = "tfq.quantized_op"(%x_i8, %w_i8[, %bias_i32]) {
-            kind = "conv2d" | "depthwise_conv2d" | "matmul" | "batch_matmul" | "einsum" | "gather",
-            op_attrs = {the float op's own attributes: strides, padding, dilations, transpose_b, equation, ...},
-            input_scale = F64, input_zero_point = I64,
-            weight_scales = dense<...> : tensor<Cxf64> (C = 1 for per-tensor), weight_axis = I64 (-1: per tensor),
-            output_scale = F64, output_zero_point = I64,
-            activation = "NONE" | "RELU" | "RELU6"}
-   (for "gather": operands are the int8 table, the indices and the axis; the output takes the
-   table's per-tensor parameters). With `float_output = true` the op returns f32 (accumulator x
-   input scale x weight scale, then the activation): used when the result reaches no quantized op. Same-scale ops (Reshape, MaxPool, ...) between quantized
-   values run on the int8 storage values.
-5. tfq-lower-to-xla / tfq-lower-to-tf: `tfq.quantized_op`, and the remaining quant.qcast /
-   quant.dcast / quant.scast, become plain TensorFlow ops; no `!quant` type is left.
+5. tfq-quantize-composite-functions: a lifted call is replaced in place by one `tfq.quantized_op`
+   (`_tfq.QuantizedOp`) whose operand and result types carry every quantization parameter:
+     %y = "tfq.quantized_op"(%xq, %wq[, %bq]) {kind = "conv2d", op_attrs = {...}, activation = "RELU6"}
+   with %xq the qcast value (static) or the float activation (dynamic range), %wq = quant.scast of an
+   int8 tf.Const (per-axis type when per channel), %bq = quant.scast of an int32 tf.Const at scale
+   input scale x weight scale (f32 for dynamic range), and a `!quant.uniform` result (static) or
+   f32 (dynamic range, or a result that reaches no quantized op). Same-scale ops between quantized
+   values run on the integer storage. tfq-quantize-weights makes weight-only and float16 weights
+   narrow with a dequantize (or cast) before the float op.
+6. tfq-lower-to-xla / -tf / -uniform-quantized: `tfq.quantized_op`, and the remaining
+   quant.qcast / quant.dcast / quant.scast, become TensorFlow ops; no `!quant` type is left.
 
-Weights are symmetric int8 in [-127, 127] (per output channel or per tensor); activations
-asymmetric int8 in [-128, 127]; bias int32 with scale = input scale x weight scale.
+Nothing is assumed about widths: storage bits, signedness, narrow range, scales and axis are
+read from the types (`parse_uniform`). Weights are symmetric int8 in [-127, 127]; int8
+activations asymmetric in [-128, 127]; int16 activations symmetric in [-32767, 32767].
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from tfquant.mlir import ir, parse_type_cached
-from tfquant.passes._verify import BOOL, DICT, FLOAT, FLOATS, INT, STRING, OpSpec
 
 INT8_MIN, INT8_MAX = -128, 127
-QUANTIZED_OP = "tfq.quantized_op"
-# What the lowering reads from a tfq.quantized_op (step 4 above); its kind's float op says more.
-QUANTIZED_OP_SPEC = OpSpec(range(2, 4), required={
-    "kind": STRING, "op_attrs": DICT, "input_scale": FLOAT, "input_zero_point": INT, "weight_scales": FLOATS,
-    "weight_axis": INT, "output_scale": FLOAT, "output_zero_point": INT, "activation": STRING,
-}, optional={"float_output": BOOL})
-# On a quantized call: the kind of its tfq.quantized_op ("conv2d", ...), which the report counts.
-QUANTIZED_KIND = "_tfq_kind"
 WEIGHT_MAX = 127
+INT16_MAX = 32767
+INT32_LIMIT = 2 ** 31 - 1
 
 
 @dataclass(frozen=True)
 class QuantParams:
-    """Per-tensor (scales of length 1) or per-axis affine int8 parameters: real = scale * (q - zero_point)."""
+    """Per-tensor (scales of length 1) or per-axis affine parameters: real = scale * (q - zero_point),
+    q stored as a `storage_bits` signed integer within [storage_min, storage_max] (by default the
+    narrowest of 8, 16 and 32 bits holding that range)."""
     scales: tuple[float, ...]
     zero_points: tuple[int, ...]
     axis: int | None = None
     storage_min: int = INT8_MIN
     storage_max: int = INT8_MAX
+    storage_bits: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.storage_bits is None:
+            bits = next(b for b in (8, 16, 32) if -(2 ** (b - 1)) <= self.storage_min and
+                        self.storage_max <= 2 ** (b - 1) - 1)
+            object.__setattr__(self, "storage_bits", bits)
 
     @property
     def scale(self) -> float:
@@ -75,12 +74,19 @@ class QuantParams:
     def zero_point(self) -> int:
         return self.zero_points[0]
 
+    @property
+    def storage_dtype(self) -> np.dtype:
+        return np.dtype(f"int{self.storage_bits}")
 
-def activation_params(range_min: float, range_max: float) -> QuantParams:
-    """Asymmetric int8 parameters for a calibrated range, nudged so that 0.0 is exact."""
+
+def activation_params(range_min: float, range_max: float, bits: int = 8) -> QuantParams:
+    """Activation parameters for a calibrated range, 0.0 exact: int8 asymmetric; int16 symmetric
+    with zero point 0 (as TFLite's 16x8 mode, so that products need no zero-point correction)."""
     low, high = min(float(range_min), 0.0), max(float(range_max), 0.0)
     if high - low < 1e-9:
         high = low + 1e-9
+    if bits == 16:
+        return QuantParams((max(-low, high) / INT16_MAX,), (0,), None, -INT16_MAX, INT16_MAX)
     scale = (high - low) / (INT8_MAX - INT8_MIN)
     zero_point = int(np.clip(round(INT8_MIN - low / scale), INT8_MIN, INT8_MAX))
     return QuantParams((scale,), (zero_point,))
@@ -98,7 +104,7 @@ def weight_params(weight: np.ndarray, axis: int | None) -> QuantParams:
 
 
 def quantize_weight(weight: np.ndarray, params: QuantParams) -> np.ndarray:
-    """int8 values of a weight for symmetric `params`."""
+    """Storage values of a weight for symmetric `params`."""
     scales = np.asarray(params.scales)
     if params.axis is not None:
         shape = [1] * weight.ndim
@@ -107,11 +113,8 @@ def quantize_weight(weight: np.ndarray, params: QuantParams) -> np.ndarray:
     # In place: a weight of a model past 2 GB is hundreds of MB, and each temporary is twice that.
     scaled = weight / scales
     np.round(scaled, out=scaled)
-    np.clip(scaled, -WEIGHT_MAX, WEIGHT_MAX, out=scaled)
-    return scaled.astype(np.int8)
-
-
-INT32_LIMIT = 2 ** 31 - 1
+    np.clip(scaled, params.storage_min, params.storage_max, out=scaled)
+    return scaled.astype(params.storage_dtype)
 
 
 def widen_for_bias(weights: QuantParams, bias: np.ndarray, input_scale: float) -> QuantParams:
@@ -126,32 +129,30 @@ def widen_for_bias(weights: QuantParams, bias: np.ndarray, input_scale: float) -
     scales = np.maximum(np.asarray(weights.scales), needed)
     if np.array_equal(scales, weights.scales):
         return weights
-    return QuantParams(tuple(float(s) for s in scales), weights.zero_points, weights.axis,
-                       weights.storage_min, weights.storage_max)
+    return replace(weights, scales=tuple(float(s) for s in scales))
 
 
-def quantize_bias(bias: np.ndarray, input_scale: float, weight_scales: tuple[float, ...]) -> np.ndarray:
-    """int32 bias with scale input_scale * weight_scale (per channel when the weight is)."""
-    scales = input_scale * np.asarray(weight_scales)
-    return np.clip(np.round(bias / scales), -INT32_LIMIT, INT32_LIMIT).astype(np.int32)
+def bias_params(input_scale: float, weights: QuantParams) -> QuantParams:
+    """int32 bias parameters: scale input scale x weight scale, per channel (axis 0) when the weight is."""
+    scales = tuple(input_scale * s for s in weights.scales)
+    return QuantParams(scales, (0,) * len(scales), None if weights.axis is None else 0, -INT32_LIMIT, INT32_LIMIT)
+
+
+def quantize_bias(bias: np.ndarray, params: QuantParams) -> np.ndarray:
+    """int32 storage of a bias for `bias_params`."""
+    return np.clip(np.round(bias / np.asarray(params.scales)), -INT32_LIMIT, INT32_LIMIT).astype(np.int32)
 
 
 def uniform_type_text(params: QuantParams, expressed: str = "f32") -> str:
     """`!quant.uniform<...>` text for `params` (floats printed exactly with repr)."""
-    storage = _storage_text(params.storage_min, params.storage_max)
+    full_min, full_max = -(2 ** (params.storage_bits - 1)), 2 ** (params.storage_bits - 1) - 1
+    storage = f"i{params.storage_bits}"
+    if (params.storage_min, params.storage_max) != (full_min, full_max):
+        storage += f"<{params.storage_min}:{params.storage_max}>"
     if params.axis is None:
         return f"!quant.uniform<{storage}:{expressed}, {params.scale!r}:{params.zero_point}>"
     pairs = ",".join(f"{s!r}:{z}" for s, z in zip(params.scales, params.zero_points))
     return f"!quant.uniform<{storage}:{expressed}:{params.axis}, {{{pairs}}}>"
-
-
-def _storage_text(storage_min: int, storage_max: int) -> str:
-    """The narrowest of i8 / i16 holding [storage_min, storage_max], with the range where it is narrower
-    than the type's (`i8<-127:127>`); 9- to 16-bit ranges (fake quant with num_bits > 8) need i16."""
-    bits = 8 if INT8_MIN <= storage_min and storage_max <= INT8_MAX else 16
-    if (storage_min, storage_max) == (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1):
-        return f"i{bits}"
-    return f"i{bits}<{storage_min}:{storage_max}>"
 
 
 def retyped(like: ir.Type, element: ir.Type) -> ir.Type:
@@ -168,8 +169,20 @@ def quantized_tensor_type(like: ir.Type, params: QuantParams) -> ir.Type:
 
 
 def storage_tensor_type(like: ir.Type, bits: int = 8) -> ir.Type:
-    """`like` with an i8 (or i32) element type."""
+    """`like` with a signless integer element type of `bits`."""
     return retyped(like, ir.IntegerType.get_signless(bits, like.context))
+
+
+def tensor_params(value_type: ir.Type) -> QuantParams | None:
+    """QuantParams of a tensor type whose element type is `!quant.uniform`, else None."""
+    if not isinstance(value_type, ir.ShapedType):
+        return None
+    return parse_uniform(ir.ShapedType(value_type).element_type)
+
+
+def storage_type_of(value_type: ir.Type) -> ir.Type:
+    """The integer storage tensor type of a quantized tensor type."""
+    return storage_tensor_type(value_type, tensor_params(value_type).storage_bits)
 
 
 _UNIFORM = re.compile(r"!quant\.uniform<i(\d+)(?:<(-?\d+):(-?\d+)>)?:f\d+(?::(\d+))?, (.*)>$")
@@ -187,4 +200,5 @@ def parse_uniform(element: ir.Type | str) -> QuantParams | None:
     zero_points = tuple(int(z) if z else 0 for _, z in pairs)
     storage_min = int(low) if low is not None else -(2 ** (int(bits) - 1))
     storage_max = int(high) if high is not None else 2 ** (int(bits) - 1) - 1
-    return QuantParams(scales, zero_points, int(axis) if axis is not None else None, storage_min, storage_max)
+    return QuantParams(scales, zero_points, int(axis) if axis is not None else None, storage_min, storage_max,
+                       int(bits))

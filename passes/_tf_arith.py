@@ -1,6 +1,7 @@
 """TensorFlow ops for quantized arithmetic, as generic tf.* ops at the current insertion point:
-small builders (constants, casts, binary ops, transposes), and quantize (f32 -> i8), dequantize
-(i8 -> f32) and requantize (int32 accumulator -> i8 with the fused activation). Rescaling is done
+small builders (constants, casts, binary ops, transposes), and quantize (f32 -> integer storage),
+dequantize (storage -> f32) and requantize (int32 accumulator -> storage with the fused
+activation), each at the storage width its QuantParams say. Rescaling is done
 in f32 (as TensorFlow's own TF-opset lowering does), rounding half to even (tf.Round).
 """
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from tfquant.mlir import ir
-from tfquant.passes._quant import INT8_MAX, INT8_MIN, QuantParams, retyped
+from tfquant.passes._quant import WEIGHT_MAX, QuantParams, retyped
 from tfquant.passes._tf_ops import create_const, create_op, named_loc, type_attr
 
 
@@ -16,6 +17,10 @@ from tfquant.passes._tf_ops import create_const, create_op, named_loc, type_attr
 
 def i8() -> ir.Type:
     return ir.IntegerType.get_signless(8)
+
+
+def integer(bits: int) -> ir.Type:
+    return ir.IntegerType.get_signless(bits)
 
 
 def i32() -> ir.Type:
@@ -40,7 +45,10 @@ def const(array: np.ndarray, loc: ir.Location) -> ir.Value:
 
 
 def cast(value: ir.Value, element: ir.Type, loc: ir.Location) -> ir.Value:
-    """tf.Cast of `value` to `element` (float -> int truncates toward zero; callers round first)."""
+    """tf.Cast of `value` to `element` (float -> int truncates toward zero; callers round first);
+    `value` itself when it has that element type already."""
+    if ir.ShapedType(value.type).element_type == element:
+        return value
     return emit("tf.Cast", [value], retyped(value.type, element),
                 {"SrcT": type_attr(value), "DstT": ir.TypeAttr.get(element), "Truncate": ir.BoolAttr.get(False)},
                 named_loc(loc, "cast"))
@@ -67,31 +75,31 @@ def along_axis(vector: np.ndarray, value_rank: int, axis: int | None) -> np.ndar
     return vector.reshape([vector.size] + [1] * (value_rank - 1 - axis % value_rank))
 
 
-def _round_shift_clip_cast(scaled: ir.Value, zero_point: np.ndarray, low: int, high: int,
+def _round_shift_clip_cast(scaled: ir.Value, zero_point: np.ndarray, low: int, high: int, bits: int,
                            loc: ir.Location) -> ir.Value:
-    """Round(scaled) + zero_point, clipped to [low, high], as int8."""
+    """Round(scaled) + zero_point, clipped to [low, high], as a `bits` integer."""
     shifted = emit("tf.Round", [scaled], scaled.type, {"T": type_attr(scaled)}, named_loc(loc, "round"))
     if np.any(zero_point):
         shifted = binary("tf.AddV2", shifted, const(zero_point.astype(np.float32), named_loc(loc, "zero_point")), loc)
     clipped = emit("tf.ClipByValue", [shifted, const(np.float32(low), named_loc(loc, "min")),
                                       const(np.float32(high), named_loc(loc, "max"))],
                    shifted.type, {"T": type_attr(shifted)}, named_loc(loc, "clip"))
-    return cast(clipped, i8(), loc)
+    return cast(clipped, integer(bits), loc)
 
 
 # ---- quantize / dequantize / requantize ------------------------------------------------------
 
 def emit_quantize(value: ir.Value, params: QuantParams, loc: ir.Location) -> ir.Value:
-    """f32 -> int8 storage: clip(round(x / scale) + zero_point) (per axis: vectors along the axis)."""
+    """f32 -> integer storage: clip(round(x / scale) + zero_point) (per axis: vectors along the axis)."""
     value_rank = rank(value) if params.axis is not None else 0
     inverse = along_axis(1.0 / np.asarray(params.scales), value_rank, params.axis).astype(np.float32)
     scaled = binary("tf.Mul", value, const(inverse, named_loc(loc, "inverse_scale")), loc)
     zero_point = along_axis(np.asarray(params.zero_points), value_rank, params.axis)
-    return _round_shift_clip_cast(scaled, zero_point, params.storage_min, params.storage_max, loc)
+    return _round_shift_clip_cast(scaled, zero_point, params.storage_min, params.storage_max, params.storage_bits, loc)
 
 
 def emit_dequantize(value: ir.Value, params: QuantParams, loc: ir.Location) -> ir.Value:
-    """int8 storage -> f32: (q - zero_point) * scale (per axis: vectors along the axis)."""
+    """integer storage -> f32: (q - zero_point) * scale (per axis: vectors along the axis)."""
     value_rank = rank(value) if params.axis is not None else 0
     real = cast(value, f32(), loc)
     if any(params.zero_points):
@@ -101,9 +109,26 @@ def emit_dequantize(value: ir.Value, params: QuantParams, loc: ir.Location) -> i
     return binary("tf.Mul", real, const(scale, named_loc(loc, "scale")), loc)
 
 
+def emit_dynamic_quantize(value: ir.Value, loc: ir.Location) -> tuple[ir.Value, ir.Value]:
+    """f32 -> (int8 values, their f32 scalar scale), symmetric over the whole tensor at run time:
+    scale = max|x| / 127 (a tiny floor keeps an all-zero batch finite), q = clip(round(x / scale))."""
+    flat = emit("tf.Reshape", [value, const(np.array([-1], np.int32), named_loc(loc, "shape"))],
+                ir.RankedTensorType.get([ir.ShapedType.get_dynamic_size()], f32()),
+                {"T": type_attr(value), "Tshape": ir.TypeAttr.get(i32())}, named_loc(loc, "flatten"))
+    magnitude = emit("tf.Abs", [flat], flat.type, {"T": type_attr(flat)}, named_loc(loc, "abs"))
+    peak = emit("tf.Max", [magnitude, const(np.array(0, np.int32), named_loc(loc, "axis"))],
+                ir.RankedTensorType.get([], f32()), {"T": type_attr(flat), "Tidx": ir.TypeAttr.get(i32()),
+                                                     "keep_dims": ir.BoolAttr.get(False)}, named_loc(loc, "peak"))
+    peak = binary("tf.Maximum", peak, const(np.float32(1e-30), named_loc(loc, "floor")), loc)
+    scale = binary("tf.Mul", peak, const(np.float32(1 / WEIGHT_MAX), named_loc(loc, "per_step")), loc)
+    inverse = binary("tf.RealDiv", const(np.float32(1.0), named_loc(loc, "one")), scale, loc)
+    scaled = binary("tf.Mul", value, inverse, loc)
+    return _round_shift_clip_cast(scaled, np.array(0), -WEIGHT_MAX, WEIGHT_MAX, 8, loc), scale
+
+
 def activation_bounds(output: QuantParams, activation: str) -> tuple[int, int]:
-    """The int8 output range the fused activation leaves: relu clips at the zero point, relu6 also at 6.0."""
-    low, high = INT8_MIN, INT8_MAX
+    """The storage range the fused activation leaves: relu clips at the zero point, relu6 also at 6.0."""
+    low, high = output.storage_min, output.storage_max
     if activation in ("RELU", "RELU6"):
         low = max(low, output.zero_point)
     if activation == "RELU6":
@@ -113,11 +138,11 @@ def activation_bounds(output: QuantParams, activation: str) -> tuple[int, int]:
 
 def emit_requantize(accumulator: ir.Value, multiplier: np.ndarray, output: QuantParams, activation: str,
                     loc: ir.Location) -> ir.Value:
-    """int32 accumulator -> int8: clip(round(acc * multiplier) + output zero point) to the activation's range.
+    """int32 accumulator -> storage: clip(round(acc * multiplier) + output zero point) to the activation's range.
 
     `multiplier` (input_scale * weight_scale / output_scale) is a scalar or broadcasts along the channel axis.
     """
     real = cast(accumulator, f32(), loc)
     scaled = binary("tf.Mul", real, const(multiplier.astype(np.float32), named_loc(loc, "multiplier")), loc)
     low, high = activation_bounds(output, activation)
-    return _round_shift_clip_cast(scaled, np.array(output.zero_point), low, high, loc)
+    return _round_shift_clip_cast(scaled, np.array(output.zero_point), low, high, output.storage_bits, loc)

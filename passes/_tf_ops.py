@@ -25,6 +25,23 @@ def constant_value(value: ir.Value) -> np.ndarray | None:
     return np.asarray(attr)
 
 
+def trained_weight(value: ir.Value) -> tuple[ir.Value, ir.Value] | None:
+    """(the float constant, the qcast result) when `value` is a QAT weight `dcast(qcast(tf.Const))`."""
+    dcast = defining_op(value)
+    if dcast is None or dcast.name != "quant.dcast":
+        return None
+    qcast = defining_op(dcast.operands[0])
+    if qcast is None or qcast.name != "quant.qcast" or constant_value(qcast.operands[0]) is None:
+        return None
+    return qcast.operands[0], dcast.operands[0]
+
+
+def weight_constant(value: ir.Value) -> np.ndarray | None:
+    """The float weight feeding `value`: a tf.Const, or the constant of a QAT weight's qcast/dcast pair."""
+    trained = trained_weight(value)
+    return constant_value(trained[0] if trained is not None else value)
+
+
 def uses(value: ir.Value) -> list[ir.Operation]:
     """The ops using `value` (one entry per use)."""
     return [use.owner.operation if isinstance(use.owner, ir.OpView) else use.owner for use in value.uses]

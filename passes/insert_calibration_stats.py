@@ -1,28 +1,30 @@
 """tfq-insert-calibration-stats: mark the float activations of lifted calls for calibration.
 
-For every lifted call (`tf.PartitionedCall` with `_tfl_quant_trait = "fully_quantizable"`):
+For every lifted call (`tf.PartitionedCall` with `_tfl_quant_trait = "fully_quantizable"`) whose
+`tfq.spec` method takes calibrated ranges (static; a call without a spec counts as static int8),
+and whose activation is not already quantized by a QAT qcast/dcast pair:
   * each float operand that is not a tf.Const (the activation; weights, biases, GatherV2 tables
     and axes are constants, GatherV2 indices are integers) gets
-      %x2 = "tfq.calibration_point"(%x) {id = N : i64, method = "<method>"}
+      %x2 = "tfq.calibration_point"(%x) {id = N : i64, method = "<method>", activation_bits = B : i64}
     placed right after the producer of %x (at the block's start for an argument), and the call
     uses %x2;
   * each float result %y gets a point after the call, and every user of %y uses the point instead.
 A value has at most one point: a value feeding two lifted calls, or a call result feeding the next
-call, shares one. Ids are renumbered 0, 1, 2, ... in module walk order. Calibration later writes
+call, shares one, with the widest activation bits of the calls it serves (a 16-bit call next to an
+8-bit one reads or writes 16 bits on that edge). Ids are renumbered 0, 1, 2, ... in module walk order. Calibration later writes
 the range it chose onto each point as `min`/`max` f32 attributes (see passes/_quant.py).
 """
 from __future__ import annotations
 
-from tfquant.mlir import i64_attr, ir, ops_named, str_attr
+from tfquant.mlir import ir, ops_named
 from tfquant.pass_registry import PassOption, register_pass
-from tfquant.passes._composite import is_lifted_call
-from tfquant.passes._tf_ops import constant_value, create_op, defining_op, is_float, uses
-from tfquant.passes._verify import FLOAT, INT, STRING, OpSpec, exactly, reading, verify_ops
+from tfquant.passes._composite import lifted_calls
+from tfquant.passes._spec import CALIBRATED_METHODS, unit_spec
+from tfquant.passes._tf_ops import constant_value, defining_op, is_float, uses
+from tfquant.passes._tfq import CalibrationPointOp
+from tfquant.passes._verify import reading, verify_ops
 
-CALIBRATION_POINT = "tfq.calibration_point"
-# What the passes and calibration read from a point: one float tensor in, its range once calibrated.
-CALIBRATION_POINT_SPEC = OpSpec(exactly(1), float_operands=(0,), required={"id": INT, "method": STRING},
-                                optional={"min": FLOAT, "max": FLOAT})
+CALIBRATION_POINT = CalibrationPointOp.OPERATION_NAME
 DEFAULT_METHOD = "CALIBRATION_METHOD_MIN_MAX"
 # The names of TensorFlow's CalibrationOptions.CalibrationMethod but UNSPECIFIED, spelled out so
 # that tfquant-opt needs no TensorFlow (~4 s) to check them; a test compares them with the enum.
@@ -36,28 +38,44 @@ CALIBRATION_METHODS = ("CALIBRATION_METHOD_MIN_MAX", "CALIBRATION_METHOD_AVERAGE
                options=(PassOption("method", str, DEFAULT_METHOD, "calibration method recorded on each point",
                                    choices=CALIBRATION_METHODS),))
 def insert_calibration_stats(module_op: ir.Operation, method: str) -> None:
-    verify_ops(module_op, {**reading("tf.PartitionedCall"), CALIBRATION_POINT: CALIBRATION_POINT_SPEC})
-    method_attr = str_attr(method)
+    verify_ops(module_op, reading("tf.PartitionedCall"))
+    for point in calibration_points(module_op):
+        point.verify()
     for call in lifted_calls(module_op):
+        spec = unit_spec(call)
+        if spec is not None and spec.method not in CALIBRATED_METHODS:
+            continue
+        bits = spec.activation_bits if spec is not None else 8
         for index, operand in enumerate(call.operands):
-            if is_float(operand) and constant_value(operand) is None:
-                call.operands[index] = _point_for_operand(operand, call, method_attr)
+            if is_float(operand) and constant_value(operand) is None and not _is_quantized(operand):
+                call.operands[index] = _point_for_operand(operand, call, method, bits)
         for result in call.results:
-            if is_float(result) and _existing_point(result) is None:
-                _add_result_point(result, call, method_attr)
+            if is_float(result) and not _feeds_qcast(result):
+                point = _existing_point(result) or _add_result_point(result, call, method, bits)
+                _widen(point, bits)
     for index, point in enumerate(calibration_points(module_op)):
-        point.attributes["id"] = i64_attr(index)
+        point.id = index
 
 
-def lifted_calls(module_op: ir.Operation) -> list[ir.Operation]:
-    """The calls made by tfq-lift-quantizable-spots-as-functions, in walk order."""
-    return [op for op in ops_named(module_op, "tf.PartitionedCall")
-            if is_lifted_call(op)]
-
-
-def calibration_points(module_op: ir.Operation) -> list[ir.Operation]:
+def calibration_points(module_op: ir.Operation) -> list[CalibrationPointOp]:
     """Every tfq.calibration_point of the module, in walk order (the order of their ids)."""
-    return ops_named(module_op, CALIBRATION_POINT)
+    return [CalibrationPointOp(op) for op in ops_named(module_op, CALIBRATION_POINT)]
+
+
+def _is_quantized(value: ir.Value) -> bool:
+    """Whether `value` comes from a qcast/dcast pair already (a QAT model's fake-quant range)."""
+    producer = defining_op(value)
+    return producer is not None and producer.name == "quant.dcast"
+
+
+def _feeds_qcast(value: ir.Value) -> bool:
+    return any(user.name == "quant.qcast" for user in uses(value))
+
+
+def _widen(point: ir.Value, bits: int) -> None:
+    op = CalibrationPointOp(defining_op(point))
+    if bits > op.activation_bits:
+        op.activation_bits = bits
 
 
 def _existing_point(value: ir.Value) -> ir.Value | None:
@@ -71,15 +89,11 @@ def _existing_point(value: ir.Value) -> ir.Value | None:
     return None
 
 
-def _create_point(value: ir.Value, method: ir.StringAttr, loc: ir.Location) -> ir.Value:
-    # The id is a placeholder: points are numbered in walk order once all are in place.
-    return create_op(CALIBRATION_POINT, [value], [value.type], {"id": i64_attr(-1), "method": method}, loc).result
-
-
-def _point_for_operand(value: ir.Value, call: ir.Operation, method: ir.StringAttr) -> ir.Value:
+def _point_for_operand(value: ir.Value, call: ir.Operation, method: str, bits: int) -> ir.Value:
     """The point on an activation operand, created after its producer so that every user can share it."""
     existing = _existing_point(value)
     if existing is not None:
+        _widen(existing, bits)
         return existing
     producer = defining_op(value)
     if producer is None:
@@ -92,10 +106,11 @@ def _point_for_operand(value: ir.Value, call: ir.Operation, method: ir.StringAtt
         insertion_point = ir.InsertionPoint.after(producer)
         loc = producer.location
     with insertion_point:
-        return _create_point(value, method, loc)
+        return CalibrationPointOp.build(value, method, bits, loc).result
 
 
-def _add_result_point(result: ir.Value, call: ir.Operation, method: ir.StringAttr) -> None:
+def _add_result_point(result: ir.Value, call: ir.Operation, method: str, bits: int) -> ir.Value:
     with ir.InsertionPoint.after(call):
-        point = _create_point(result, method, call.location)
+        point = CalibrationPointOp.build(result, method, bits, call.location).result
     result.replace_all_uses_except(point, point.owner.operation)
+    return point

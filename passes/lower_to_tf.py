@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from tfquant.mlir import ir
 from tfquant.pass_registry import register_pass
-from tfquant.passes._lowering import QuantizedOp, centered_operands, lower_quantized_module
+from tfquant.passes._lowering import QuantizedOp, centered_operands, lower_quantized_module, lower_with_product
 from tfquant.passes._quant import retyped
 from tfquant.passes._tf_arith import emit, i32
 from tfquant.passes._tf_ops import named_loc
@@ -26,7 +26,7 @@ INT32_OPS = {"conv2d": "tf.Conv2D", "matmul": "tf.MatMul", "batch_matmul": "tf.B
 @register_pass("tfq-lower-to-tf",
                "Lower quantized functions and quant casts to plain TF ops with int32 accumulation")
 def lower_to_tf(module_op: ir.Operation) -> None:
-    lower_quantized_module(module_op, emit_tf_product)
+    lower_quantized_module(module_op, lower_with_product(emit_tf_product))
 
 
 def emit_tf_product(q: QuantizedOp) -> ir.Value:

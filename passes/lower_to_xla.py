@@ -21,16 +21,16 @@ import numpy as np
 
 from tfquant.mlir import ir
 from tfquant.pass_registry import register_pass
-from tfquant.passes._lowering import QuantizedOp, einsum_letters, lower_quantized_module
+from tfquant.passes._lowering import QuantizedOp, einsum_letters, lower_quantized_module, lower_with_product
 from tfquant.passes._quant import retyped
-from tfquant.passes._tf_arith import binary, const, emit, i8, i32, transpose
+from tfquant.passes._tf_arith import binary, const, emit, i32, transpose
 from tfquant.passes._tf_ops import named_loc, type_attr
 
 
 @register_pass("tfq-lower-to-xla",
                "Lower quantized functions to XlaConvV2/XlaDotV2 (int8 x int8 -> int32) and quant casts to TF ops")
 def lower_to_xla(module_op: ir.Operation) -> None:
-    lower_quantized_module(module_op, emit_xla_product)
+    lower_quantized_module(module_op, lower_with_product(emit_xla_product))
 
 
 def emit_xla_product(q: QuantizedOp) -> ir.Value:
@@ -95,8 +95,8 @@ def _pad_with_zero_point(q: QuantizedOp, pads: list[tuple[int, int]]) -> ir.Valu
     padded_shape = [d if d == dynamic else d + int(sum(p)) for d, p in zip(shape, paddings)]
     loc = named_loc(q.loc, "pad")
     return emit("tf.PadV2", [q.x, const(paddings, named_loc(loc, "paddings")),
-                             const(np.array(q.input.zero_point, np.int8), named_loc(loc, "zero_point"))],
-                ir.RankedTensorType.get(padded_shape, i8()),
+                             const(np.array(q.input.zero_point, q.input.storage_dtype), named_loc(loc, "zero_point"))],
+                ir.RankedTensorType.get(padded_shape, ir.ShapedType(q.x.type).element_type),
                 {"T": type_attr(q.x), "Tpaddings": ir.TypeAttr.get(i32())}, loc)
 
 

@@ -1,22 +1,26 @@
-"""tfq-quantize-composite-functions: lifted float calls between quant casts -> int8 calls.
+"""tfq-quantize-composite-functions: lifted float calls -> `tfq.quantized_op` as each call's spec says.
 
-Rewrites (contract step 3 -> step 4 in `_quant.py`), in program order in every function:
+Rewrites (contract step 4 -> step 5 in `_quant.py`), in program order in every function:
 
-  * `%y = tf.PartitionedCall(dcast(%xq), %w, [%b]) {f = @composite_..._fn_N, fully_quantizable}`
+  * static (a call without `tfq.spec` counts as static int8):
+    `%y = tf.PartitionedCall(dcast(%xq), %w, [%b]) {f = @composite_..._fn_N, fully_quantizable}`
     whose result goes only to `quant.qcast`s of one type Q ->
-    `scast<Q>(tf.PartitionedCall(scast<i8>(%xq), %w_i8, [%b_i32]) {f = @quantized_..._fn_N,
-    _tfq_quantized = true, _tfq_kind = KIND})`, where `@quantized_..._fn_N` holds one
-    `tfq.quantized_op`; the weight is symmetric int8 (per output channel when `per-channel`),
-    the bias int32 at scale input scale x weight scale. A gather needs no output calibration:
-    its result takes the table's per-tensor parameters.
-    When the result reaches no quantized op (only float ops or the function's results), the
-    quantized call returns f32 instead (`float_output = true`): no int8 rounding of its output.
-  * a same-scale op (Reshape, Identity, MaxPool, Squeeze, ExpandDims, Transpose, Pad, ConcatV2)
-    on `dcast(%a : A)` whose result goes only to `quant.qcast`s -> the op on the int8 storage of
-    `%a`, its result typed A again; the qcasts' users read A instead.
+    `%y = "tfq.quantized_op"(%xq, scast(%w_i8), [scast(%b_i32)]) {kind, op_attrs, activation} -> Q`;
+    the weight symmetric int8 (per output channel when the spec says so; a QAT weight keeps its
+    trained parameters), the bias int32 at scale input scale x weight scale. When the result
+    reaches no quantized op (only float ops or the function's results), the op returns f32
+    instead: no int8 rounding of its output. The input's width (i8 or i16) is the qcast's.
+  * dynamic range: `tfq.quantized_op(%x_f32, scast(%w_i8), [%b_f32]) -> f32`: the activation is
+    quantized per batch at run time by the lowering.
+  * a gather: an int8 table (per tensor); the result takes the table's type, and needs no
+    output calibration.
+  * a same-scale op (`_op_specs.TF.same_scale`) on `dcast(%a : A)` whose result goes only to
+    `quant.qcast`s -> the op on the integer storage of `%a`, its result typed A again; the
+    qcasts' users read A instead.
 
 Kind and fusions come from the composite function's body (main op, optional BiasAdd, optional
-Relu/Relu6), not from its name. Calls that do not qualify stay float. Composite functions left
+Relu/Relu6), not from its name. Calls that do not qualify stay float, with a remark saying why;
+weight-only, float16 and no-quantize calls are left to other passes. Composite functions left
 without callers are erased.
 """
 from __future__ import annotations
@@ -25,30 +29,27 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tfquant.mlir import func, i64_attr, ir, str_attr, symbol_table
+from tfquant.mlir import ir, symbol_table
 from tfquant.pass_registry import PassOption, register_pass
-from tfquant.passes._composite import (COMPOSITE_PREFIX, KINDS, Composite, analyze_composite, is_lifted_call,
-                                       weight_axis)
-from tfquant.passes._quant import (QUANTIZED_KIND, QUANTIZED_OP, QuantParams, parse_uniform, quantize_bias,
-                                   quantize_weight, quantized_tensor_type, retyped, storage_tensor_type,
-                                   weight_params, widen_for_bias)
+from tfquant.passes._composite import COMPOSITE_PREFIX, KINDS, Composite, analyze_composite, is_lifted_call, weight_axis
+from tfquant.passes._op_specs import TF
+from tfquant.passes._quant import (QuantParams, bias_params, quantize_bias, quantize_weight, quantized_tensor_type,
+                                   retyped, storage_tensor_type, storage_type_of, tensor_params, weight_params,
+                                   widen_for_bias)
+from tfquant.passes._spec import DYNAMIC_RANGE, STATIC, UnitSpec, leave_float, unit_spec
 from tfquant.passes._tf_ops import (CALL_OPS, callee_name, constant_value, create_const, create_op, defining_op,
-                                    function_blocks, referenced_symbols, uses)
+                                    function_blocks, referenced_symbols, trained_weight, uses, weight_constant)
+from tfquant.passes._tfq import QuantizedOp
 from tfquant.passes._verify import reading, verify_ops
-
-# Ops whose int8 result has the scale and zero point of their (first) int8 input.
-SAME_SCALE_OPS = frozenset({"tf.Reshape", "tf.Identity", "tf.MaxPool", "tf.Squeeze", "tf.ExpandDims",
-                            "tf.Transpose", "tf.Pad", "tf.ConcatV2"})
 
 
 @register_pass("tfq-quantize-composite-functions",
-               "Replace lifted float calls between quant casts by int8 calls of tfq.quantized_op; "
-               "run same-scale ops on int8",
-               options=(PassOption("per-channel", bool, True, "quantize weights per output channel"),
-                        PassOption("float-output", bool, True,
-                                   "calls whose result reaches no quantized op return f32, not int8")))
-def quantize_composite_functions(module_op: ir.Operation, per_channel: bool, float_output: bool) -> None:
-    verify_ops(module_op, reading(*CALL_OPS, *KINDS, "tf.BiasAdd", *SAME_SCALE_OPS))
+               "Replace lifted float calls by tfq.quantized_op as their specs say (static: between quant casts; "
+               "dynamic range: int8 weight, float input); run same-scale ops on integer storage",
+               options=(PassOption("float-output", bool, True,
+                                   "ops whose result reaches no quantized op return f32, not int8"),))
+def quantize_composite_functions(module_op: ir.Operation, float_output: bool) -> None:
+    verify_ops(module_op, reading(*CALL_OPS, *KINDS, TF.bias_add, *TF.same_scale))
     functions = symbol_table(module_op)
     quantized: set[str] = set()
     with module_op.location:  # types built below need a location in scope
@@ -59,9 +60,9 @@ def quantize_composite_functions(module_op: ir.Operation, per_channel: bool, flo
                 if op.name in CALL_OPS:
                     callee = callee_name(op)
                     if callee in functions and callee.startswith(COMPOSITE_PREFIX) and \
-                            _quantize_call(op, functions[callee], functions, per_channel, float_output):
+                            _quantize_call(op, functions[callee], float_output):
                         quantized.add(callee)
-                elif op.name in SAME_SCALE_OPS:
+                elif op.name in TF.same_scale:
                     _run_on_storage(op)
     # Composite functions left without callers would only be inlined back as dead code.
     referenced = referenced_symbols(module_op)
@@ -73,9 +74,7 @@ def quantize_composite_functions(module_op: ir.Operation, per_channel: bool, flo
 
 def _uniform_params(value: ir.Value) -> QuantParams | None:
     """Per-tensor parameters of a value whose element type is `!quant.uniform`, else None."""
-    if not isinstance(value.type, ir.ShapedType):
-        return None
-    params = parse_uniform(ir.ShapedType(value.type).element_type)
+    params = tensor_params(value.type)
     return params if params is not None and params.axis is None else None
 
 
@@ -104,9 +103,9 @@ def _cast(name: str, value: ir.Value, result_type: ir.Type, loc: ir.Location) ->
 
 
 def _storage(value: ir.Value, loc: ir.Location) -> ir.Value:
-    """The int8 storage of a quantized value: the scast's source when it comes from one, else a new scast."""
+    """The integer storage of a quantized value: the scast's source when it comes from one, else a new scast."""
     producer = defining_op(value)
-    storage_type = storage_tensor_type(value.type)
+    storage_type = storage_type_of(value.type)
     if producer is not None and producer.name == "quant.scast" and producer.operands[0].type == storage_type:
         return producer.operands[0]
     return _cast("quant.scast", value, storage_type, loc)
@@ -125,101 +124,113 @@ def _only_dcast_users(qcasts: Sequence[ir.Operation]) -> bool:
     return all(u.name == "quant.dcast" for q in qcasts for u in uses(q.results[0]))
 
 
-def _quantized_op_attrs(composite: Composite, input_params: QuantParams, weights: QuantParams,
-                        output_params: QuantParams) -> dict[str, ir.Attribute]:
-    return {
-        "kind": str_attr(composite.kind),
-        "op_attrs": ir.DictAttr.get(composite.op_attrs),
-        "input_scale": ir.FloatAttr.get_f64(input_params.scale),
-        "input_zero_point": i64_attr(input_params.zero_point),
-        "weight_scales": ir.DenseElementsAttr.get(np.asarray(weights.scales, dtype=np.float64)),
-        "weight_axis": i64_attr(-1 if weights.axis is None else weights.axis),
-        "output_scale": ir.FloatAttr.get_f64(output_params.scale),
-        "output_zero_point": i64_attr(output_params.zero_point),
-        "activation": str_attr(composite.activation),
-    }
-
-
-def _unique_name(base: str, functions: dict[str, ir.Operation]) -> str:
-    name, suffix = base, 0
-    while name in functions:
-        suffix += 1
-        name = f"{base}_{suffix}"
-    return name
-
-
-def _create_quantized_function(composite_fn: ir.Operation, composite: Composite, operands: Sequence[ir.Value],
-                               result_type: ir.Type, attrs: dict[str, ir.Attribute],
-                               functions: dict[str, ir.Operation]) -> str:
-    """A private `@quantized_<suffix>` next to the composite function, returning one tfq.quantized_op."""
-    old_name = ir.StringAttr(composite_fn.attributes["sym_name"]).value
-    name = _unique_name("quantized_" + old_name[len(COMPOSITE_PREFIX):], functions)
-    function_type = ir.FunctionType.get([v.type for v in operands], [result_type])
-    with ir.InsertionPoint(composite_fn), composite_fn.location:
-        new_fn = func.FuncOp(name, function_type, visibility="private")
-        entry = new_fn.add_entry_block()
-        with ir.InsertionPoint(entry):
-            result = create_op(QUANTIZED_OP, list(entry.arguments), [result_type], attrs,
-                               composite.main.location).result
-            func.ReturnOp([result])
-    functions[name] = new_fn.operation
-    return name
-
-
-def _quantize_call(call: ir.Operation, composite_fn: ir.Operation, functions: dict[str, ir.Operation],
-                   per_channel: bool, allow_float_output: bool) -> bool:
-    """Replace one lifted call by its int8 form; False (IR untouched) when it does not qualify."""
-    if not is_lifted_call(call) or len(call.results) != 1:
+def _quantize_call(call: ir.Operation, composite_fn: ir.Operation, allow_float_output: bool) -> bool:
+    """Replace one lifted call by its `tfq.quantized_op` as its spec says; False (IR untouched, a
+    remark saying why) when it does not qualify."""
+    spec = unit_spec(call) or UnitSpec(STATIC)
+    if spec.method not in (STATIC, DYNAMIC_RANGE) or not is_lifted_call(call) or len(call.results) != 1:
         return False
     composite = analyze_composite(composite_fn)
     if composite is None:
         return False
     operands = list(call.operands)
-    weight = constant_value(operands[composite.weight_index])
+    weight = weight_constant(operands[composite.weight_index])
     bias = None if composite.bias_index is None else constant_value(operands[composite.bias_index])
     if weight is None or weight.dtype != np.float32 or (composite.bias_index is not None and bias is None):
+        leave_float(call, "its weight or bias is not a float constant")
         return False
     if composite.kind == "gather":
-        return _quantize_gather(call, composite, composite_fn, functions, weight)
+        return _quantize_gather(call, composite, weight)
+    if spec.method == DYNAMIC_RANGE:
+        return _quantize_dynamic(call, composite, weight, bias, spec)
     source = _quantized_source(operands[composite.input_index])
+    if source is None:
+        leave_float(call, "no calibration data reached its input")
+        return False
+    qcasts = [u for u in uses(call.results[0]) if u.name == "quant.qcast"]
     output_type = _common_qcast_type(call.results[0])
-    if source is None or output_type is None:
+    float_output = allow_float_output and not _feeds_quantized(qcasts)
+    if output_type is None and not (float_output and not qcasts):
+        leave_float(call, "no calibration data reached its output")
         return False
-    float_output = allow_float_output and not _feeds_quantized(uses(call.results[0]))
-    input_params = _uniform_params(source)
-    output_params = FLOAT_OUTPUT if float_output else _uniform_params_of_type(output_type)
-    weights = weight_params(weight, weight_axis(composite, weight, per_channel))
+    weights, weight = _weight_params(operands[composite.weight_index], composite, weight, spec)
     if bias is not None and weights.axis is not None and bias.size != len(weights.scales):
+        leave_float(call, "its bias does not run along the weight's channel axis")
         return False
+    input_params = tensor_params(source.type)
     if bias is not None:
         weights = widen_for_bias(weights, bias, input_params.scale)
     loc = call.location
     with ir.InsertionPoint(call):
-        new_operands = [_storage(source, loc),
-                        create_const(quantize_weight(weight, weights), operands[composite.weight_index].location)]
+        new_operands = [source, _quantized_constant(quantize_weight(weight, weights), weights,
+                                                    operands[composite.weight_index])]
         if bias is not None:
-            new_operands.append(create_const(quantize_bias(bias, input_params.scale, weights.scales),
-                                             operands[composite.bias_index].location))
-    attrs = _quantized_op_attrs(composite, input_params, weights, output_params)
+            biases = bias_params(input_params.scale, weights)
+            new_operands.append(_quantized_constant(quantize_bias(bias, biases), biases,
+                                                    operands[composite.bias_index]))
+        result_type = call.results[0].type if float_output else output_type
+        result = QuantizedOp.build(composite.kind, composite.op_attrs, composite.activation, new_operands,
+                                   result_type, loc).result
     if float_output:
-        attrs["float_output"] = ir.BoolAttr.get(True)
-        result_type = call.results[0].type
+        _replace_dcast_users(call.results[0], result)
+        call.results[0].replace_all_uses_with(result)
     else:
-        result_type = storage_tensor_type(call.results[0].type)
-    name = _create_quantized_function(composite_fn, composite, new_operands, result_type, attrs, functions)
-    new_result = _create_call(call, name, new_operands, result_type, composite.kind)
-    if float_output:
-        _replace_dcast_users(call.results[0], new_result)
-    else:
-        with ir.InsertionPoint(call):
-            quantized = _cast("quant.scast", new_result, output_type, loc)
-        _replace_qcast_users(call.results[0], quantized)
+        _replace_qcast_users(call.results[0], result)
     _erase_with_dead_operands(call)
     return True
 
 
-# Output parameters of a call whose result stays float (recorded, not used).
-FLOAT_OUTPUT = QuantParams((1.0,), (0,))
+def _weight_params(weight_value: ir.Value, composite: Composite, weight: np.ndarray,
+                   spec: UnitSpec) -> tuple[QuantParams, np.ndarray]:
+    """The weight's parameters and the float values to quantize with them: a QAT weight's trained
+    parameters when they are symmetric int8, else symmetric int8 from its values.
+
+    A trained weight with a zero point is first snapped to its trained grid, so that the
+    quantized model computes with the weights it was trained with.
+    """
+    trained = trained_weight(weight_value)
+    if trained is not None:
+        params = tensor_params(trained[1].type)
+        if not any(params.zero_points) and params.storage_bits == 8:
+            return params, weight
+        weight = _snapped(weight, params)
+    return weight_params(weight, weight_axis(composite, weight, spec.per_channel)), weight
+
+
+def _snapped(weight: np.ndarray, params: QuantParams) -> np.ndarray:
+    """dequantize(quantize(weight)) with `params`."""
+    scales, zero_points = np.asarray(params.scales), np.asarray(params.zero_points, np.float64)
+    if params.axis is not None:
+        shape = [1] * weight.ndim
+        shape[params.axis] = -1
+        scales, zero_points = scales.reshape(shape), zero_points.reshape(shape)
+    q = np.clip(np.round(weight / scales) + zero_points, params.storage_min, params.storage_max)
+    return ((q - zero_points) * scales).astype(weight.dtype)
+
+
+def _quantize_dynamic(call: ir.Operation, composite: Composite, weight: np.ndarray, bias: np.ndarray | None,
+                      spec: UnitSpec) -> bool:
+    """Dynamic range: int8 weight, float input quantized per batch at run time, float bias and result."""
+    operands = list(call.operands)
+    weights = weight_params(weight, weight_axis(composite, weight, spec.per_channel))
+    with ir.InsertionPoint(call):
+        new_operands = [operands[composite.input_index],
+                        _quantized_constant(quantize_weight(weight, weights), weights,
+                                            operands[composite.weight_index])]
+        if bias is not None:
+            new_operands.append(operands[composite.bias_index])
+        result = QuantizedOp.build(composite.kind, composite.op_attrs, composite.activation, new_operands,
+                                   call.results[0].type, call.location).result
+    call.results[0].replace_all_uses_with(result)
+    _erase_with_dead_operands(call)
+    return True
+
+
+def _quantized_constant(storage: np.ndarray, params: QuantParams, like: ir.Value) -> ir.Value:
+    """`quant.scast` of a new integer tf.Const to the quant type of `params` (at `like`'s location)."""
+    loc = like.owner.location if isinstance(like.owner, (ir.Operation, ir.OpView)) else ir.Location.unknown()
+    constant = create_const(storage, loc)
+    return _cast("quant.scast", constant, quantized_tensor_type(like.type, params), loc)
 
 
 def _feeds_quantized(qcasts: Sequence[ir.Operation]) -> bool:
@@ -245,7 +256,7 @@ def _runs_on_storage(op: ir.Operation) -> bool:
 
     A Pad in front of a float op is not: the value it pads may as well stay float.
     """
-    users = uses(op.results[0]) if op.name in SAME_SCALE_OPS and op.results else []
+    users = uses(op.results[0]) if op.name in TF.same_scale and op.results else []
     return bool(users) and all(u.name == "quant.qcast" for u in users)
 
 
@@ -258,46 +269,28 @@ def _replace_dcast_users(value: ir.Value, float_result: ir.Value) -> None:
         qcast.erase()
 
 
-def _quantize_gather(call: ir.Operation, composite: Composite, composite_fn: ir.Operation,
-                     functions: dict[str, ir.Operation], table: np.ndarray) -> bool:
+def _quantize_gather(call: ir.Operation, composite: Composite, table: np.ndarray) -> bool:
     """A gather on an int8 table (per tensor); its result keeps the table's parameters."""
     operands = list(call.operands)
     qcasts = uses(call.results[0])
     if constant_value(operands[composite.axis_index]) is None or not _only_dcast_users(
             [u for u in qcasts if u.name == "quant.qcast"]):
+        leave_float(call, "its axis is not a constant or its result is quantized with other parameters")
         return False
     table_params = weight_params(table, None)
-    output_params = QuantParams(table_params.scales, table_params.zero_points)
+    result = call.results[0]
     loc = call.location
     with ir.InsertionPoint(call):
-        table_i8 = create_const(quantize_weight(table, table_params), operands[composite.weight_index].location)
-    new_operands = [table_i8, operands[composite.input_index], operands[composite.axis_index]]
-    attrs = _quantized_op_attrs(composite, output_params, table_params, output_params)
-    result = call.results[0]
-    storage = storage_tensor_type(result.type)
-    name = _create_quantized_function(composite_fn, composite, new_operands, storage, attrs, functions)
-    new_result = _create_call(call, name, new_operands, storage, composite.kind)
-    with ir.InsertionPoint(call):
-        quantized = _cast("quant.scast", new_result, quantized_tensor_type(result.type, output_params), loc)
-        _replace_qcast_users(result, quantized)
+        table_q = _quantized_constant(quantize_weight(table, table_params), table_params,
+                                      operands[composite.weight_index])
+        gathered = QuantizedOp.build(composite.kind, composite.op_attrs, composite.activation,
+                                     [table_q, operands[composite.input_index], operands[composite.axis_index]],
+                                     quantized_tensor_type(result.type, table_params), loc).result
+        _replace_qcast_users(result, gathered)
         if list(result.uses):  # float users read the gathered values through a dcast
-            result.replace_all_uses_with(_cast("quant.dcast", quantized, result.type, loc))
+            result.replace_all_uses_with(_cast("quant.dcast", gathered, result.type, loc))
     _erase_with_dead_operands(call)
     return True
-
-
-def _uniform_params_of_type(value_type: ir.Type) -> QuantParams:
-    return parse_uniform(ir.ShapedType(value_type).element_type)
-
-
-def _create_call(call: ir.Operation, callee: str, operands: Sequence[ir.Value], result_type: ir.Type,
-                 kind: str) -> ir.Value:
-    attrs = {"f": ir.FlatSymbolRefAttr.get(callee), "_tfq_quantized": ir.BoolAttr.get(True),
-             QUANTIZED_KIND: str_attr(kind)}
-    for name in ("config", "config_proto", "executor_type"):
-        attrs[name] = call.attributes[name] if name in call.attributes else str_attr("")
-    with ir.InsertionPoint(call):
-        return create_op("tf.PartitionedCall", operands, [result_type], attrs, call.location).result
 
 
 PURE_PRODUCERS = frozenset({"tf.Const", "quant.qcast", "quant.dcast", "quant.scast"})
@@ -334,12 +327,12 @@ def _run_on_storage(op: ir.Operation) -> bool:
         storage_inputs = [_storage(s, loc) for s in sources]
         operands = storage_inputs + list(op.operands)[len(data):]
         name, attrs = op.name, {n: op.attributes[n] for n in op.attributes}
-        attrs["T"] = ir.TypeAttr.get(ir.IntegerType.get_signless(8))
+        attrs["T"] = ir.TypeAttr.get(ir.IntegerType.get_signless(params.storage_bits))
         if name == "tf.Pad" and params.zero_point != 0:
             # Pad fills with 0, which is the real value 0 only when the zero point is 0.
             name = "tf.PadV2"
-            operands.append(create_const(np.array(params.zero_point, dtype=np.int8), loc))
-        new_op = create_op(name, operands, [storage_tensor_type(result.type)], attrs, loc)
+            operands.append(create_const(np.array(params.zero_point, dtype=params.storage_dtype), loc))
+        new_op = create_op(name, operands, [storage_tensor_type(result.type, params.storage_bits)], attrs, loc)
         quantized = _cast("quant.scast", new_op.result, retyped(result.type, quant_element), loc)
     _replace_qcast_users(result, quantized)
     _erase_with_dead_operands(op)

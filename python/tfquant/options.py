@@ -4,16 +4,21 @@ tfquant takes exactly the options `tf.quantization.experimental.quantize_saved_m
 the classes below *are* TensorFlow's proto classes, so an options object built for
 TensorFlow is accepted as it is. This is the only module that imports them.
 
-`resolve_options` fills defaults as TensorFlow's `quantize_model.py` does, with one
-difference: weights are per-channel unless `enable_per_channel_quantization` is explicitly
-false. `check_supported` then refuses what tfquant does not do yet, naming it.
+`resolve_options` fills defaults as TensorFlow's `quantize_model.py` does, with these
+differences: weights are per-channel unless `enable_per_channel_quantization` is explicitly
+false, and a unit-wise spec may give its units any method (TensorFlow allows only NO_QUANTIZE
+or the top-level one). Two extensions of ours ride beside the proto: a top-level `method` naming
+one of `METHODS` (which adds `static_range_int16x8`, int8 weights with 16-bit activations, and
+`weight_only_float16`), and `units`, unit-wise specs that may name those methods too.
+`check_supported` then refuses what tfquant does not do, naming it.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from google.protobuf.descriptor import EnumDescriptor
 from tensorflow.compiler.mlir.quantization.stablehlo import quantization_config_pb2 as _config_pb2
@@ -24,7 +29,7 @@ __all__ = [
     "UnitWiseQuantizationSpec", "OpSet", "CalibrationOptions", "RepresentativeDatasetFile",
     "DebuggerConfig", "ResolvedOptions", "resolve_options", "check_supported",
     "DEFAULT_MIN_NUM_ELEMENTS_FOR_WEIGHTS", "DEFAULT_NUM_BINS", "DEFAULT_MIN_PERCENTILE",
-    "DEFAULT_MAX_PERCENTILE", "HISTOGRAM_METHODS",
+    "DEFAULT_MAX_PERCENTILE", "HISTOGRAM_METHODS", "METHODS",
 ]
 
 QuantizationOptions = _options_pb2.QuantizationOptions
@@ -49,12 +54,26 @@ _TensorType = QuantizationComponentSpec.TensorType
 _CalibrationMethod = CalibrationOptions.CalibrationMethod
 _DebuggerType = DebuggerConfig.DebuggerType
 
+# The methods by the names tfquant gives them -> (the unit spec's method, activation bits), as
+# `tfquant.passes._spec.UnitSpec` holds them. The last two are tfquant's own.
+METHODS = {
+    "static_range_int8": ("static", 8),
+    "dynamic_range_int8": ("dynamic_range", 8),
+    "weight_only_int8": ("weight_only", 8),
+    "no_quantize": ("no_quantize", 8),
+    "static_range_int16x8": ("static", 16),
+    "weight_only_float16": ("float16", 8),
+}
 _METHOD_NAMES = {
     _PresetMethod.METHOD_STATIC_RANGE_INT8: "static_range_int8",
     _PresetMethod.METHOD_DYNAMIC_RANGE_INT8: "dynamic_range_int8",
     _PresetMethod.METHOD_STATIC_RANGE_WEIGHT_ONLY_INT8: "weight_only_int8",
     _PresetMethod.METHOD_NO_QUANTIZE: "no_quantize",
 }
+# The preset each of our own methods fills the proto's defaults as.
+_PRESET_OF_EXTENSION = {"static_range_int16x8": _PresetMethod.METHOD_STATIC_RANGE_INT8,
+                        "weight_only_float16": _PresetMethod.METHOD_NO_QUANTIZE}
+_UNIT_KEYS = ("op_type", "node_name", "func_name")
 _HISTOGRAM_MSE_METHODS = (
     _CalibrationMethod.CALIBRATION_METHOD_HISTOGRAM_MSE_BRUTEFORCE,
     _CalibrationMethod.CALIBRATION_METHOD_HISTOGRAM_MSE_MAX_FREQUENCY,
@@ -75,6 +94,11 @@ class ResolvedOptions:
     method: str
     opset: str
     per_channel: bool
+    # The top-level method as the unit specs say it, and the unit-wise rules as the
+    # tfq-assign-quantization-spec pass takes them (JSON).
+    unit_method: str
+    activation_bits: int
+    unit_rules: str
     tags: tuple[str, ...]
     signature_keys: tuple[str, ...]
     min_num_elements_for_weights: int
@@ -83,14 +107,23 @@ class ResolvedOptions:
     representative_datasets: Mapping[str, RepresentativeDatasetFile]
     proto: QuantizationOptions
 
+    @property
+    def calibrated(self) -> bool:
+        """Whether any unit takes its activation ranges from calibration (or a QAT model's fake quants)."""
+        methods = [self.unit_method] + [rule["method"] for rule in json.loads(self.unit_rules)]
+        return "static" in methods
 
-def resolve_options(options: QuantizationOptions | None) -> ResolvedOptions:
+
+def resolve_options(options: QuantizationOptions | None, method: str | None = None,
+                    units: Sequence[Mapping[str, object]] = ()) -> ResolvedOptions:
     """Validates `options` and fills its defaults as TensorFlow does.
 
     `options` is None (all defaults: static range int8 on the XLA opset) or a
     `QuantizationOptions`, which is also `tf.quantization.experimental.QuantizationOptions`.
-    Raises ValueError on contradictory or unknown settings (TensorFlow's checks plus
-    unknown enum values and out-of-range numbers).
+    `method` (one of `METHODS`) overrides an unspecified preset method; `units` are unit-wise
+    specs of ours, dicts of `op_type` / `node_name` / `func_name` (regular expressions) and
+    `method` (one of `METHODS`), tried before the proto's. Raises ValueError on contradictory or
+    unknown settings (TensorFlow's checks plus unknown enum values and out-of-range numbers).
     """
     if options is None:
         options = QuantizationOptions()
@@ -100,11 +133,16 @@ def resolve_options(options: QuantizationOptions | None) -> ResolvedOptions:
     proto.CopyFrom(options)
     _check_enums(proto)
     _check_unique_signature_keys(proto)
+    method = _top_level_method(proto, method)
     _populate_defaults(proto)
+    unit_method, activation_bits = METHODS[method]
     return ResolvedOptions(
-        method=_METHOD_NAMES[proto.quantization_method.preset_method],
+        method=method,
         opset=OpSet.Name(proto.op_set),
         per_channel=proto.enable_per_channel_quantization,
+        unit_method=unit_method,
+        activation_bits=activation_bits,
+        unit_rules=json.dumps(_unit_rules(units, proto), separators=(",", ":")),
         tags=tuple(proto.tags),
         signature_keys=tuple(proto.signature_keys),
         min_num_elements_for_weights=proto.min_num_elements_for_weights,
@@ -115,23 +153,61 @@ def resolve_options(options: QuantizationOptions | None) -> ResolvedOptions:
     )
 
 
-def check_supported(resolved: ResolvedOptions) -> None:
-    """Raises ValueError naming the first setting tfquant cannot honour yet."""
-    proto = resolved.proto
+def _top_level_method(proto: QuantizationOptions, method: str | None) -> str:
+    """Our name of the top-level method: `method` if given (the proto's preset must then be
+    unspecified or the same), else the proto's preset (static range int8 when unspecified)."""
     preset = proto.quantization_method.preset_method
-    if preset != _PresetMethod.METHOD_STATIC_RANGE_INT8:
-        raise ValueError(f"quantization method {_PresetMethod.Name(preset)} is not supported yet; "
-                         "tfquant supports METHOD_STATIC_RANGE_INT8")
-    if proto.op_set in (OpSet.UNIFORM_QUANTIZED, OpSet.STABLEHLO):
-        raise ValueError(f"op set {OpSet.Name(proto.op_set)} is not supported yet; tfquant supports XLA and TF")
+    if method is None:
+        return _METHOD_NAMES.get(preset, "static_range_int8")
+    if method not in METHODS:
+        raise ValueError(f"unknown method '{method}'; the methods are {', '.join(METHODS)}")
+    if preset != _PresetMethod.METHOD_UNSPECIFIED and _METHOD_NAMES.get(preset) != method:
+        raise ValueError(f"method '{method}' contradicts quantization_method.preset_method "
+                         f"{_PresetMethod.Name(preset)}; give one of them")
+    proto.quantization_method.preset_method = _PRESET_OF_EXTENSION.get(method) or next(
+        p for p, name in _METHOD_NAMES.items() if name == method)
+    return method
+
+
+def _unit_rules(units: Sequence[Mapping[str, object]], proto: QuantizationOptions) -> list[dict]:
+    """Our unit-wise specs, then the proto's, as the rules tfq-assign-quantization-spec takes."""
+    rules = []
+    for index, unit in enumerate(units):
+        unknown = set(unit) - {*_UNIT_KEYS, "method"}
+        if unknown:
+            raise ValueError(f"units[{index}] has unknown key '{sorted(unknown)[0]}'; the keys are "
+                             f"{', '.join(_UNIT_KEYS)} and method")
+        if not any(unit.get(key) for key in _UNIT_KEYS):
+            raise ValueError(f"units[{index}] names no op_type, node_name or func_name")
+        method = unit.get("method", "no_quantize")
+        if method not in METHODS:
+            raise ValueError(f"units[{index}] has unknown method '{method}'; the methods are {', '.join(METHODS)}")
+        rules.append(_rule(unit, method))
+    for spec in proto.unit_wise_quantization_specs:
+        method = _METHOD_NAMES[spec.quantization_method.preset_method]
+        for unit in spec.unit:
+            rules.append(_rule({key: getattr(unit, key) for key in _UNIT_KEYS}, method))
+    return rules
+
+
+def _rule(unit: Mapping[str, object], method: str) -> dict:
+    unit_method, bits = METHODS[method]
+    return {**{key: unit[key] for key in _UNIT_KEYS if unit.get(key)}, "method": unit_method, "activation_bits": bits}
+
+
+def check_supported(resolved: ResolvedOptions) -> None:
+    """Raises ValueError naming the first setting tfquant cannot honour."""
+    proto = resolved.proto
+    if proto.op_set == OpSet.STABLEHLO:
+        raise ValueError("op set STABLEHLO is not supported; tfquant supports XLA, TF and UNIFORM_QUANTIZED")
+    if proto.op_set == OpSet.UNIFORM_QUANTIZED and (resolved.activation_bits == 16 or any(
+            r["activation_bits"] == 16 for r in json.loads(resolved.unit_rules))):
+        raise ValueError("16-bit activations (static_range_int16x8) are not supported on the UNIFORM_QUANTIZED "
+                         "op set: its kernels take 8-bit operands; use XLA or TF")
     for spec in proto.quantization_method.quantization_component_specs:
         if spec.tensor_type == _TensorType.TENSORTYPE_INT_4:
             raise ValueError(f"tensor type TENSORTYPE_INT_4 for {_Component.Name(spec.quantization_component)} "
                              "is not supported yet; tfquant supports TENSORTYPE_INT_8")
-    if proto.unit_wise_quantization_specs:
-        units = [unit.node_name or unit.op_type for spec in proto.unit_wise_quantization_specs for unit in spec.unit]
-        raise ValueError(f"unit-wise quantization specs (for {', '.join(units)}) are not supported yet; "
-                         "tfquant quantizes every unit with the top-level quantization_method")
     if proto.HasField("debugger_config"):
         raise ValueError(f"debugger_config ({_DebuggerType.Name(proto.debugger_config.debugger_type)}) "
                          "is not supported yet")
@@ -261,22 +337,19 @@ def _populate_component_specs(method: QuantizationMethod) -> None:
 
 
 def _populate_unit_wise_specs(proto: QuantizationOptions) -> None:
-    """TF's `_populate_unitwise_quantization_specs`: NO_QUANTIZE or the top-level specs only."""
-    def by_component(specs) -> list:
-        return sorted(specs, key=lambda spec: spec.quantization_component)
-
-    top_level = by_component(proto.quantization_method.quantization_component_specs)
+    """TF's `_populate_unitwise_quantization_specs`, without its limit to NO_QUANTIZE or the
+    top-level method: tfquant gives a unit any method."""
     for spec in proto.unit_wise_quantization_specs:
         if not spec.unit:
             raise ValueError("UnitWiseQuantizationSpec must contain at least one unit.")
         for unit in spec.unit:
             if not unit.op_type and not unit.node_name:
                 raise ValueError("Either `op_type` or `node_name` must be specified.")
-        _populate_component_specs(spec.quantization_method)
-        specs = spec.quantization_method.quantization_component_specs
-        if specs and by_component(specs) != top_level:
-            raise ValueError("Currently unit-wise quantization spec only supports NO_QUANTIZE and same "
-                             "quantization method as the top-level `quantization_method`")
+        method = spec.quantization_method
+        if method.preset_method == _PresetMethod.METHOD_UNSPECIFIED:
+            # A unit-wise spec without a method takes the top-level one.
+            method.preset_method = proto.quantization_method.preset_method
+        _populate_component_specs(method)
 
 
 def _populate_calibration_options(proto: QuantizationOptions) -> None:

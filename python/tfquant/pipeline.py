@@ -189,28 +189,41 @@ def _dump_input(module: ir.Module, pipeline: Pipeline, dump_dir: str) -> None:
 
 
 PRE_CALIBRATION = "pre_calibration"
+CALIBRATE = "calibrate"
 QUANTIZE = "quantize"
 LOWER = "lower"
-STAGES = (PRE_CALIBRATION, QUANTIZE, LOWER)
-_LOWERING = {"XLA": "tfq-lower-to-xla", "TF": "tfq-lower-to-tf"}
+_LOWERING = {"XLA": "tfq-lower-to-xla", "TF": "tfq-lower-to-tf", "UNIFORM_QUANTIZED": "tfq-lower-to-uniform-quantized"}
 
 
-def build(options, stage: str) -> Pipeline:
-    """The passes of one stage of static-range quantization, from resolved options.
+@dataclass(frozen=True)
+class Stage:
+    """One step of a quantization run: a pass pipeline, or (CALIBRATE, no pipeline) running the
+    representative dataset through the instrumented module."""
+    name: str
+    pipeline: Pipeline | None = None
 
-    `options` is a `tfquant.options.ResolvedOptions`. The stages run in order: PRE_CALIBRATION
-    (up to the instrumented module that calibration runs), QUANTIZE (calibrated ranges to
-    quantized functions), LOWER (quantized functions to one opset, flattened and cleaned up).
+
+def build(options, calibrate: bool = True) -> tuple[Stage, ...]:
+    """The stages a method needs, from resolved options (`tfquant.options.ResolvedOptions`).
+
+    PRE_CALIBRATION lifts the quantizable units and gives each its spec (and, with `calibrate`,
+    puts calibration points on what needs ranges); CALIBRATE, only with `calibrate`, sets those
+    ranges; QUANTIZE turns each unit into its quantized form; LOWER lowers to the opset and cleans
+    up. Methods without ranges to calibrate (dynamic range, weight-only, float16, a QAT model whose
+    fake-quant ops carry them) are built with `calibrate=False`.
     """
-    if stage == PRE_CALIBRATION:
-        return make_pipeline("tfq-prepare-lifting", "tfq-lift-quantizable-spots-as-functions",
-                             ("tfq-insert-calibration-stats", {"method": options.calibration_method}))
-    if stage == QUANTIZE:
-        return make_pipeline("tfq-apply-calibration-stats",
-                             ("tfq-quantize-composite-functions", {"per-channel": options.per_channel}))
-    if stage == LOWER:
-        if options.opset not in _LOWERING:
-            raise ValueError(f"op set {options.opset} is not supported yet; tfquant supports {', '.join(_LOWERING)}")
-        return make_pipeline("tfq-optimize", _LOWERING[options.opset], "tfq-inline", "tfq-optimize") + \
-            parse_pipeline("symbol-dce")
-    raise ValueError(f"unknown pipeline stage {stage!r}; expected one of {', '.join(STAGES)}")
+    if options.opset not in _LOWERING:
+        raise ValueError(f"op set {options.opset} is not supported; tfquant supports {', '.join(_LOWERING)}")
+    spec = {"method": options.unit_method, "activation-bits": options.activation_bits,
+            "per-channel": options.per_channel, "min-weight-elements": options.min_num_elements_for_weights,
+            "units": options.unit_rules}
+    prepare = make_pipeline("tfq-convert-fake-quant-to-qdq", "tfq-prepare-lifting",
+                            "tfq-lift-quantizable-spots-as-functions", ("tfq-assign-quantization-spec", spec))
+    quantize = make_pipeline("tfq-quantize-weights", "tfq-quantize-composite-functions")
+    if calibrate:
+        prepare += make_pipeline(("tfq-insert-calibration-stats", {"method": options.calibration_method}))
+        quantize = make_pipeline("tfq-apply-calibration-stats") + quantize
+    lower = make_pipeline("tfq-optimize", _LOWERING[options.opset], "tfq-inline", "tfq-optimize") + \
+        parse_pipeline("symbol-dce")
+    return (Stage(PRE_CALIBRATION, prepare), *((Stage(CALIBRATE),) if calibrate else ()),
+            Stage(QUANTIZE, quantize), Stage(LOWER, lower))

@@ -1,8 +1,9 @@
 """`quantize_saved_model`: the same call as `tf.quantization.experimental.quantize_saved_model`.
 
-Import the signatures, run the pre-calibration passes, calibrate on the representative
-dataset, quantize and lower to the requested opset, export, and measure what was done
-(quantized layers per op type, SQNR against the float model on the calibration samples).
+Import the signatures, run the stages the method needs (`pipeline.build`): the pre-calibration
+passes, calibration on the representative dataset where ranges are needed, quantization and the
+lowering to the requested opset; export, and measure what was done (quantized layers per op
+type, the units left float and why, SQNR against the float model on the calibration samples).
 The output is written to a temporary directory beside the target and moved into place, so
 a failure leaves nothing half-written; the input model is only read.
 """
@@ -16,6 +17,7 @@ import secrets
 import shutil
 import tempfile
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,12 +29,23 @@ from tfquant import calibrate, dataset, options as options_lib, pipeline
 from tfquant.exporter import LARGE_CONSTANT, export_saved_model, signature_input_specs
 from tfquant.importer import import_saved_model
 from tfquant.meta_graph import copy_assets
-from tfquant.mlir import ir, walk_ops
-from tfquant.passes._composite import KINDS
-from tfquant.passes._quant import QUANTIZED_KIND
+from tfquant.mlir import ir, name_of, ops_named, symbol_table, walk_ops
+from tfquant.passes._composite import KINDS, analyze_composite, lifted_calls
+from tfquant.passes._spec import FLOAT16, WEIGHT_ONLY, float_reason, unit_spec
+from tfquant.passes._tf_ops import callee_name
+from tfquant.passes._tfq import QuantizedOp
 
 # Op types as TensorFlow's summary names them, by the kind our composite functions carry.
 OP_TYPES = {kind: op_name[len("tf."):] for op_name, kind in KINDS.items()}
+FAKE_QUANT_OPS = ("tf.FakeQuantWithMinMaxVars", "tf.FakeQuantWithMinMaxVarsPerChannel", "tf.FakeQuantWithMinMaxArgs")
+
+
+@dataclass(frozen=True)
+class FloatUnit:
+    """A quantizable unit left float, and why."""
+    op_type: str
+    node_name: str
+    reason: str
 
 
 @dataclass
@@ -52,6 +65,7 @@ class QuantizationReport:
     output_bytes: int
     seconds: float
     pipelines: list[str] = field(default_factory=list)
+    float_units: list[FloatUnit] = field(default_factory=list)
     sqnr_samples: dict[str, int] = field(default_factory=dict)
     measure_sqnr: Callable[[], dict[str, float]] = field(default=dict, repr=False, compare=False)
 
@@ -65,9 +79,11 @@ class QuantizationReport:
         for op_type, (quantized, total) in sorted(self.quantized_layers.items()):
             lines.append(f"{op_type:<28}{f'{quantized}/{total}':>12}")
         lines.append("-" * 40)
+        for unit in self.float_units:
+            lines.append(f"left float: {unit.op_type} {unit.node_name}: {unit.reason}")
+        calibration = f", calibration {self.calibration_method}" if self.calibration_samples else ""
         lines.append(f"method {self.method}, opset {self.opset}, "
-                     f"{'per-channel' if self.per_channel else 'per-tensor'} weights, "
-                     f"calibration {self.calibration_method}")
+                     f"{'per-channel' if self.per_channel else 'per-tensor'} weights{calibration}")
         for signature, samples in self.calibration_samples.items():
             lines.append(f"calibrated signature '{signature}' on {samples} samples")
         for name, value in self.sqnr_db.items():
@@ -81,31 +97,40 @@ class QuantizationReport:
 def quantize_saved_model(saved_model_path: str, output_directory: str | None = None,
                          quantization_options=None, representative_dataset=None, *,
                          overwrite_output_directory: bool = False, verbose: bool = True,
-                         dump_ir: str | None = None):
+                         dump_ir: str | None = None, method: str | None = None, units=()):
     """Quantize a float SavedModel; returns the loaded quantized SavedModel, as TensorFlow's does.
 
     The returned object also carries `quantization_report` (a QuantizationReport). `verbose`
     prints the report and a calibration progress bar; `dump_ir` names a directory that receives,
     per stage, the module before it, its pipeline string and the module after each pass.
+    tfquant's own options: `method` names a method of `tfquant.options.METHODS`, including
+    "static_range_int16x8" (int8 weights, 16-bit activations) and "weight_only_float16";
+    `units` are unit-wise specs that may name them, e.g.
+    `[{"node_name": ".*/attention/.*", "method": "static_range_int16x8"}]`.
     """
     started = time.perf_counter()
-    resolved = options_lib.resolve_options(quantization_options)
+    resolved = options_lib.resolve_options(quantization_options, method, units)
     options_lib.check_supported(resolved)
     output_directory = _checked_output_directory(saved_model_path, output_directory, overwrite_output_directory)
     module = import_saved_model(saved_model_path, resolved.signature_keys, resolved.tags)
     input_bytes = directory_bytes(saved_model_path)
     input_specs = signature_input_specs(module)
+    calibrate_ranges = _needs_calibration(module, resolved, representative_dataset)
     datasets = dataset.normalize_dataset(representative_dataset, resolved.signature_keys, input_specs,
-                                         resolved.representative_datasets)
-    stages = [pipeline.build(resolved, stage) for stage in pipeline.STAGES]
-    pipeline.run_pipeline(module, stages[0], dump_dir=_stage_dir(dump_ir, 0))
-    totals = _quantizable_layers(module)
-    run = calibrate.calibrate(module, datasets, input_specs, resolved.calibration_options, progress=verbose)
-    if input_bytes > _LARGE_MODEL_BYTES:
-        gc.collect()  # the instrumented function's graphs are cycles holding a copy of every large weight
-    pipeline.run_pipeline(module, stages[1], dump_dir=_stage_dir(dump_ir, 1))
-    quantized = _quantized_layers(module)
-    pipeline.run_pipeline(module, stages[2], dump_dir=_stage_dir(dump_ir, 2))
+                                         resolved.representative_datasets) if calibrate_ranges else {}
+    stages = pipeline.build(resolved, calibrate_ranges)
+    run = calibrate.CalibrationRun()
+    for index, stage in enumerate(stages):
+        if stage.pipeline is None:
+            run = calibrate.calibrate(module, datasets, input_specs, resolved.calibration_options, progress=verbose)
+            if input_bytes > _LARGE_MODEL_BYTES:
+                gc.collect()  # the instrumented function's graphs are cycles holding a copy of every large weight
+            continue
+        pipeline.run_pipeline(module, stage.pipeline, dump_dir=_stage_dir(dump_ir, index, stage.name))
+        if stage.name == pipeline.PRE_CALIBRATION:
+            totals = _quantizable_layers(module)
+        elif stage.name == pipeline.QUANTIZE:
+            quantized, float_units = _quantized_layers(module), _float_units(module)
     with _staging_directory(output_directory) as staging:
         _export(module, saved_model_path, staging, resolved)
     output_directory = output_directory or staging
@@ -116,12 +141,33 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
         method=resolved.method, opset=resolved.opset, per_channel=resolved.per_channel,
         calibration_method=resolved.calibration_method,
         input_bytes=input_bytes, output_bytes=directory_bytes(output_directory),
-        seconds=time.perf_counter() - started, pipelines=[str(p) for p in stages],
-        sqnr_samples=dict(run.kept_samples), measure_sqnr=functools.partial(_sqnr, loaded, run))
+        seconds=time.perf_counter() - started, pipelines=[str(s.pipeline) for s in stages if s.pipeline],
+        float_units=float_units, sqnr_samples=dict(run.kept_samples),
+        measure_sqnr=functools.partial(_sqnr, loaded, run))
     loaded.quantization_report = report
     if verbose:
         print(report)
     return loaded
+
+
+def _needs_calibration(module: ir.Module, resolved: options_lib.ResolvedOptions, representative_dataset) -> bool:
+    """Whether to calibrate: some unit needs ranges and no fake-quant op (QAT) gives them.
+
+    A model with fake-quant ops and no dataset is quantized with its trained ranges; a method
+    that needs no ranges ignores a dataset, with a warning.
+    """
+    has_dataset = representative_dataset is not None or bool(resolved.representative_datasets)
+    if not resolved.calibrated:
+        if has_dataset:
+            warnings.warn(f"method {resolved.method} needs no representative dataset; the one given is not used",
+                          stacklevel=3)
+        return False
+    if has_dataset:
+        return True
+    if walk_ops(module.operation, lambda op: op.name in FAKE_QUANT_OPS):
+        return False
+    raise ValueError(f"method {resolved.method} needs activation ranges: give a representative dataset, or a "
+                     "model trained with fake-quant ops (quantization-aware training), which has none")
 
 
 # Past this size, memory freed as soon as possible matters more than the 0.2 s a collection takes.
@@ -141,8 +187,8 @@ def _export(module: ir.Module, saved_model_path: str, output_dir: str, resolved:
     copy_assets(saved_model_path, output_dir)
 
 
-def _stage_dir(dump_ir: str | None, index: int) -> str | None:
-    return None if dump_ir is None else os.path.join(dump_ir, f"{index}_{pipeline.STAGES[index]}")
+def _stage_dir(dump_ir: str | None, index: int, name: str) -> str | None:
+    return None if dump_ir is None else os.path.join(dump_ir, f"{index}_{name}")
 
 
 def _quantizable_layers(module: ir.Module) -> Counter:
@@ -151,8 +197,27 @@ def _quantizable_layers(module: ir.Module) -> Counter:
 
 
 def _quantized_layers(module: ir.Module) -> Counter:
-    calls = walk_ops(module.operation, lambda op: QUANTIZED_KIND in op.attributes)
-    return Counter(ir.StringAttr(op.attributes[QUANTIZED_KIND]).value for op in calls)
+    """Quantized units per kind: tfq.quantized_ops, and the calls computing with narrow weights."""
+    kinds = Counter(QuantizedOp(op).kind for op in ops_named(module.operation, QuantizedOp.OPERATION_NAME))
+    functions = symbol_table(module.operation)
+    for call in lifted_calls(module.operation):
+        spec = unit_spec(call)
+        if spec is not None and spec.method in (WEIGHT_ONLY, FLOAT16) and float_reason(call) is None:
+            kinds[analyze_composite(functions[callee_name(call)]).kind] += 1
+    return kinds
+
+
+def _float_units(module: ir.Module) -> list[FloatUnit]:
+    """The lifted calls left float, with the reason each carries."""
+    functions = symbol_table(module.operation)
+    units = []
+    for call in lifted_calls(module.operation):
+        reason = float_reason(call)
+        if reason is not None:
+            composite = analyze_composite(functions[callee_name(call)])
+            op_type = composite.main.name.partition(".")[2] if composite is not None else "call"
+            units.append(FloatUnit(op_type, name_of(call.location), reason))
+    return units
 
 
 def _sqnr(loaded, run: calibrate.CalibrationRun) -> dict[str, float]:

@@ -5,7 +5,7 @@ import pytest
 from tfquant import options as options_lib
 from tfquant.mlir import new_context, ops_named, parse_module
 from tfquant.pass_registry import registered_passes
-from tfquant.pipeline import (LOWER, PRE_CALIBRATION, QUANTIZE, STAGES, build, make_pipeline, parse_pipeline,
+from tfquant.pipeline import (CALIBRATE, LOWER, PRE_CALIBRATION, QUANTIZE, build, make_pipeline, parse_pipeline,
                               run_pipeline)
 
 
@@ -64,13 +64,28 @@ def test_stages_follow_the_options(opset, lowering):
     proto.calibration_options.calibration_method = (
         options_lib.CalibrationOptions.CalibrationMethod.CALIBRATION_METHOD_HISTOGRAM_MSE_SYMMETRIC)
     resolved = options_lib.resolve_options(proto)
-    assert STAGES == (PRE_CALIBRATION, QUANTIZE, LOWER)
-    assert str(build(resolved, PRE_CALIBRATION)) == (
-        "builtin.module(tfq-prepare-lifting,tfq-lift-quantizable-spots-as-functions,"
-        "tfq-insert-calibration-stats{method=CALIBRATION_METHOD_HISTOGRAM_MSE_SYMMETRIC})")
-    assert str(build(resolved, QUANTIZE)) == (
-        "builtin.module(tfq-apply-calibration-stats,tfq-quantize-composite-functions{per-channel=false})")
-    assert str(build(resolved, LOWER)) == (
+    stages = build(resolved)
+    assert [stage.name for stage in stages] == [PRE_CALIBRATION, CALIBRATE, QUANTIZE, LOWER]
+    assert stages[1].pipeline is None
+    assert str(stages[0].pipeline) == (
+        "builtin.module(tfq-convert-fake-quant-to-qdq,tfq-prepare-lifting,tfq-lift-quantizable-spots-as-functions,"
+        "tfq-assign-quantization-spec{method=static activation-bits=8 per-channel=false min-weight-elements=1024 "
+        "units=[]},tfq-insert-calibration-stats{method=CALIBRATION_METHOD_HISTOGRAM_MSE_SYMMETRIC})")
+    assert str(stages[2].pipeline) == (
+        "builtin.module(tfq-apply-calibration-stats,tfq-quantize-weights,tfq-quantize-composite-functions)")
+    assert str(stages[3].pipeline) == (
         f"builtin.module(tfq-optimize,{lowering},tfq-inline,tfq-optimize,symbol-dce)")
-    with pytest.raises(ValueError, match="unknown pipeline stage 'later'"):
-        build(resolved, "later")
+
+
+@pytest.mark.parametrize("method, unit_method", [("dynamic_range_int8", "dynamic_range"),
+                                                 ("weight_only_float16", "float16")])
+def test_methods_without_ranges_have_no_calibration_stage(method, unit_method):
+    resolved = options_lib.resolve_options(None, method, [{"op_type": "MatMul", "method": "no_quantize"}])
+    stages = build(resolved, calibrate=resolved.calibrated)
+    assert [stage.name for stage in stages] == [PRE_CALIBRATION, QUANTIZE, LOWER]
+    assert f"method={unit_method} " in str(stages[0].pipeline)
+    assert "tfq-insert-calibration-stats" not in str(stages[0].pipeline)
+    assert "tfq-apply-calibration-stats" not in str(stages[1].pipeline)
+    # The unit-wise rules travel as JSON in the pass option and parse back to the same pipeline.
+    assert 'units=[{"op_type":"MatMul","method":"no_quantize","activation_bits":8}]' in str(stages[0].pipeline)
+    assert parse_pipeline(str(stages[0].pipeline)) == stages[0].pipeline

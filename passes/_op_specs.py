@@ -1,0 +1,94 @@
+"""What the passes know about each op, as one table per dialect.
+
+For each quantizable op: the kind its quantized form computes, which operands may be the
+weight, along which weight axis a per-channel quantization runs, whether it takes a fused bias
+and activation, and whether an integer kernel exists for it on every opset. Beside them: the
+same-scale ops (their quantized result has their input's scale and zero point), the ops with a
+fixed output range (softmax, logistic, tanh), and the fusible bias and activation ops.
+
+The passes read `TF` (the SavedModel path); the TFLite path adds a `tfl` table of the same
+form, so a new dialect or op is an entry here, not a change to every pass.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+# (the main op's attributes as {name: python value}, the weight's shape) -> channel axis or None.
+ChannelAxis = Callable[[Mapping[str, object], tuple[int, ...]], "int | None"]
+
+
+@dataclass(frozen=True)
+class QuantizableOp:
+    """One op that tfquant quantizes, seen from the passes."""
+    kind: str
+    # The operands the weight may be, in the order they are tried.
+    weight_operands: tuple[int, ...] = (1,)
+    channel_axis: ChannelAxis = lambda attrs, shape: None
+    # Whether a BiasAdd and an activation after it are fused into the quantized op.
+    takes_fusions: bool = True
+    # Only these data formats are lifted (None: any).
+    data_formats: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class DialectOpSpecs:
+    """The quantization properties of one dialect's ops."""
+    quantizable: Mapping[str, QuantizableOp]
+    same_scale: frozenset[str]
+    # op -> the (min, max) its output always lies in.
+    fixed_output_range: Mapping[str, tuple[float, float]]
+    bias_add: str
+    # op -> the activation name a quantized op fuses ("RELU", "RELU6").
+    activations: Mapping[str, str]
+    kinds: Mapping[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kinds", {name: op.kind for name, op in self.quantizable.items()})
+
+    def op_for_kind(self, kind: str) -> str:
+        """The op whose quantized form is `kind`."""
+        return next(name for name, op in self.quantizable.items() if op.kind == kind)
+
+    def activation_op(self, activation: str) -> str:
+        """The op applying a fused activation ("RELU" -> "tf.Relu")."""
+        return next(name for name, act in self.activations.items() if act == activation)
+
+
+def _einsum_channel_axis(attrs: Mapping[str, object], shape: tuple[int, ...]) -> int | None:
+    """The weight axis of the output's last index when the activation lacks that index, else None.
+
+    Only then is it an output channel along which the bias (added on the last axis) runs too.
+    """
+    equation = str(attrs.get("equation", ""))
+    if "->" not in equation or "." in equation:
+        return None
+    inputs, output = equation.replace(" ", "").split("->")
+    terms = inputs.split(",")
+    if len(terms) != 2 or len(terms[1]) != len(shape) or not output:
+        return None
+    label = output[-1]
+    return terms[1].index(label) if label in terms[1] and label not in terms[0] else None
+
+
+TF = DialectOpSpecs(
+    quantizable={
+        "tf.Conv2D": QuantizableOp("conv2d", channel_axis=lambda attrs, shape: 3, data_formats=("NHWC",)),
+        # Per channel only with a channel multiplier of 1: then output channel c is filter[:, :, c, 0].
+        "tf.DepthwiseConv2dNative": QuantizableOp(
+            "depthwise_conv2d", channel_axis=lambda attrs, shape: 2 if shape[3] == 1 else None,
+            data_formats=("NHWC",)),
+        "tf.MatMul": QuantizableOp("matmul", channel_axis=lambda attrs, shape: 0 if attrs.get("transpose_b") else 1),
+        "tf.BatchMatMulV2": QuantizableOp(
+            "batch_matmul", weight_operands=(1, 0),
+            channel_axis=lambda attrs, shape: len(shape) - (2 if attrs.get("adj_y") else 1)),
+        "tf.Einsum": QuantizableOp("einsum", weight_operands=(1, 0), channel_axis=_einsum_channel_axis),
+        # An embedding lookup: the weight is the table, quantized per tensor.
+        "tf.GatherV2": QuantizableOp("gather", weight_operands=(0,), takes_fusions=False),
+    },
+    same_scale=frozenset({"tf.Reshape", "tf.Identity", "tf.MaxPool", "tf.Squeeze", "tf.ExpandDims",
+                          "tf.Transpose", "tf.Pad", "tf.ConcatV2"}),
+    fixed_output_range={"tf.Softmax": (0.0, 1.0), "tf.Sigmoid": (0.0, 1.0), "tf.Tanh": (-1.0, 1.0)},
+    bias_add="tf.BiasAdd",
+    activations={"tf.Relu": "RELU", "tf.Relu6": "RELU6"},
+)
