@@ -62,6 +62,11 @@ CASES = {
                                       3, CONV, activation="RELU6"),
     "conv2d_valid_per_tensor_no_bias": Case("conv2d", (1, 9, 9, 3), (3, 3, 3, 4), _conv_attrs(2, "VALID"),
                                             _conv(2, "VALID"), None, CONV, bias=False),
+    "conv2d_explicit_dilated": Case(
+        "conv2d", (1, 9, 9, 3), (3, 3, 3, 4),
+        'T = f32, data_format = "NHWC", dilations = [1, 2, 2, 1], explicit_paddings = [0, 0, 1, 2, 0, 1, 0, 0], '
+        'padding = "EXPLICIT", strides = [1, 1, 1, 1], use_cudnn_on_gpu = true',
+        lambda x, w: tf.nn.conv2d(x, w, 1, [[0, 0], [1, 2], [0, 1], [0, 0]], dilations=2), 3, CONV),
     "depthwise_per_channel": Case("depthwise_conv2d", (2, 8, 8, 3), (3, 3, 3, 1), _conv_attrs(1, "SAME"),
                                   _depthwise(1, "SAME"), 2, CONV, activation="RELU6"),
     # Per channel along the multiplier: output channel c * 3 + m has scale s[m].
