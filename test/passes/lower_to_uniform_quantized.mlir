@@ -226,3 +226,21 @@ func.func @int16_activations(%x: tensor<1x4x4x2xf32>) -> tensor<1x4x4x3xf32> {
   %r = quant.dcast %y : tensor<1x4x4x3x!quant.uniform<i16<-32767:32767>:f32, 2.000000e-04>> to tensor<1x4x4x3xf32>
   return %r : tensor<1x4x4x3xf32>
 }
+
+// -----
+
+// A weight with batch dimensions of its own: no 2-D dot expresses it, so the op is lowered as
+// tfq-lower-to-tf lowers it (int32 BatchMatMulV2 and a TF requantize).
+// CHECK-LABEL: func @batch_matmul_batched_weight
+// CHECK-NOT: tf.UniformQuantizedDot
+// CHECK: "tf.BatchMatMulV2"({{.*}}) {T = i32, adj_x = false, adj_y = true}
+// CHECK-NOT: tf.UniformQuantizedDot
+// CHECK: return
+func.func @batch_matmul_batched_weight(%s: tensor<2x4x3xi8>) -> tensor<2x4x2xi8> {
+  %x = quant.scast %s : tensor<2x4x3xi8> to tensor<2x4x3x!quant.uniform<i8:f32, 1.000000e-01>>
+  %w = "tf.Const"() {value = dense<1> : tensor<2x2x3xi8>, dtype = i8} : () -> tensor<2x2x3xi8>
+  %wq = quant.scast %w : tensor<2x2x3xi8> to tensor<2x2x3x!quant.uniform<i8<-127:127>:f32, 1.000000e-02>>
+  %y = "tfq.quantized_op"(%x, %wq) {kind = "batch_matmul", op_attrs = {T = f32, adj_x = false, adj_y = true}, activation = "NONE"} : (tensor<2x4x3x!quant.uniform<i8:f32, 1.000000e-01>>, tensor<2x2x3x!quant.uniform<i8<-127:127>:f32, 1.000000e-02>>) -> tensor<2x4x2x!quant.uniform<i8:f32, 2.000000e-01>>
+  %r = quant.scast %y : tensor<2x4x2x!quant.uniform<i8:f32, 2.000000e-01>> to tensor<2x4x2xi8>
+  return %r : tensor<2x4x2xi8>
+}
