@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tfquant.mlir import i64_attr, ir, str_attr
+from tfquant.mlir import emit_remark, i64_attr, ir, str_attr
 
 SPEC = "tfq.spec"
 FLOAT_REASON = "tfq.float_reason"
@@ -64,7 +64,7 @@ def set_unit_spec(call: ir.Operation, spec: UnitSpec) -> None:
 def leave_float(call: ir.Operation, reason: str) -> None:
     """Record why `call` stays float, on the call and as a remark at its location."""
     call.attributes[FLOAT_REASON] = str_attr(reason)
-    call.location.emit_remark(f"stays float: {reason}")
+    emit_remark(call.location, f"stays float: {reason}")
 
 
 def float_reason(call: ir.Operation) -> str | None:

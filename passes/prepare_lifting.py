@@ -21,7 +21,7 @@ from tfquant.mlir import CompileError, ir
 from tfquant.pass_registry import register_pass
 from tfquant.passes._tf_ops import (bool_attribute, constant_value, create_const, create_op, defining_op,
                                     erase_dead_ops, function_blocks, has_one_use, named_loc, replace_op, static_shape,
-                                    string_attribute, type_attr)
+                                    string_attribute, type_attr, weight_constant)
 from tfquant.passes._verify import reading, verify_ops
 
 IDENTITY_OPS = frozenset({"tf.Identity", "tf.Snapshot", "tf.StopGradient", "tf.IdentityN"})
@@ -104,12 +104,15 @@ def fold_constants(block: ir.Block) -> int:
     return len(foldable)
 
 
-def _weighted_producer(value: ir.Value) -> ir.Operation | None:
-    """The conv/matmul producing `value` through nothing, with a constant NHWC weight and one use."""
+def _weighted_producer(value: ir.Value, trained: bool = False) -> ir.Operation | None:
+    """The conv/matmul producing `value` through nothing, with a constant NHWC weight and one use.
+
+    With `trained`, the weight may also be a QAT weight (`dcast(qcast(tf.Const))`): fine for adding a
+    bias, but not for scaling the weight, which would leave its trained range behind."""
     op = defining_op(value)
     if op is None or op.name not in WEIGHTED_OPS or not has_one_use(value):
         return None
-    if constant_value(op.operands[1]) is None:
+    if (weight_constant if trained else constant_value)(op.operands[1]) is None:
         return None
     return op if string_attribute(op, "data_format", "NHWC") == "NHWC" else None
 
@@ -119,7 +122,7 @@ def _output_channels(op: ir.Operation) -> int:
 
 
 def _weight_channels(op: ir.Operation) -> int:
-    weight = constant_value(op.operands[1])
+    weight = weight_constant(op.operands[1])
     if op.name == "tf.DepthwiseConv2dNative":
         return weight.shape[2] * weight.shape[3]
     if op.name == "tf.MatMul" and bool_attribute(op, "transpose_b"):
@@ -161,16 +164,16 @@ def _bias_add(value: ir.Value, bias: np.ndarray, loc: ir.Location, before: ir.Op
                          {"T": type_attr(value), "data_format": ir.StringAttr.get("NHWC")}, loc).result
 
 
-def _with_bias(value: ir.Value) -> tuple[ir.Operation | None, ir.Operation | None, np.ndarray | None]:
+def _with_bias(value: ir.Value, trained: bool) -> tuple[ir.Operation | None, ir.Operation | None, np.ndarray | None]:
     """(weighted op, BiasAdd or None, bias) for `op(x, W)` or `BiasAdd(op(x, W), b)`."""
     op = defining_op(value)
     if op is not None and op.name == "tf.BiasAdd" and has_one_use(value):
-        weighted = _weighted_producer(op.operands[0])
+        weighted = _weighted_producer(op.operands[0], trained)
         bias = constant_value(op.operands[1])
         if weighted is not None and bias is not None:
             return weighted, op, bias
         return None, None, None
-    return _weighted_producer(value), None, None
+    return _weighted_producer(value, trained), None, None
 
 
 def _const_and_other(op: ir.Operation) -> tuple[ir.Value, ir.Value] | None:
@@ -199,7 +202,7 @@ def _fold_arithmetic(op: ir.Operation) -> int:
     if pair is None or op.results[0].type != pair[0].type:
         return 0
     value, const = pair
-    weighted, bias_add, bias = _with_bias(value)
+    weighted, bias_add, bias = _with_bias(value, trained=op.name != "tf.Mul")
     if weighted is None:
         return 0
     channels = _output_channels(weighted)

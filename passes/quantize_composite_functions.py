@@ -252,12 +252,12 @@ def _feeds_quantized(qcasts: Sequence[ir.Operation]) -> bool:
 
 
 def _runs_on_storage(op: ir.Operation) -> bool:
-    """Whether `op` is a same-scale op whose result is quantized again (so it can run on int8).
-
-    A Pad in front of a float op is not: the value it pads may as well stay float.
+    """Whether `op` is a same-scale op whose result is quantized again or read by a static call (so
+    it can run on integer storage). A Pad in front of a float op is not: the value it pads may as
+    well stay float.
     """
     users = uses(op.results[0]) if op.name in TF.same_scale and op.results else []
-    return bool(users) and all(u.name == "quant.qcast" for u in users)
+    return bool(users) and (all(u.name == "quant.qcast" for u in users) or any(_is_static_call(u) for u in users))
 
 
 def _replace_dcast_users(value: ir.Value, float_result: ir.Value) -> None:
@@ -310,18 +310,21 @@ def _erase_with_dead_operands(op: ir.Operation) -> None:
 
 
 def _run_on_storage(op: ir.Operation) -> bool:
-    """Run a same-scale op on int8 storage when its data inputs are dcasts of one type A and its
-    result goes only to qcasts read by dcasts; those then read A. False when it does not qualify."""
+    """Run a same-scale op on integer storage when its data inputs are dcasts of one type A and its
+    result goes only to qcasts read by dcasts (those then read A), or, with no qcast after it (a QAT
+    model has fake-quant ops only where training put them), feeds a static lifted call (its users then
+    read a dcast of A). False when it does not qualify."""
     data = list(op.operands)[:-1] if op.name == "tf.ConcatV2" else [op.operands[0]]
     sources = [_quantized_source(v) for v in data]
     if any(s is None for s in sources) or len({str(ir.ShapedType(s.type).element_type) for s in sources}) != 1:
         return False
     result = op.results[0]
     qcasts = uses(result)
-    if not qcasts or any(u.name != "quant.qcast" for u in qcasts) or not _only_dcast_users(qcasts):
+    requantized = bool(qcasts) and all(u.name == "quant.qcast" for u in qcasts) and _only_dcast_users(qcasts)
+    if not requantized and not any(_is_static_call(u) for u in qcasts):
         return False
     quant_element = ir.ShapedType(sources[0].type).element_type
-    params = parse_uniform(quant_element)
+    params = tensor_params(sources[0].type)
     loc = op.location
     with ir.InsertionPoint(op):
         storage_inputs = [_storage(s, loc) for s in sources]
@@ -334,6 +337,14 @@ def _run_on_storage(op: ir.Operation) -> bool:
             operands.append(create_const(np.array(params.zero_point, dtype=params.storage_dtype), loc))
         new_op = create_op(name, operands, [storage_tensor_type(result.type, params.storage_bits)], attrs, loc)
         quantized = _cast("quant.scast", new_op.result, retyped(result.type, quant_element), loc)
+        if not requantized:
+            result.replace_all_uses_with(_cast("quant.dcast", quantized, result.type, loc))
     _replace_qcast_users(result, quantized)
     _erase_with_dead_operands(op)
     return True
+
+
+def _is_static_call(op: ir.Operation) -> bool:
+    """Whether `op` is a lifted call quantized with calibrated (or trained) activation ranges."""
+    spec = unit_spec(op) if is_lifted_call(op) else None
+    return is_lifted_call(op) and (spec is None or spec.method == STATIC)

@@ -1,6 +1,6 @@
 """The `tfquant` command line.
 
-    tfquant quantize FLOAT_DIR OUT_DIR --calibration-data samples.npz [--opset XLA|TF] ...
+    tfquant quantize FLOAT_DIR OUT_DIR [--calibration-data samples.npz] [--method M] [--opset XLA|TF|...] ...
     tfquant example [OUT_DIR]       build the bundled example model and quantize it
 
 Errors print one line naming the problem (a traceback only with --debug) and exit with 1;
@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import traceback
 
 from tfquant.tools._quiet_tensorflow import import_tensorflow_quietly
 
-METHODS = ("static_range_int8", "dynamic_range_int8", "weight_only_int8", "no_quantize")
+# tfquant.options.METHODS, spelled out so that --help needs no TensorFlow; a test compares them.
+METHODS = ("static_range_int8", "dynamic_range_int8", "weight_only_int8", "no_quantize", "static_range_int16x8",
+           "weight_only_float16")
+UNIT_KEYS = ("op_type", "node_name", "func_name", "method")
 CALIBRATION_METHODS = ("min_max", "average_min_max", "histogram_percentile", "histogram_mse_bruteforce",
                        "histogram_mse_max_frequency", "histogram_mse_symmetric")
 OPSETS = ("XLA", "TF", "UNIFORM_QUANTIZED", "STABLEHLO")
@@ -26,12 +30,13 @@ EXIT_INTERRUPTED = 130
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tfquant", description="Quantize TensorFlow SavedModels.")
     commands = parser.add_subparsers(dest="command", required=True)
-    quantize = commands.add_parser("quantize", help="post-training int8 quantization of a SavedModel")
+    quantize = commands.add_parser("quantize", help="quantize a SavedModel")
     quantize.add_argument("float_dir", help="the float SavedModel directory (only read)")
     quantize.add_argument("out_dir", help="where to write the quantized SavedModel")
-    quantize.add_argument("--calibration-data", required=True,
+    quantize.add_argument("--calibration-data",
                           help=".npz (one array per input name, first axis = samples) or TFRecord file "
-                               "written by TensorFlow's TfRecordRepresentativeDatasetSaver")
+                               "written by TensorFlow's TfRecordRepresentativeDatasetSaver; needed by the static "
+                               "methods unless the model was trained with fake-quant ops (QAT)")
     _add_quantization_flags(quantize)
     example = commands.add_parser("example", help="build the bundled example model and quantize it")
     example.add_argument("out_dir", nargs="?", default="example_out", help="where to put the models")
@@ -40,7 +45,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_quantization_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method", choices=METHODS, default="static_range_int8")
+    parser.add_argument("--method", choices=METHODS, default="static_range_int8",
+                        help="static_range_int8 (default; needs calibration data or a QAT model), "
+                             "dynamic_range_int8, weight_only_int8, no_quantize, and tfquant's own: "
+                             "static_range_int16x8 (int8 weights, 16-bit activations) and weight_only_float16 "
+                             "(float16 weights, float compute)")
+    parser.add_argument("--unit", action="append", default=[], metavar="KEY=VALUE,...",
+                        help="a unit-wise spec: op_type, node_name, func_name (regular expressions, full match) "
+                             "and the method for what they match (default no_quantize), e.g. "
+                             "--unit op_type=MatMul,method=static_range_int16x8; repeatable, the first match wins")
     parser.add_argument("--opset", choices=OPSETS, default="XLA")
     parser.add_argument("--calibration-method", choices=CALIBRATION_METHODS, default="min_max")
     channels = parser.add_mutually_exclusive_group()
@@ -59,8 +72,8 @@ def _add_quantization_flags(parser: argparse.ArgumentParser) -> None:
 def _options(args: argparse.Namespace):
     from tfquant import options
     proto = options.QuantizationOptions(op_set=options.OpSet.Value(args.opset))
-    proto.quantization_method.preset_method = options.QuantizationMethod.PresetMethod.Value(
-        "METHOD_" + args.method.upper())
+    if args.method in options.PRESET_METHODS:
+        proto.quantization_method.preset_method = options.PRESET_METHODS[args.method]
     proto.calibration_options.calibration_method = options.CalibrationOptions.CalibrationMethod.Value(
         "CALIBRATION_METHOD_" + args.calibration_method.upper())
     if args.per_channel is not None:
@@ -74,15 +87,32 @@ def _options(args: argparse.Namespace):
     return proto
 
 
-def _samples(path: str):
+def _units(specs: list[str]) -> list[dict[str, str]]:
+    """`--unit op_type=MatMul,method=no_quantize` -> {"op_type": "MatMul", "method": "no_quantize"}.
+
+    Split only before a key, so that a regular expression may hold commas."""
+    units = []
+    for spec in specs:
+        unit = {}
+        for item in re.split(rf",(?=(?:{'|'.join(UNIT_KEYS)})=)", spec):
+            key, equals, value = item.partition("=")
+            if key not in UNIT_KEYS or not equals:
+                raise ValueError(f"--unit {spec!r}: expected KEY=VALUE pairs with keys {', '.join(UNIT_KEYS)}")
+            unit[key] = value
+        units.append(unit)
+    return units
+
+
+def _samples(path: str | None):
     from tfquant import dataset
-    return dataset.load_dataset_file(path)
+    return None if path is None else dataset.load_dataset_file(path)
 
 
 def _quantize(float_dir: str, out_dir: str, samples, args: argparse.Namespace) -> None:
     from tfquant.quantize import quantize_saved_model
-    quantize_saved_model(float_dir, out_dir, _options(args), samples,
-                         overwrite_output_directory=args.overwrite, dump_ir=args.dump_ir)
+    method = args.method if args.method in ("static_range_int16x8", "weight_only_float16") else None
+    quantize_saved_model(float_dir, out_dir, _options(args), samples, overwrite_output_directory=args.overwrite,
+                         dump_ir=args.dump_ir, method=method, units=_units(args.unit))
     print(f"quantized model written to {out_dir}")
 
 

@@ -17,13 +17,13 @@ import sys
 import traceback
 from dataclasses import dataclass
 
-from tfquant.mlir import Diagnostic, format_diagnostic, ir, new_context
+from tfquant.mlir import Diagnostic, collecting_remarks, format_diagnostic, ir, new_context
 from tfquant.pass_registry import registered_passes
 from tfquant.pipeline import Pipeline, PassSpec, parse_options, parse_pipeline, pass_manager
 
 SPLIT_MARKER = re.compile(r"^// -----", re.MULTILINE)
 FIXED_FLAGS = ("pass-pipeline", "split-input-file", "list-passes", "mlir-print-ir-after-all",
-               "mlir-print-debuginfo", "mlir-print-op-generic", "verify-diagnostics", "debug", "help")
+               "mlir-print-debuginfo", "mlir-print-op-generic", "verify-diagnostics", "remarks", "debug", "help")
 # argparse's own one-letter flags (-h, -o FILE): not pass names.
 SHORT_FLAGS = ("h", "o")
 EXPECTED = re.compile(r"expected-(error|warning|note|remark)\s*(@[+-]?\d+|@above|@below)?\s*\{\{(.*?)\}\}")
@@ -42,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--mlir-print-debuginfo", action="store_true", help="print locations")
     parser.add_argument("--mlir-print-op-generic", action="store_true", help="print ops in generic form")
     parser.add_argument("--verify-diagnostics", action="store_true",
-                        help="check errors against expected-error {{...}} comments")
+                        help="check errors and remarks against expected-error/remark {{...}} comments")
+    parser.add_argument("--remarks", action="store_true",
+                        help="print remarks to stderr (why a unit stays float, ...)")
     parser.add_argument("--debug", action="store_true",
                         help="show Python tracebacks, also of internal errors in passes")
     return parser
@@ -96,17 +98,25 @@ def _diagnostics(error: ir.MLIRError, source: str, filename: str) -> list[Diagno
 
 
 def _run_chunk(chunk: _Chunk, pipeline: Pipeline, args, filename: str, source: str) -> tuple[str | None, list[Diagnostic]]:
+    """The chunk's output text (None on failure) and its diagnostics: errors, and remarks when asked
+    for (`--remarks`, or `--verify-diagnostics`, which checks them too)."""
     ctx = new_context()
     padded = chunk.text if isinstance(chunk.text, bytes) else "\n" * (chunk.first_line - 1) + chunk.text
+    remarks: list[Diagnostic] = []
+
+    def collect(loc: ir.Location, message: str) -> None:
+        if args.remarks or args.verify_diagnostics:
+            remarks.append(format_diagnostic(loc, message, source, filename, "remark"))
+
     try:
-        with ctx:
+        with ctx, collecting_remarks(collect):
             module = ir.Module.parse(padded)
             pass_manager(pipeline, args.mlir_print_ir_after_all, debug=args.debug).run(module.operation)
             text = module.operation.get_asm(enable_debug_info=args.mlir_print_debuginfo,
                                             print_generic_op_form=args.mlir_print_op_generic)
     except ir.MLIRError as error:
-        return None, _diagnostics(error, source, filename)
-    return text, []
+        return None, remarks + _diagnostics(error, source, filename)
+    return text, remarks
 
 
 def _expected_diagnostics(source: str) -> list[tuple[int, str, str]]:
@@ -190,12 +200,13 @@ def run(argv: list[str]) -> int:
         return 1 if problems else 0
     for diagnostic in diagnostics:
         print(diagnostic, file=sys.stderr)
+    errors = [d for d in diagnostics if d.severity != "remark"]
     if args.output == "-":
         sys.stdout.write("// -----\n".join(outputs))
-    elif not diagnostics:
+    elif not errors:
         # Like mlir-opt, a failed run keeps no output file: -o may name an earlier result or the input.
         _replace_file(args.output, "// -----\n".join(outputs))
-    return 1 if diagnostics else 0
+    return 1 if errors else 0
 
 
 def _replace_file(path: str, text: str) -> None:

@@ -7,9 +7,10 @@ diagnostics formatted as `mlir-opt` prints them.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from iree.compiler import ir, passmanager, rewrite  # noqa: F401  (re-exported)
@@ -19,7 +20,7 @@ ir._globals.append_dialect_search_prefix("tfquant._pydialects")
 
 __all__ = ["ir", "passmanager", "rewrite", "func", "new_context", "ops_named", "walk_ops",
            "name_of", "CompileError", "format_diagnostic", "parse_module", "module_funcs",
-           "symbol_table", "i64_attr", "str_attr", "parse_type_cached"]
+           "symbol_table", "i64_attr", "str_attr", "parse_type_cached", "emit_remark", "collecting_remarks"]
 
 
 def new_context() -> ir.Context:
@@ -147,6 +148,27 @@ def format_diagnostic(loc: ir.Location, message: str, source: str | None = None,
                 src_line = lines[line - 1]
         return Diagnostic(f"{name}:{line}:{col}", message, severity, src_line, col)
     return Diagnostic(describe_location(loc), message, severity)
+
+
+# The bindings emit only error diagnostics from Python (`Location.emit_remark` is the optimization-
+# remark API), so passes report remarks (why a unit stays float) here, to whoever collects them.
+_REMARK_SINKS: list[Callable[[ir.Location, str], None]] = []
+
+
+def emit_remark(loc: ir.Location, message: str) -> None:
+    """Report a remark at `loc` to the active `collecting_remarks` blocks (none: it is dropped)."""
+    for sink in _REMARK_SINKS:
+        sink(loc, message)
+
+
+@contextlib.contextmanager
+def collecting_remarks(sink: Callable[[ir.Location, str], None]) -> Iterator[None]:
+    """Within the block, every remark a pass emits goes to `sink(location, message)`."""
+    _REMARK_SINKS.append(sink)
+    try:
+        yield
+    finally:
+        _REMARK_SINKS.remove(sink)
 
 
 def parse_module(text: str, ctx: ir.Context) -> ir.Module:

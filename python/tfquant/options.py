@@ -29,7 +29,7 @@ __all__ = [
     "UnitWiseQuantizationSpec", "OpSet", "CalibrationOptions", "RepresentativeDatasetFile",
     "DebuggerConfig", "ResolvedOptions", "resolve_options", "check_supported",
     "DEFAULT_MIN_NUM_ELEMENTS_FOR_WEIGHTS", "DEFAULT_NUM_BINS", "DEFAULT_MIN_PERCENTILE",
-    "DEFAULT_MAX_PERCENTILE", "HISTOGRAM_METHODS", "METHODS",
+    "DEFAULT_MAX_PERCENTILE", "HISTOGRAM_METHODS", "METHODS", "PRESET_METHODS",
 ]
 
 QuantizationOptions = _options_pb2.QuantizationOptions
@@ -70,6 +70,8 @@ _METHOD_NAMES = {
     _PresetMethod.METHOD_STATIC_RANGE_WEIGHT_ONLY_INT8: "weight_only_int8",
     _PresetMethod.METHOD_NO_QUANTIZE: "no_quantize",
 }
+# TensorFlow's preset of each method of its own, by our name.
+PRESET_METHODS = {name: preset for preset, name in _METHOD_NAMES.items()}
 # The preset each of our own methods fills the proto's defaults as.
 _PRESET_OF_EXTENSION = {"static_range_int16x8": _PresetMethod.METHOD_STATIC_RANGE_INT8,
                         "weight_only_float16": _PresetMethod.METHOD_NO_QUANTIZE}
@@ -164,8 +166,7 @@ def _top_level_method(proto: QuantizationOptions, method: str | None) -> str:
     if preset != _PresetMethod.METHOD_UNSPECIFIED and _METHOD_NAMES.get(preset) != method:
         raise ValueError(f"method '{method}' contradicts quantization_method.preset_method "
                          f"{_PresetMethod.Name(preset)}; give one of them")
-    proto.quantization_method.preset_method = _PRESET_OF_EXTENSION.get(method) or next(
-        p for p, name in _METHOD_NAMES.items() if name == method)
+    proto.quantization_method.preset_method = _PRESET_OF_EXTENSION.get(method) or PRESET_METHODS[method]
     return method
 
 

@@ -120,13 +120,15 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
                                          resolved.representative_datasets) if calibrate_ranges else {}
     stages = pipeline.build(resolved, calibrate_ranges)
     run = calibrate.CalibrationRun()
-    for index, stage in enumerate(stages):
+    dumped = 0  # dumps are numbered by pass stage: 0_pre_calibration, 1_quantize, 2_lower for every method
+    for stage in stages:
         if stage.pipeline is None:
             run = calibrate.calibrate(module, datasets, input_specs, resolved.calibration_options, progress=verbose)
             if input_bytes > _LARGE_MODEL_BYTES:
                 gc.collect()  # the instrumented function's graphs are cycles holding a copy of every large weight
             continue
-        pipeline.run_pipeline(module, stage.pipeline, dump_dir=_stage_dir(dump_ir, index, stage.name))
+        pipeline.run_pipeline(module, stage.pipeline, dump_dir=_stage_dir(dump_ir, dumped, stage.name))
+        dumped += 1
         if stage.name == pipeline.PRE_CALIBRATION:
             totals = _quantizable_layers(module)
         elif stage.name == pipeline.QUANTIZE:

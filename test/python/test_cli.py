@@ -129,16 +129,17 @@ def test_dumped_stage_replays_in_tfquant_opt(default_run):
 def test_dump_ir_writes_each_stage(default_run):
     _, dump = default_run
     resolved = resolve_options(None)
-    assert sorted(os.listdir(dump)) == [f"{i}_{stage}" for i, stage in enumerate(pipeline.STAGES)]
-    for i, stage in enumerate(pipeline.STAGES):
-        directory = os.path.join(dump, f"{i}_{stage}")
+    stages = [stage for stage in pipeline.build(resolved) if stage.pipeline is not None]
+    assert sorted(os.listdir(dump)) == [f"{i}_{stage.name}" for i, stage in enumerate(stages)]
+    for i, stage in enumerate(stages):
+        directory = os.path.join(dump, f"{i}_{stage.name}")
         with open(os.path.join(directory, "pipeline.txt")) as f:
             text = f.read().strip()
-        assert text == str(pipeline.build(resolved, stage))
-        assert pipeline.parse_pipeline(text) == pipeline.build(resolved, stage)
+        assert text == str(stage.pipeline)
+        assert pipeline.parse_pipeline(text) == stage.pipeline
         assert os.path.getsize(os.path.join(directory, "input.mlirbc")) > 0
         passes = sorted(os.listdir(os.path.join(directory, "builtin_module_no-symbol-name")))
-        assert len(passes) == len(pipeline.build(resolved, stage).passes)
+        assert len(passes) == len(stage.pipeline.passes)
     assert "tfq-lower-to-xla" in text
 
 
@@ -163,8 +164,8 @@ def test_per_tensor(capsys, matmul, calibration_npz, tmp_path):
                              calibration_npz, "--per-tensor", "--dump-ir", dump)
     assert code == 0, err
     assert "per-tensor weights" in out
-    with open(os.path.join(dump, "1_quantize", "pipeline.txt")) as f:
-        assert "tfq-quantize-composite-functions{per-channel=false}" in f.read()
+    with open(os.path.join(dump, "0_pre_calibration", "pipeline.txt")) as f:
+        assert "tfq-assign-quantization-spec{method=static activation-bits=8 per-channel=false" in f.read()
     # One scale per weight: only the widest column reaches 127.
     for weight in int8_weights(str(tmp_path / "out")):
         assert np.abs(weight).max() == 127
@@ -189,7 +190,7 @@ def test_calibration_method_flag(capsys, matmul, calibration_npz, default_run, t
 # Errors: exit code 1, one line, nothing written.
 
 @pytest.mark.parametrize("case", ["missing-data", "npy-data", "corrupt-npz", "bad-input-name", "id-outside-table",
-                                  "id-outside-int32", "uniform-quantized", "dynamic-range", "repeated-signature",
+                                  "id-outside-int32", "stablehlo", "weight-only-on-tf", "repeated-signature",
                                   "output-not-empty", "empty-output", "missing-model", "output-is-input"])
 def test_error_exits_1_with_one_line(capsys, model_dir, matmul, calibration_npz, tmp_path, monkeypatch, case):
     out = str(tmp_path / "out")
@@ -224,10 +225,10 @@ def test_error_exits_1_with_one_line(capsys, model_dir, matmul, calibration_npz,
         data = str(tmp_path / "bad.npz")
         np.savez(data, y=np.zeros((4, 16), np.float32))
         expected = ("sample 0", "unknown input 'y'")
-    elif case == "uniform-quantized":
-        flags, expected = ["--opset", "UNIFORM_QUANTIZED"], ("UNIFORM_QUANTIZED", "not supported yet")
-    elif case == "dynamic-range":
-        flags, expected = ["--method", "dynamic_range_int8"], ("METHOD_DYNAMIC_RANGE_INT8", "not supported yet")
+    elif case == "stablehlo":
+        flags, expected = ["--opset", "STABLEHLO"], ("STABLEHLO", "not supported")
+    elif case == "weight-only-on-tf":
+        flags, expected = ["--method", "weight_only_int8", "--opset", "TF"], ("does not support weight-only",)
     elif case == "output-not-empty":
         os.makedirs(out)
         open(os.path.join(out, "keep.txt"), "w").close()
@@ -282,7 +283,7 @@ def test_sigint_exits_130_with_one_line_and_leaves_nothing(matmul, tmp_path):
     # The first stage's dump appears once TensorFlow is imported and the model read, just before
     # calibration, which takes seconds on this many samples.
     deadline = time.monotonic() + 120
-    while not (dump / f"0_{pipeline.STAGES[0]}").exists():
+    while not (dump / f"0_{pipeline.PRE_CALIBRATION}").exists():
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)

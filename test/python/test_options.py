@@ -139,22 +139,13 @@ def test_representative_dataset_files_are_passed_on():
 
 
 UNSUPPORTED = [
-    (QuantizationOptions(quantization_method=QuantizationMethod(preset_method=Preset.METHOD_DYNAMIC_RANGE_INT8)),
-     "quantization method METHOD_DYNAMIC_RANGE_INT8 is not supported yet; tfquant supports METHOD_STATIC_RANGE_INT8"),
-    (QuantizationOptions(quantization_method=QuantizationMethod(
-        preset_method=Preset.METHOD_STATIC_RANGE_WEIGHT_ONLY_INT8)),
-     "quantization method METHOD_STATIC_RANGE_WEIGHT_ONLY_INT8 is not supported yet"),
-    (QuantizationOptions(quantization_method=QuantizationMethod(preset_method=Preset.METHOD_NO_QUANTIZE)),
-     "quantization method METHOD_NO_QUANTIZE is not supported yet"),
-    (QuantizationOptions(op_set=OpSet.UNIFORM_QUANTIZED), "op set UNIFORM_QUANTIZED is not supported yet"),
-    (QuantizationOptions(op_set=OpSet.STABLEHLO), "op set STABLEHLO is not supported yet"),
+    (QuantizationOptions(op_set=OpSet.STABLEHLO), "op set STABLEHLO is not supported"),
     (QuantizationOptions(quantization_method=QuantizationMethod(quantization_component_specs=[
         spec(Component.COMPONENT_WEIGHT, TensorType.TENSORTYPE_INT_4)])),
      "tensor type TENSORTYPE_INT_4 for COMPONENT_WEIGHT is not supported yet"),
     (QuantizationOptions(quantization_method=QuantizationMethod(quantization_component_specs=[
         spec(Component.COMPONENT_ACTIVATION, TensorType.TENSORTYPE_INT_4)])),
      "tensor type TENSORTYPE_INT_4 for COMPONENT_ACTIVATION is not supported yet"),
-    (TF_CASES["unit_wise_no_quantize"], r"unit-wise quantization specs \(for MatMul\) are not supported yet"),
     (TF_CASES["debugger"], r"debugger_config \(DEBUGGER_TYPE_INT_PER_LAYER\) is not supported yet"),
 ]
 
@@ -228,10 +219,6 @@ INVALID = [
      "unquantized_dump_model_path was not specified"),
     (QuantizationOptions(unit_wise_quantization_specs=[UnitWiseQuantizationSpec()]),
      "must contain at least one unit"),
-    (QuantizationOptions(unit_wise_quantization_specs=[UnitWiseQuantizationSpec(
-        unit=[UnitWiseQuantizationSpec.QuantizationUnit(op_type="MatMul")],
-        quantization_method=QuantizationMethod(preset_method=Preset.METHOD_STATIC_RANGE_WEIGHT_ONLY_INT8))]),
-     "unit-wise quantization spec only supports NO_QUANTIZE"),
     (QuantizationOptions(representative_datasets={"serving_default": RepresentativeDatasetFile()}),
      r"representative_datasets\['serving_default'\] has no tfrecord_file_path"),
 ]

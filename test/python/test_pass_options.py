@@ -44,8 +44,8 @@ def test_values_given_from_python_are_checked_too():
     with pytest.raises(ValueError, match="option 'method' of pass 'tfq-insert-calibration-stats': expected one of"):
         make_pipeline(("tfq-insert-calibration-stats", {"method": "MIN_MAX"}))
     with pytest.raises(ValueError, match="option 'per-channel' .* expected bool"):
-        make_pipeline(("tfq-quantize-composite-functions", {"per-channel": 1}))
+        make_pipeline(("tfq-assign-quantization-spec", {"per-channel": 1}))
     with pytest.raises(ValueError, match="option 'n' of pass 'tfq-test': expected int"):
         PassOption("n", int, 1, "").check(True, "tfq-test")
-    assert make_pipeline(("tfq-quantize-composite-functions", {"per-channel": False})).passes[0].options == \
+    assert make_pipeline(("tfq-assign-quantization-spec", {"per-channel": False})).passes[0].options == \
         {"per-channel": False}

@@ -19,7 +19,7 @@ def test_every_pass_is_registered_with_a_summary():
 
 @pytest.mark.parametrize("text", [
     "builtin.module(tfq-prepare-lifting,cse,symbol-dce)",
-    "builtin.module(tfq-quantize-composite-functions{per-channel=false float-output=true},canonicalize{max-iterations=3})",
+    "builtin.module(tfq-assign-quantization-spec{per-channel=false min-weight-elements=4},canonicalize{max-iterations=3})",
     "builtin.module(tfq-insert-calibration-stats{method=CALIBRATION_METHOD_HISTOGRAM_PERCENTILE},func.func(cse))",
 ])
 def test_pipeline_string_parses_back_to_the_same_pipeline(text):
@@ -29,10 +29,10 @@ def test_pipeline_string_parses_back_to_the_same_pipeline(text):
 
 
 def test_options_are_typed():
-    pipeline = parse_pipeline("builtin.module(tfq-quantize-composite-functions{per-channel=false})")
+    pipeline = parse_pipeline("builtin.module(tfq-assign-quantization-spec{per-channel=false})")
     assert pipeline.passes[0].options == {"per-channel": False}
     with pytest.raises(ValueError, match="invalid value 'maybe' for option 'per-channel'.*expected bool"):
-        parse_pipeline("builtin.module(tfq-quantize-composite-functions{per-channel=maybe})")
+        parse_pipeline("builtin.module(tfq-assign-quantization-spec{per-channel=maybe})")
     with pytest.raises(ValueError, match="has no option 'bogus'"):
         make_pipeline(("tfq-quantize-composite-functions", {"bogus": 1}))
 
