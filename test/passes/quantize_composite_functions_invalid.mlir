@@ -32,3 +32,32 @@ func.func private @composite_matmul_fn_1(%a: tensor<3xf32>, %w: tensor<3xf32>) -
   %c = "tf.MatMul"(%a, %w) {T = f32, transpose_a = false, transpose_b = false} : (tensor<3xf32>, tensor<3xf32>) -> tensor<3xf32>
   return %c : tensor<3xf32>
 }
+
+// -----
+
+// A malformed tfq.spec on a call is an error at the call (not an internal error at 0:0):
+// an unknown method.
+func.func @bad_spec(%x: tensor<2x2xf32>) -> tensor<2x2xf32> {
+  %w = "tf.Const"() {value = dense<1.0> : tensor<2x2xf32>, dtype = f32} : () -> tensor<2x2xf32>
+  // expected-error@+1 {{unknown quantization method 'int4'}}
+  %y = "tf.PartitionedCall"(%x, %w) {f = @composite_matmul_fn_1, config = "", config_proto = "", executor_type = "", _tfl_quant_trait = "fully_quantizable", tfq.spec = {method = "int4", activation_bits = 8 : i64, per_channel = true}} : (tensor<2x2xf32>, tensor<2x2xf32>) -> tensor<2x2xf32>
+  return %y : tensor<2x2xf32>
+}
+func.func private @composite_matmul_fn_1(%a: tensor<2x2xf32>, %w: tensor<2x2xf32>) -> tensor<2x2xf32> {
+  %m = "tf.MatMul"(%a, %w) {T = f32, transpose_a = false, transpose_b = false} : (tensor<2x2xf32>, tensor<2x2xf32>) -> tensor<2x2xf32>
+  return %m : tensor<2x2xf32>
+}
+
+// -----
+
+// A tfq.spec without its activation_bits and per_channel entries.
+func.func @bad_spec2(%x: tensor<2x2xf32>) -> tensor<2x2xf32> {
+  %w = "tf.Const"() {value = dense<1.0> : tensor<2x2xf32>, dtype = f32} : () -> tensor<2x2xf32>
+  // expected-error@+1 {{activation_bits}}
+  %y = "tf.PartitionedCall"(%x, %w) {f = @composite_matmul_fn_1, config = "", config_proto = "", executor_type = "", _tfl_quant_trait = "fully_quantizable", tfq.spec = {method = "static"}} : (tensor<2x2xf32>, tensor<2x2xf32>) -> tensor<2x2xf32>
+  return %y : tensor<2x2xf32>
+}
+func.func private @composite_matmul_fn_1(%a: tensor<2x2xf32>, %w: tensor<2x2xf32>) -> tensor<2x2xf32> {
+  %m = "tf.MatMul"(%a, %w) {T = f32, transpose_a = false, transpose_b = false} : (tensor<2x2xf32>, tensor<2x2xf32>) -> tensor<2x2xf32>
+  return %m : tensor<2x2xf32>
+}
