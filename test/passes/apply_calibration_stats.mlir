@@ -57,6 +57,37 @@ func.func private @composite_matmul_fn_1(%x: tensor<1x2xf32>, %w: tensor<2x2xf32
 
 // -----
 
+// activation_bits = 16 gives the int16 symmetric type: zero point 0, scale max(|min|, |max|) / 32767
+// ([-1, 3] -> 3/32767, [-0.5, 0.25] -> 0.5/32767), storage narrowed to [-32767, 32767]; an explicit
+// activation_bits = 8 is the default int8 asymmetric type.
+// CHECK-LABEL: func @sixteen_bits
+// CHECK-SAME: (%[[X:[a-z0-9_]+]]: tensor<1x2xf32>, %[[Y:[a-z0-9_]+]]: tensor<3xf32>, %[[Z:[a-z0-9_]+]]: tensor<3xf32>)
+// CHECK: %[[Q0:.*]] = quant.qcast %[[X]] : tensor<1x2xf32> to tensor<1x2x!quant.uniform<i16<-32767:32767>:f32, 9.15555284279915{{[0-9]*}}E-5>>
+// CHECK-NEXT: %[[D0:.*]] = quant.dcast %[[Q0]] : tensor<1x2x!quant.uniform<i16<-32767:32767>:f32, 9.15555284279915{{[0-9]*}}E-5>> to tensor<1x2xf32>
+// CHECK-NEXT: %[[Q1:.*]] = quant.qcast %[[Y]] : tensor<3xf32> to tensor<3x!quant.uniform<i16<-32767:32767>:f32, 1.52592547379985{{[0-9]*}}E-5>>
+// CHECK-NEXT: %[[D1:.*]] = quant.dcast %[[Q1]]
+// CHECK-NEXT: %[[Q2:.*]] = quant.qcast %[[Z]] : tensor<3xf32> to tensor<3x!quant.uniform<i8:f32, 0.0029411764705882353:42>>
+// CHECK-NEXT: %[[D2:.*]] = quant.dcast %[[Q2]]
+// CHECK-NOT: tfq.calibration_point
+// CHECK: return %[[D0]], %[[D1]], %[[D2]]
+func.func @sixteen_bits(%x: tensor<1x2xf32>, %y: tensor<3xf32>, %z: tensor<3xf32>) -> (tensor<1x2xf32>, tensor<3xf32>, tensor<3xf32>) {
+  %0 = "tfq.calibration_point"(%x) {id = 0 : i64, method = "CALIBRATION_METHOD_MIN_MAX", activation_bits = 16 : i64, min = -1.0 : f32, max = 3.0 : f32} : (tensor<1x2xf32>) -> tensor<1x2xf32>
+  %1 = "tfq.calibration_point"(%y) {id = 1 : i64, method = "CALIBRATION_METHOD_MIN_MAX", activation_bits = 16 : i64, min = -0.5 : f32, max = 0.25 : f32} : (tensor<3xf32>) -> tensor<3xf32>
+  %2 = "tfq.calibration_point"(%z) {id = 2 : i64, method = "CALIBRATION_METHOD_MIN_MAX", activation_bits = 8 : i64, min = -0.5 : f32, max = 0.25 : f32} : (tensor<3xf32>) -> tensor<3xf32>
+  return %0, %1, %2 : tensor<1x2xf32>, tensor<3xf32>, tensor<3xf32>
+}
+
+// -----
+
+// Negative: activation bits other than 8 or 16 are refused at the point.
+func.func @four_bits(%x: tensor<2xf32>) -> tensor<2xf32> {
+  // expected-error@+1 {{'tfq.calibration_point' op activation_bits must be 8 or 16, got 4}}
+  %0 = "tfq.calibration_point"(%x) {id = 0 : i64, method = "CALIBRATION_METHOD_MIN_MAX", activation_bits = 4 : i64, min = -1.0 : f32, max = 1.0 : f32} : (tensor<2xf32>) -> tensor<2xf32>
+  return %0 : tensor<2xf32>
+}
+
+// -----
+
 // Negative: a range with min > max is refused at the point's location.
 func.func @inverted(%x: tensor<2xf32>) -> tensor<2xf32> {
   // expected-error@+1 {{calibration point has an invalid range [1.0, -1.0]}}
