@@ -98,6 +98,20 @@ def einsum_letters(q: QuantizedOp) -> tuple[str, str, str]:
     return lhs, rhs, out
 
 
+def dot_letters(q: QuantizedOp) -> tuple[str, str, str]:
+    """Einsum-style letters (activation, weight, output) for matmul, batch_matmul and einsum; a
+    batch_matmul operand with fewer batch dimensions broadcasts along the leading ones."""
+    if q.kind == "einsum":
+        return einsum_letters(q)
+    if q.kind == "matmul":
+        return ("km" if q.flag("transpose_a") else "mk"), ("nk" if q.flag("transpose_b") else "kn"), "mn"
+    x_rank, w_rank = rank(q.x), ir.RankedTensorType(q.w.type).rank
+    batch = "abcdefgh"[:max(x_rank, w_rank) - 2]
+    lhs = batch[len(batch) - (x_rank - 2):] + ("km" if q.flag("adj_x") else "mk")
+    rhs = batch[len(batch) - (w_rank - 2):] + ("nk" if q.flag("adj_y") else "kn")
+    return lhs, rhs, batch + "mn"
+
+
 def channel_scales(q: QuantizedOp) -> tuple[np.ndarray, int | None]:
     """Weight scales per output channel and the output axis they run along (None: one scale)."""
     scales = np.asarray(q.weight.scales, np.float64)
@@ -219,16 +233,16 @@ def _lower_dynamic(q: QuantizedOp, emit_product: EmitProduct) -> ir.Value:
     if q.bias is not None:
         value = emit("tf.BiasAdd", [value, q.bias], value.type, {"T": type_attr(value),
                      "data_format": ir.StringAttr.get("NHWC")}, named_loc(loc, "bias_add"))
-    return _float_activation(value, q.activation, loc)
+    return float_activation(value, q.activation, loc)
 
 
 def _dequantize_accumulator(accumulator: ir.Value, scale: ir.Value, activation: str, loc: ir.Location) -> ir.Value:
     """int32 accumulator -> f32: acc x (input scale x weight scale), then the fused activation in float."""
     value = binary("tf.Mul", cast(accumulator, f32(), loc), scale, loc)
-    return _float_activation(value, activation, loc)
+    return float_activation(value, activation, loc)
 
 
-def _float_activation(value: ir.Value, activation: str, loc: ir.Location) -> ir.Value:
+def float_activation(value: ir.Value, activation: str, loc: ir.Location) -> ir.Value:
     if activation != "NONE":
         value = emit(TF.activation_op(activation), [value], value.type, {"T": type_attr(value)}, loc)
     return value
@@ -316,4 +330,4 @@ def float_depthwise(q: QuantizedOp) -> ir.Value:
     if bias is not None:
         value = emit("tf.BiasAdd", [value, bias], value.type, {"T": type_attr(value),
                      "data_format": ir.StringAttr.get("NHWC")}, named_loc(q.loc, "bias_add"))
-    return _float_activation(value, q.activation, q.loc)
+    return float_activation(value, q.activation, q.loc)

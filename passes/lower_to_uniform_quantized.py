@@ -39,7 +39,7 @@ import numpy as np
 from tfquant.mlir import ir, ops_named, parse_type_cached
 from tfquant.pass_registry import register_pass
 from tfquant.passes import _lowering
-from tfquant.passes._lowering import (QuantizedOp, channel_scales, default_lower_cast, einsum_letters,
+from tfquant.passes._lowering import (QuantizedOp, channel_scales, default_lower_cast,
                                       lower_quantized_module, lower_with_product)
 from tfquant.passes._quant import QuantParams, retyped
 from tfquant.passes._tf_arith import activation_bounds, const, emit, f32, i32, rank
@@ -184,7 +184,7 @@ def lower_uniform_quantized(q: QuantizedOp) -> ir.Value:
                      retyped(accumulator.type, f32()),
                      {"Tin": type_attr(accumulator), "Tout": ir.TypeAttr.get(f32()), **acc_side.attrs("")},
                      named_loc(loc, "dequantize"))
-        return _lowering._float_activation(product.restore(value), q.activation, loc)
+        return _lowering.float_activation(product.restore(value), q.activation, loc)
     return product.restore(_requantize(q, accumulator, acc_side))
 
 
@@ -223,7 +223,7 @@ def _finish_hybrid(q: QuantizedOp, product: _Product) -> ir.Value:
         value = emit("tf.BiasAdd", [value, q.bias], value.type, {"T": type_attr(value),
                                                                    "data_format": ir.StringAttr.get("NHWC")},
                      named_loc(q.loc, "bias"))
-    return _lowering._float_activation(value, q.activation, q.loc)
+    return _lowering.float_activation(value, q.activation, q.loc)
 
 
 # ---- convolutions ------------------------------------------------------------------------------
@@ -306,24 +306,11 @@ class _DotPlan:
     channel: int | None        # the per-channel weight letter's index in free_w
 
 
-def _dot_letters(q: QuantizedOp) -> tuple[str, str, str]:
-    """Einsum-style letters (activation, weight, output) for matmul, batch_matmul and einsum."""
-    if q.kind == "einsum":
-        return einsum_letters(q)
-    if q.kind == "matmul":
-        return ("km" if q.flag("transpose_a") else "mk"), ("nk" if q.flag("transpose_b") else "kn"), "mn"
-    x_rank, w_rank = rank(q.x), ir.RankedTensorType(q.w.type).rank
-    batch = "abcdefgh"[:max(x_rank, w_rank) - 2]
-    lhs = batch[len(batch) - (x_rank - 2):] + ("km" if q.flag("adj_x") else "mk")
-    rhs = batch[len(batch) - (w_rank - 2):] + ("nk" if q.flag("adj_y") else "kn")
-    return lhs, rhs, batch + "mn"
-
-
 def _dot_plan(q: QuantizedOp) -> _DotPlan | None:
     """How `q` maps onto a 2-D dot; None where it does not (a weight dimension shared with the
     activation but not contracted, a dimension summed within one operand, a bias along the
     activation's side)."""
-    lhs, rhs, out = _dot_letters(q)
+    lhs, rhs, out = _lowering.dot_letters(q)
     contracted = [c for c in lhs if c in rhs and c not in out]
     free_x, free_w = [c for c in out if c in lhs], [c for c in out if c in rhs]
     if set(free_x) & set(free_w) or len(contracted) + len(free_x) != len(lhs) or \

@@ -21,7 +21,7 @@ import numpy as np
 
 from tfquant.mlir import ir
 from tfquant.pass_registry import register_pass
-from tfquant.passes._lowering import QuantizedOp, einsum_letters, lower_quantized_module, lower_with_product
+from tfquant.passes._lowering import QuantizedOp, dot_letters, lower_quantized_module, lower_with_product
 from tfquant.passes._quant import retyped
 from tfquant.passes._tf_arith import binary, const, emit, i32, transpose
 from tfquant.passes._tf_ops import named_loc, type_attr
@@ -136,20 +136,13 @@ def _convolution(q: QuantizedOp) -> ir.Value:
 # ---- dots --------------------------------------------------------------------------------------
 
 def _dot_letters(q: QuantizedOp) -> tuple[str, str, str]:
-    """Einsum-style letters (activation, weight, output) for matmul, batch_matmul and einsum."""
-    if q.kind == "einsum":
-        return einsum_letters(q)
-    if q.kind == "matmul":
-        return ("km" if q.flag("transpose_a") else "mk"), ("nk" if q.flag("transpose_b") else "kn"), "mn"
-    x_shape, w_shape = list(ir.RankedTensorType(q.x.type).shape), list(ir.RankedTensorType(q.w.type).shape)
-    batch = "abcdefgh"[:len(x_shape) - 2]
-    # XlaDotV2 does not broadcast: the weight has no batch dimensions or exactly the activation's.
-    if len(w_shape) > 2 and w_shape[:-2] != x_shape[:-2]:
-        raise q.error("a weight with broadcast batch dimensions is not supported")
-    w_batch = batch if len(w_shape) > 2 else ""
-    lhs = batch + ("km" if q.flag("adj_x") else "mk")
-    rhs = w_batch + ("nk" if q.flag("adj_y") else "kn")
-    return lhs, rhs, batch + "mn"
+    """`dot_letters`, for operands XlaDotV2 takes: it does not broadcast, so a batch_matmul weight has
+    no batch dimensions or exactly the activation's."""
+    if q.kind == "batch_matmul":
+        x_shape, w_shape = list(ir.RankedTensorType(q.x.type).shape), list(ir.RankedTensorType(q.w.type).shape)
+        if len(w_shape) > 2 and w_shape[:-2] != x_shape[:-2]:
+            raise q.error("a weight with broadcast batch dimensions is not supported")
+    return dot_letters(q)
 
 
 def _dot(q: QuantizedOp) -> ir.Value:

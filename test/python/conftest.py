@@ -12,7 +12,10 @@ import pytest  # noqa: E402
 sys.path.insert(0, os.path.dirname(__file__))
 
 import models  # noqa: E402
+import qat_models  # noqa: E402
 from tfquant.mlir import ir  # noqa: E402
+
+models.MODELS.update(qat_models.QAT_MODELS)
 
 
 # Contexts a fixture's cache keeps alive on purpose, so that several tests inspect one import.
