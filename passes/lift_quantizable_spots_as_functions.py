@@ -31,14 +31,11 @@ from dataclasses import dataclass
 from tfquant.mlir import func, i64_attr, ir, module_funcs, symbol_table
 from tfquant.pass_registry import register_pass
 from tfquant.passes._composite import COMPOSITE_PREFIX, FULLY_QUANTIZABLE, KINDS, QUANT_TRAIT, WEIGHT_OPERAND
+from tfquant.passes._op_specs import TF
 from tfquant.passes._tf_ops import (constant_value, create_partitioned_call, defining_op, has_one_use, is_float32,
                                     string_attribute, uses, weight_constant)
 from tfquant.passes._verify import reading, verify_ops
 
-# Ops whose weight may be either operand; for the others it is operand 1 (GatherV2: operand 0).
-EITHER_SIDE_WEIGHT = frozenset({"tf.BatchMatMulV2", "tf.Einsum"})
-NHWC_ONLY = frozenset({"tf.Conv2D", "tf.DepthwiseConv2dNative"})
-ACTIVATIONS = {"tf.Relu": "relu", "tf.Relu6": "relu6"}
 
 
 @dataclass(frozen=True)
@@ -56,7 +53,7 @@ class Spot:
     @property
     def name_stem(self) -> str:
         fusions = (["bias"] if self.bias_add is not None else []) + \
-                  ([ACTIVATIONS[self.activation.name]] if self.activation is not None else [])
+                  ([TF.activations[self.activation.name].lower()] if self.activation is not None else [])
         suffix = "_with_" + "_and_".join(fusions) if fusions else ""
         return f"{COMPOSITE_PREFIX}{KINDS[self.root.name]}{suffix}_fn"
 
@@ -74,7 +71,7 @@ class Spot:
 @register_pass("tfq-lift-quantizable-spots-as-functions",
                "Outline conv/matmul/einsum/gather patterns (+bias, +relu) into composite functions")
 def lift_quantizable_spots_as_functions(module_op: ir.Operation) -> None:
-    verify_ops(module_op, reading(*KINDS, "tf.BiasAdd"))
+    verify_ops(module_op, reading(*KINDS, TF.bias_add))
     names = _NameGenerator(set(symbol_table(module_op)))
     module_body = module_op.regions[0].blocks[0]
     for fn in module_funcs(module_op):
@@ -108,25 +105,25 @@ def match_spot(op: ir.OpView | ir.Operation) -> Spot | None:
         return None
     if op.name == "tf.GatherV2":
         return _match_gather(op)
-    if op.name in NHWC_ONLY and string_attribute(op, "data_format", "NHWC") != "NHWC":
+    formats = TF.quantizable[op.name].data_formats
+    if formats is not None and string_attribute(op, "data_format", formats[0]) not in formats:
         return None
     if len(op.operands) != 2:
         return None
     weight_index = _weight_index(op)
     if weight_index is None or not is_float32(op.operands[1 - weight_index]):
         return None
-    bias_add = _fused_user(op.results[0], ("tf.BiasAdd",))
+    bias_add = _fused_user(op.results[0], (TF.bias_add,))
     if bias_add is not None and not _is_bias_add(bias_add, op.results[0]):
         bias_add = None
     last = bias_add or op
-    activation = _fused_user(last.results[0], tuple(ACTIVATIONS))
+    activation = _fused_user(last.results[0], tuple(TF.activations))
     return Spot(op, weight_index, bias_add, activation)
 
 
 def _weight_index(op: ir.Operation) -> int | None:
     """Which operand is the constant float weight; the other must not be a constant."""
-    candidates = (1, 0) if op.name in EITHER_SIDE_WEIGHT else (1,)
-    for index in candidates:
+    for index in TF.quantizable[op.name].weight_operands:
         weight, other = op.operands[index], op.operands[1 - index]
         if _is_weight(weight) and weight_constant(other) is None:
             return index
