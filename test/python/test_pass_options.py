@@ -49,3 +49,9 @@ def test_values_given_from_python_are_checked_too():
         PassOption("n", int, 1, "").check(True, "tfq-test")
     assert make_pipeline(("tfq-assign-quantization-spec", {"per-channel": False})).passes[0].options == \
         {"per-channel": False}
+
+
+def test_command_line_methods_are_the_options_methods():
+    from tfquant import options
+    from tfquant.tools import cli
+    assert cli.METHODS == tuple(options.METHODS)
