@@ -51,19 +51,20 @@ INT32_LIMIT = 2 ** 31 - 1
 @dataclass(frozen=True)
 class QuantParams:
     """Per-tensor (scales of length 1) or per-axis affine parameters: real = scale * (q - zero_point),
-    q stored as a `storage_bits` signed integer within [storage_min, storage_max] (by default the
-    narrowest of 8, 16 and 32 bits holding that range)."""
+    q stored as a `storage_bits` integer (signed, or unsigned: `!quant.uniform<u8...>`) within
+    [storage_min, storage_max] (by default the narrowest of 8, 16 and 32 bits holding that range)."""
     scales: tuple[float, ...]
     zero_points: tuple[int, ...]
     axis: int | None = None
     storage_min: int = INT8_MIN
     storage_max: int = INT8_MAX
     storage_bits: int | None = None
+    signed: bool = True
 
     def __post_init__(self) -> None:
         if self.storage_bits is None:
-            bits = next(b for b in (8, 16, 32) if -(2 ** (b - 1)) <= self.storage_min and
-                        self.storage_max <= 2 ** (b - 1) - 1)
+            bits = next(b for b in (8, 16, 32) if _full_range(b, self.signed)[0] <= self.storage_min and
+                        self.storage_max <= _full_range(b, self.signed)[1])
             object.__setattr__(self, "storage_bits", bits)
 
     @property
@@ -76,7 +77,12 @@ class QuantParams:
 
     @property
     def storage_dtype(self) -> np.dtype:
-        return np.dtype(f"int{self.storage_bits}")
+        return np.dtype(f"{'' if self.signed else 'u'}int{self.storage_bits}")
+
+
+def _full_range(bits: int, signed: bool) -> tuple[int, int]:
+    """The values a `bits` integer holds."""
+    return (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
 
 
 def activation_params(range_min: float, range_max: float, bits: int = 8) -> QuantParams:
@@ -145,9 +151,8 @@ def quantize_bias(bias: np.ndarray, params: QuantParams) -> np.ndarray:
 
 def uniform_type_text(params: QuantParams, expressed: str = "f32") -> str:
     """`!quant.uniform<...>` text for `params` (floats printed exactly with repr)."""
-    full_min, full_max = -(2 ** (params.storage_bits - 1)), 2 ** (params.storage_bits - 1) - 1
-    storage = f"i{params.storage_bits}"
-    if (params.storage_min, params.storage_max) != (full_min, full_max):
+    storage = f"{'i' if params.signed else 'u'}{params.storage_bits}"
+    if (params.storage_min, params.storage_max) != _full_range(params.storage_bits, params.signed):
         storage += f"<{params.storage_min}:{params.storage_max}>"
     if params.axis is None:
         return f"!quant.uniform<{storage}:{expressed}, {params.scale!r}:{params.zero_point}>"
@@ -185,7 +190,7 @@ def storage_type_of(value_type: ir.Type) -> ir.Type:
     return storage_tensor_type(value_type, tensor_params(value_type).storage_bits)
 
 
-_UNIFORM = re.compile(r"!quant\.uniform<i(\d+)(?:<(-?\d+):(-?\d+)>)?:f\d+(?::(\d+))?, (.*)>$")
+_UNIFORM = re.compile(r"!quant\.uniform<([iu])(\d+)(?:<(-?\d+):(-?\d+)>)?:f\d+(?::(\d+))?, (.*)>$")
 _PAIR = re.compile(r"([-+0-9.eE]+)(?::(-?\d+))?")
 
 
@@ -194,11 +199,11 @@ def parse_uniform(element: ir.Type | str) -> QuantParams | None:
     match = _UNIFORM.match(str(element))
     if match is None:
         return None
-    bits, low, high, axis, body = match.groups()
+    sign, bits, low, high, axis, body = match.groups()
     pairs = _PAIR.findall(body.strip("{}"))
     scales = tuple(float(s) for s, _ in pairs)
     zero_points = tuple(int(z) if z else 0 for _, z in pairs)
-    storage_min = int(low) if low is not None else -(2 ** (int(bits) - 1))
-    storage_max = int(high) if high is not None else 2 ** (int(bits) - 1) - 1
-    return QuantParams(scales, zero_points, int(axis) if axis is not None else None, storage_min, storage_max,
-                       int(bits))
+    full_min, full_max = _full_range(int(bits), sign == "i")
+    return QuantParams(scales, zero_points, int(axis) if axis is not None else None,
+                       int(low) if low is not None else full_min, int(high) if high is not None else full_max,
+                       int(bits), sign == "i")
