@@ -1,6 +1,7 @@
-"""tfq-lower-to-xla / tfq-lower-to-tf numerics: a hand-built quantized module (contract step 4),
-lowered and run in TensorFlow, equals the quantized arithmetic computed in numpy (to one output
-step) and stays close to the float computation (SQNR > 30 dB)."""
+"""tfq-lower-to-xla / tfq-lower-to-tf numerics: a hand-built quantized module (contract step 5 in
+passes/_quant.py: an inline `tfq.quantized_op` whose types carry the parameters), lowered and run in
+TensorFlow, equals the quantized arithmetic computed in numpy (to one output step) and stays close
+to the float computation (SQNR > 30 dB); with 8- and 16-bit activations and dynamic range."""
 from __future__ import annotations
 
 import os
@@ -15,8 +16,8 @@ import tensorflow as tf  # noqa: E402
 
 from tfquant.exporter import to_concrete_function  # noqa: E402
 from tfquant.mlir import new_context, ops_named, parse_module  # noqa: E402
-from tfquant.passes._quant import (QuantParams, activation_params, quantize_bias, quantize_weight,  # noqa: E402
-                                   uniform_type_text, weight_params)
+from tfquant.passes._quant import (QuantParams, activation_params, bias_params, quantize_bias,  # noqa: E402
+                                   quantize_weight, uniform_type_text, weight_params)
 from tfquant.pipeline import run_pipeline  # noqa: E402
 
 OPSETS = ("tfq-lower-to-xla", "tfq-lower-to-tf")
@@ -90,35 +91,39 @@ def _const(name: str, array: np.ndarray, element: str) -> str:
             f'{_tensor(array.shape, element)}\n')
 
 
-def _module(case: Case, in_params: QuantParams, w_q: np.ndarray, w_params: QuantParams,
-            bias_q: np.ndarray | None, out_params: QuantParams, y_shape) -> str:
-    """The quantized module as tfq-quantize-composite-functions leaves it."""
+def _module(case: Case, in_params: QuantParams | None, w_q: np.ndarray, w_params: QuantParams,
+            bias: np.ndarray | None, out_params: QuantParams | None, y_shape) -> str:
+    """The quantized module as tfq-quantize-composite-functions leaves it (Quantized IR v2): one
+    inline `tfq.quantized_op` whose operand and result types carry every parameter.
+
+    `in_params` None: dynamic range (f32 input, f32 bias, f32 result). Otherwise `bias` is the
+    int32 storage of the bias at input scale x weight scale, and `out_params` None a float output.
+    """
     x_f, y_f = _tensor(case.x_shape, "f32"), _tensor(y_shape, "f32")
-    x_q, y_q = _tensor(case.x_shape, uniform_type_text(in_params)), _tensor(y_shape, uniform_type_text(out_params))
-    x_i8, y_i8, w_i8 = _tensor(case.x_shape, "i8"), _tensor(y_shape, "i8"), _tensor(w_q.shape, "i8")
-    operands, types = ["%s", "%w"], [x_i8, w_i8]
-    body = _const("w", w_q, "i8")
-    if bias_q is not None:
-        body += _const("b", bias_q, "i32")
+    w_t = _tensor(w_q.shape, uniform_type_text(w_params))
+    body = _const("wi", w_q, "i8") + f"  %w = quant.scast %wi : {_tensor(w_q.shape, 'i8')} to {w_t}\n"
+    if in_params is None:
+        x_operand, x_t = "%x", x_f
+    else:
+        x_operand, x_t = "%q", _tensor(case.x_shape, uniform_type_text(in_params))
+        body = f"  %q = quant.qcast %x : {x_f} to {x_t}\n" + body
+    operands, types = [x_operand, "%w"], [x_t, w_t]
+    if bias is not None:
+        if in_params is None:
+            body += _const("b", bias, "f32")
+            types.append(_tensor(bias.shape, "f32"))
+        else:
+            b_t = _tensor(bias.shape, uniform_type_text(bias_params(in_params.scale, w_params)))
+            body += _const("bi", bias, "i32") + f"  %b = quant.scast %bi : {_tensor(bias.shape, 'i32')} to {b_t}\n"
+            types.append(b_t)
         operands.append("%b")
-        types.append(_tensor(bias_q.shape, "i32"))
-    scales = np.asarray(w_params.scales, np.float64)
-    fn = f"quantized_{case.kind}_fn_1"
-    signature = f"({', '.join(types)}) -> {y_i8}"
-    args = ", ".join(f"%a{i}: {t}" for i, t in enumerate(types))
-    inner = ", ".join(f"%a{i}" for i in range(len(types)))
+    y_t = y_f if out_params is None else _tensor(y_shape, uniform_type_text(out_params))
+    result = "%y" if out_params is None else "%r"
+    dequantize = "" if out_params is None else f"  %r = quant.dcast %y : {y_t} to {y_f}\n"
     return f"""
 func.func @main(%x: {x_f} {{tfq.input_name = "x"}}) -> ({y_f} {{tfq.output_name = "y"}}) {{
-  %q = quant.qcast %x : {x_f} to {x_q}
-  %s = quant.scast %q : {x_q} to {x_i8}
-{body}  %y = "tf.PartitionedCall"({", ".join(operands)}) {{f = @{fn}, _tfq_quantized = true, config = "", config_proto = "", executor_type = "", Tin = [{", ".join(["i8", "i8", "i32"][:len(types)])}], Tout = [i8]}} : {signature}
-  %yq = quant.scast %y : {y_i8} to {y_q}
-  %r = quant.dcast %yq : {y_q} to {y_f}
-  return %r : {y_f}
-}}
-func.func private @{fn}({args}) -> {y_i8} {{
-  %y = "tfq.quantized_op"({inner}) {{kind = "{case.kind}", op_attrs = {{{case.op_attrs}}}, input_scale = {in_params.scale!r} : f64, input_zero_point = {in_params.zero_point} : i64, weight_scales = {_dense(scales, "f64")}, weight_axis = {-1 if w_params.axis is None else w_params.axis} : i64, output_scale = {out_params.scale!r} : f64, output_zero_point = {out_params.zero_point} : i64, activation = "{case.activation}"}} : {signature}
-  return %y : {y_i8}
+{body}  %y = "tfq.quantized_op"({", ".join(operands)}) {{kind = "{case.kind}", op_attrs = {{{case.op_attrs}}}, activation = "{case.activation}"}} : ({", ".join(types)}) -> {y_t}
+{dequantize}  return {result} : {y_f}
 }}
 """
 
@@ -137,21 +142,25 @@ def _activate(y: np.ndarray, activation: str) -> np.ndarray:
     return np.clip(y, 0, 6) if activation == "RELU6" else y
 
 
-def _case_module(name: str, x: np.ndarray) -> tuple[str, dict]:
-    """The quantized module of a case on input `x`, with what the numpy reference needs."""
+def _case_module(name: str, x: np.ndarray, bits: int = 8, dynamic: bool = False) -> tuple[str, dict]:
+    """The quantized module of a case on input `x` (static with `bits`-bit activations, or dynamic
+    range), with what the numpy reference needs."""
     case = CASES[name]
     rng = np.random.default_rng(sorted(CASES).index(name))
     w = rng.normal(0.0, 0.5, case.w_shape).astype(np.float32)
     y_float = case.compute(x, w).numpy()
     bias = rng.normal(0.0, 0.5, y_float.shape[-1]).astype(np.float32) if case.bias else None
-    in_params = activation_params(x.min(), x.max())
     w_params = weight_params(w, case.weight_axis)
     w_q = quantize_weight(w, w_params)
-    bias_q = quantize_bias(bias, in_params.scale, w_params.scales) if case.bias else None
     if case.bias:
         y_float = y_float + bias
     y_float = _activate(y_float, case.activation)
-    out_params = activation_params(y_float.min(), y_float.max())
+    if dynamic:
+        text = _module(case, None, w_q, w_params, bias, None, y_float.shape)
+        return text, dict(y_float=y_float, w_params=w_params, w_q=w_q, bias=bias)
+    in_params = activation_params(x.min(), x.max(), bits)
+    bias_q = quantize_bias(bias, bias_params(in_params.scale, w_params)) if case.bias else None
+    out_params = activation_params(y_float.min(), y_float.max(), bits)
     text = _module(case, in_params, w_q, w_params, bias_q, out_params, y_float.shape)
     return text, dict(y_float=y_float, in_params=in_params, w_params=w_params, w_q=w_q, bias_q=bias_q,
                       out_params=out_params)
@@ -172,12 +181,32 @@ def _sqnr(reference: np.ndarray, actual: np.ndarray) -> float:
     return float(10 * np.log10(np.sum(reference ** 2) / max(noise, 1e-30)))
 
 
-@pytest.mark.parametrize("opset", OPSETS)
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_lowered_op_matches_quantized_arithmetic(name: str, opset: str):
+def _channel_scales(name: str, w_params: QuantParams, ndim: int) -> np.ndarray:
+    """The weight scales shaped to broadcast along the output's channel axis (a scalar per tensor)."""
+    case = CASES[name]
+    scales = np.asarray(w_params.scales)
+    if case.kind == "depthwise_conv2d" and w_params.axis is not None:
+        scales = np.repeat(scales, case.w_shape[3])
+    if scales.size == 1:
+        return scales.reshape([])
+    shape = [1] * ndim
+    shape[1 if name == "einsum_transposed_output" else ndim - 1] = -1
+    return scales.reshape(shape)
+
+
+PRODUCT_OPS = {"tfq-lower-to-xla": {"conv2d": "tf.XlaConvV2", "depthwise_conv2d": "tf.DepthwiseConv2dNative",
+                                    "matmul": "tf.XlaDotV2", "batch_matmul": "tf.XlaDotV2", "einsum": "tf.XlaDotV2"},
+               # Depthwise runs as an exact f32 DepthwiseConv2dNative on both opsets.
+               "tfq-lower-to-tf": {"conv2d": "tf.Conv2D", "depthwise_conv2d": "tf.DepthwiseConv2dNative",
+                                   "matmul": "tf.MatMul", "batch_matmul": "tf.BatchMatMulV2", "einsum": "tf.Einsum"}}
+
+
+def _check_static(name: str, opset: str, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lower a static case with `bits`-bit activations; it must equal the quantized arithmetic in
+    numpy to one output step. Returns (float result, lowered result)."""
     case = CASES[name]
     x = np.random.default_rng(100).uniform(-1.0, 3.0, case.x_shape).astype(np.float32)  # non-zero zero point
-    text, ref = _case_module(name, x)
+    text, ref = _case_module(name, x, bits)
     in_params, w_params, w_q, bias_q, out_params, y_float = (
         ref["in_params"], ref["w_params"], ref["w_q"], ref["bias_q"], ref["out_params"], ref["y_float"])
 
@@ -186,17 +215,13 @@ def test_lowered_op_matches_quantized_arithmetic(name: str, opset: str):
     acc = case.compute(tf.constant(x_q - in_params.zero_point, tf.float64), tf.constant(w_q, tf.float64)).numpy()
     if case.bias:
         acc = acc + bias_q
-    scales = np.asarray(w_params.scales)
-    if case.kind == "depthwise_conv2d" and w_params.axis is not None:
-        scales = np.repeat(scales, case.w_shape[3])
-    channel_axis = 1 if name == "einsum_transposed_output" else acc.ndim - 1
-    shape = [1] * acc.ndim
-    shape[channel_axis] = -1
-    multiplier = (in_params.scale * scales / out_params.scale).astype(np.float32).reshape(shape if scales.size > 1
-                                                                                          else [])
+    multiplier = (in_params.scale * _channel_scales(name, w_params, acc.ndim) / out_params.scale).astype(np.float32)
     rescaled = np.round(acc.astype(np.float32) * multiplier) + out_params.zero_point
-    low = out_params.zero_point if case.activation in ("RELU", "RELU6") else -128
-    high = min(127, out_params.zero_point + round(6 / out_params.scale)) if case.activation == "RELU6" else 127
+    low, high = out_params.storage_min, out_params.storage_max
+    if case.activation in ("RELU", "RELU6"):
+        low = out_params.zero_point
+    if case.activation == "RELU6":
+        high = min(high, out_params.zero_point + round(6 / out_params.scale))
     expected = _dequantize(np.clip(rescaled, low, high), out_params)
 
     actual, lowered = _lower_and_run(text, opset, x)
@@ -204,30 +229,83 @@ def test_lowered_op_matches_quantized_arithmetic(name: str, opset: str):
     assert "!quant" not in lowered
     assert np.max(np.abs(actual - expected)) <= out_params.scale * 1.001
     assert _sqnr(y_float, actual) > 30.0
-    # Depthwise runs as an exact f32 DepthwiseConv2dNative on both opsets.
-    xla_ops = {"conv2d": "tf.XlaConvV2", "depthwise_conv2d": "tf.DepthwiseConv2dNative"}
-    product_ops = {"tfq-lower-to-xla": xla_ops.get(case.kind, "tf.XlaDotV2"),
-                   "tfq-lower-to-tf": {"conv2d": "tf.Conv2D", "depthwise_conv2d": "tf.DepthwiseConv2dNative",
-                                       "matmul": "tf.MatMul", "batch_matmul": "tf.BatchMatMulV2",
-                                       "einsum": "tf.Einsum"}[case.kind]}
-    assert f'"{product_ops[opset]}"' in lowered
+    assert f'"{PRODUCT_OPS[opset][case.kind]}"' in lowered
+    return y_float, actual
+
+
+@pytest.mark.parametrize("opset", OPSETS)
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_lowered_op_matches_quantized_arithmetic(name: str, opset: str):
+    _check_static(name, opset, 8)
+
+
+SIXTEEN_BIT_CASES = ("conv2d_same", "conv2d_valid_stride2", "matmul", "matmul_transpose_b", "batch_matmul", "einsum",
+                     "depthwise_conv2d")
+
+
+@pytest.mark.parametrize("opset", OPSETS)
+@pytest.mark.parametrize("name", SIXTEEN_BIT_CASES)
+def test_16bit_activations(name: str, opset: str):
+    """i16 symmetric activations (int8 weights): the integer arithmetic to one i16 output step, and
+    closer to float than 8 bits are, the int8 weights then being the main error."""
+    y_float, actual = _check_static(name, opset, 16)
+    assert _sqnr(y_float, actual) > 38.0
+    x = np.random.default_rng(100).uniform(-1.0, 3.0, CASES[name].x_shape).astype(np.float32)
+    text8, _ = _case_module(name, x, 8)
+    actual8, _ = _lower_and_run(text8, opset, x)
+    assert _sqnr(y_float, actual) > _sqnr(y_float, actual8)
+
+
+DYNAMIC_CASES = ("conv2d_same", "conv2d_same_stride2", "conv2d_valid_stride2", "matmul", "matmul_transpose_b",
+                 "batch_matmul", "einsum", "einsum_transposed_output", "depthwise_conv2d")
+
+
+@pytest.mark.parametrize("opset", OPSETS)
+@pytest.mark.parametrize("name", DYNAMIC_CASES)
+def test_dynamic_range(name: str, opset: str):
+    """Dynamic range: the f32 input quantized per batch at run time (symmetric int8, scale
+    max|x| / 127), the int32 product with the int8 weight, then f32: acc x input scale x weight
+    scale + the f32 bias and the activation. Equal to that arithmetic in numpy (up to f32
+    rounding) and close to float math; depthwise keeps the f32 input (its product is f32 anyway)."""
+    case = CASES[name]
+    x = np.random.default_rng(101).uniform(-1.0, 3.0, case.x_shape).astype(np.float32)
+    text, ref = _case_module(name, x, dynamic=True)
+    w_params, w_q, bias, y_float = ref["w_params"], ref["w_q"], ref["bias"], ref["y_float"]
+
+    if case.kind == "depthwise_conv2d":
+        x_q, x_scale = x.astype(np.float64), np.float32(1.0)
+    else:
+        x_scale = np.float32(max(np.abs(x).max(), 1e-30)) * np.float32(1 / 127)
+        x_q = np.clip(np.round(x * (np.float32(1.0) / x_scale)), -127, 127)
+    acc = case.compute(tf.constant(x_q, tf.float64), tf.constant(w_q, tf.float64)).numpy()
+    expected = acc.astype(np.float32) * (_channel_scales(name, w_params, acc.ndim).astype(np.float32) * x_scale)
+    if case.bias:
+        expected = expected + bias
+    expected = _activate(expected, case.activation)
+
+    actual, lowered = _lower_and_run(text, opset, x)
+
+    assert "!quant" not in lowered
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    assert _sqnr(y_float, actual) > 30.0
+    assert f'"{PRODUCT_OPS[opset][case.kind]}"' in lowered
+    if case.kind != "depthwise_conv2d":
+        assert '"tf.Abs"' in lowered and '"tf.Max"' in lowered and '"tf.RealDiv"' in lowered
+        assert "preferred_element_type = i32" in lowered if opset == "tfq-lower-to-xla" else "T = i32" in lowered
 
 
 def _gather_module(table_q: np.ndarray, params: QuantParams, indices_shape, y_shape) -> str:
-    y_i8, y_q, y_f = _tensor(y_shape, "i8"), _tensor(y_shape, uniform_type_text(params)), _tensor(y_shape, "f32")
-    i_t, t_t = _tensor(indices_shape, "i32"), _tensor(table_q.shape, "i8")
-    signature = f"({i_t}, {t_t}, tensor<i32>) -> {y_i8}"
+    """A gather on an int8 table as v2 has it: the result takes the table's element type."""
+    t_i8, t_q = _tensor(table_q.shape, "i8"), _tensor(table_q.shape, uniform_type_text(params))
+    y_q, y_f = _tensor(y_shape, uniform_type_text(params)), _tensor(y_shape, "f32")
+    i_t = _tensor(indices_shape, "i32")
     return f"""
 func.func @main(%i: {i_t} {{tfq.input_name = "i"}}) -> ({y_f} {{tfq.output_name = "y"}}) {{
-{_const("t", table_q, "i8")}  %axis = "tf.Const"() {{value = dense<0> : tensor<i32>, dtype = i32}} : () -> tensor<i32>
-  %y = "tf.PartitionedCall"(%i, %t, %axis) {{f = @quantized_gather_fn_1, _tfq_quantized = true, config = "", config_proto = "", executor_type = "", Tin = [i32, i8, i32], Tout = [i8]}} : {signature}
-  %yq = quant.scast %y : {y_i8} to {y_q}
-  %r = quant.dcast %yq : {y_q} to {y_f}
+{_const("ti", table_q, "i8")}  %t = quant.scast %ti : {t_i8} to {t_q}
+  %axis = "tf.Const"() {{value = dense<0> : tensor<i32>, dtype = i32}} : () -> tensor<i32>
+  %y = "tfq.quantized_op"(%t, %i, %axis) {{kind = "gather", op_attrs = {{Taxis = i32, Tindices = i32, Tparams = f32, batch_dims = 0 : i64}}, activation = "NONE"}} : ({t_q}, {i_t}, tensor<i32>) -> {y_q}
+  %r = quant.dcast %y : {y_q} to {y_f}
   return %r : {y_f}
-}}
-func.func private @quantized_gather_fn_1(%a0: {i_t}, %a1: {t_t}, %a2: tensor<i32>) -> {y_i8} {{
-  %y = "tfq.quantized_op"(%a1, %a0, %a2) {{kind = "gather", op_attrs = {{Taxis = i32, Tindices = i32, Tparams = f32, batch_dims = 0 : i64}}, input_scale = {params.scale!r} : f64, input_zero_point = 0 : i64, weight_scales = dense<{params.scale!r}> : tensor<1xf64>, weight_axis = -1 : i64, output_scale = {params.scale!r} : f64, output_zero_point = 0 : i64, activation = "NONE"}} : ({t_t}, {i_t}, tensor<i32>) -> {y_i8}
-  return %y : {y_i8}
 }}
 """
 
@@ -239,8 +317,8 @@ def test_gather_on_int8_table(opset: str):
     indices = np.array([[3, 0], [9, 3]], np.int32)
     params = weight_params(table, None)
     table_q = quantize_weight(table, params)
-    out_params = QuantParams(params.scales, params.zero_points)
-    text = _gather_module(table_q, out_params, indices.shape, (2, 2, 6))
+    out_params = params
+    text = _gather_module(table_q, params, indices.shape, (2, 2, 6))
     with new_context() as ctx:
         module = parse_module(text, ctx)
         run_pipeline(module, [opset])
