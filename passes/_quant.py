@@ -109,18 +109,39 @@ def weight_params(weight: np.ndarray, axis: int | None) -> QuantParams:
     return QuantParams(tuple(float(s) for s in scales), (0,) * len(scales), axis, -WEIGHT_MAX, WEIGHT_MAX)
 
 
-def quantize_weight(weight: np.ndarray, params: QuantParams) -> np.ndarray:
-    """Storage values of a weight for symmetric `params`."""
-    scales = np.asarray(params.scales)
-    if params.axis is not None:
-        shape = [1] * weight.ndim
-        shape[params.axis] = -1
-        scales = scales.reshape(shape)
+def _along_axis(values: tuple, params: QuantParams, ndim: int) -> np.ndarray:
+    """Per-axis `values` shaped to broadcast along the parameters' axis of an `ndim` tensor."""
+    array = np.asarray(values, np.float64)
+    if params.axis is None:
+        return array[0]
+    shape = [1] * ndim
+    shape[params.axis] = -1
+    return array.reshape(shape)
+
+
+def quantize_weight(weight: np.ndarray, params: QuantParams, half_up: bool = False) -> np.ndarray:
+    """Storage values of a weight for `params`: round(w / scale) + zero point, clipped.
+
+    Rounds half to even, or with `half_up` half upwards, as TensorFlow's fake-quant kernels do
+    (a QAT weight then lands on exactly the step it was trained at).
+    """
     # In place: a weight of a model past 2 GB is hundreds of MB, and each temporary is twice that.
-    scaled = weight / scales
-    np.round(scaled, out=scaled)
+    scaled = weight / _along_axis(params.scales, params, weight.ndim)
+    if half_up:
+        scaled += 0.5
+        np.floor(scaled, out=scaled)
+    else:
+        np.round(scaled, out=scaled)
+    if any(params.zero_points):
+        scaled += _along_axis(params.zero_points, params, weight.ndim)
     np.clip(scaled, params.storage_min, params.storage_max, out=scaled)
     return scaled.astype(params.storage_dtype)
+
+
+def dequantize_weight(storage: np.ndarray, params: QuantParams) -> np.ndarray:
+    """The float32 values that storage values stand for under `params`."""
+    zero_points = _along_axis(params.zero_points, params, storage.ndim)
+    return ((storage - zero_points) * _along_axis(params.scales, params, storage.ndim)).astype(np.float32)
 
 
 def widen_for_bias(weights: QuantParams, bias: np.ndarray, input_scale: float) -> QuantParams:
@@ -149,14 +170,21 @@ def quantize_bias(bias: np.ndarray, params: QuantParams) -> np.ndarray:
     return np.clip(np.round(bias / np.asarray(params.scales)), -INT32_LIMIT, INT32_LIMIT).astype(np.int32)
 
 
+def _float_text(value: float) -> str:
+    """`repr` (exact), with the decimal point MLIR's parser needs: 8e-05 -> 8.0e-05."""
+    text = repr(float(value))
+    mantissa, e, exponent = text.partition("e")
+    return f"{mantissa}.0e{exponent}" if e and "." not in mantissa else text
+
+
 def uniform_type_text(params: QuantParams, expressed: str = "f32") -> str:
-    """`!quant.uniform<...>` text for `params` (floats printed exactly with repr)."""
+    """`!quant.uniform<...>` text for `params` (floats printed exactly)."""
     storage = f"{'i' if params.signed else 'u'}{params.storage_bits}"
     if (params.storage_min, params.storage_max) != _full_range(params.storage_bits, params.signed):
         storage += f"<{params.storage_min}:{params.storage_max}>"
     if params.axis is None:
-        return f"!quant.uniform<{storage}:{expressed}, {params.scale!r}:{params.zero_point}>"
-    pairs = ",".join(f"{s!r}:{z}" for s, z in zip(params.scales, params.zero_points))
+        return f"!quant.uniform<{storage}:{expressed}, {_float_text(params.scale)}:{params.zero_point}>"
+    pairs = ",".join(f"{_float_text(s)}:{z}" for s, z in zip(params.scales, params.zero_points))
     return f"!quant.uniform<{storage}:{expressed}:{params.axis}, {{{pairs}}}>"
 
 

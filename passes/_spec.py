@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tfquant.mlir import emit_remark, i64_attr, ir, str_attr
+from tfquant.mlir import CompileError, emit_remark, i64_attr, ir, str_attr
 
 SPEC = "tfq.spec"
 FLOAT_REASON = "tfq.float_reason"
@@ -53,8 +53,15 @@ class UnitSpec:
 
 
 def unit_spec(call: ir.Operation) -> UnitSpec | None:
-    """The spec on a lifted call, None before tfq-assign-quantization-spec ran."""
-    return UnitSpec.from_attr(call.attributes[SPEC]) if SPEC in call.attributes else None
+    """The spec on a lifted call, None before tfq-assign-quantization-spec ran; a CompileError at
+    the call when it is malformed."""
+    if SPEC not in call.attributes:
+        return None
+    try:
+        return UnitSpec.from_attr(call.attributes[SPEC])
+    except (ValueError, KeyError, TypeError) as error:
+        detail = f"it has no '{error.args[0]}'" if isinstance(error, KeyError) else str(error)
+        raise CompileError(f"malformed {SPEC} {call.attributes[SPEC]}: {detail}", call.location) from None
 
 
 def set_unit_spec(call: ir.Operation, spec: UnitSpec) -> None:

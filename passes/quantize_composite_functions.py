@@ -33,9 +33,9 @@ from tfquant.mlir import ir, symbol_table
 from tfquant.pass_registry import PassOption, register_pass
 from tfquant.passes._composite import COMPOSITE_PREFIX, KINDS, Composite, analyze_composite, is_lifted_call, weight_axis
 from tfquant.passes._op_specs import TF
-from tfquant.passes._quant import (QuantParams, bias_params, quantize_bias, quantize_weight, quantized_tensor_type,
-                                   retyped, storage_tensor_type, storage_type_of, tensor_params, weight_params,
-                                   widen_for_bias)
+from tfquant.passes._quant import (QuantParams, bias_params, dequantize_weight, quantize_bias, quantize_weight,
+                                   quantized_tensor_type, retyped, storage_tensor_type, storage_type_of, tensor_params,
+                                   weight_params, widen_for_bias)
 from tfquant.passes._spec import DYNAMIC_RANGE, STATIC, UnitSpec, leave_float, unit_spec
 from tfquant.passes._tf_ops import (CALL_OPS, callee_name, constant_value, create_const, create_op, defining_op,
                                     function_blocks, referenced_symbols, trained_weight, uses, weight_constant)
@@ -132,6 +132,7 @@ def _quantize_call(call: ir.Operation, composite_fn: ir.Operation, allow_float_o
         return False
     composite = analyze_composite(composite_fn)
     if composite is None:
+        leave_float(call, "no quantized form for this pattern")
         return False
     operands = list(call.operands)
     weight = weight_constant(operands[composite.weight_index])
@@ -153,7 +154,7 @@ def _quantize_call(call: ir.Operation, composite_fn: ir.Operation, allow_float_o
     if output_type is None and not (float_output and not qcasts):
         leave_float(call, "no calibration data reached its output")
         return False
-    weights, weight = _weight_params(operands[composite.weight_index], composite, weight, spec)
+    weights, weight, half_up = _weight_params(operands[composite.weight_index], composite, weight, spec)
     if bias is not None and weights.axis is not None and bias.size != len(weights.scales):
         leave_float(call, "its bias does not run along the weight's channel axis")
         return False
@@ -162,7 +163,7 @@ def _quantize_call(call: ir.Operation, composite_fn: ir.Operation, allow_float_o
         weights = widen_for_bias(weights, bias, input_params.scale)
     loc = call.location
     with ir.InsertionPoint(call):
-        new_operands = [source, _quantized_constant(quantize_weight(weight, weights), weights,
+        new_operands = [source, _quantized_constant(quantize_weight(weight, weights, half_up), weights,
                                                     operands[composite.weight_index])]
         if bias is not None:
             biases = bias_params(input_params.scale, weights)
@@ -181,9 +182,10 @@ def _quantize_call(call: ir.Operation, composite_fn: ir.Operation, allow_float_o
 
 
 def _weight_params(weight_value: ir.Value, composite: Composite, weight: np.ndarray,
-                   spec: UnitSpec) -> tuple[QuantParams, np.ndarray]:
-    """The weight's parameters and the float values to quantize with them: a QAT weight's trained
-    parameters when they are symmetric int8, else symmetric int8 from its values.
+                   spec: UnitSpec) -> tuple[QuantParams, np.ndarray, bool]:
+    """The weight's parameters, the float values to quantize with them, and whether to round
+    half up: a QAT weight's trained parameters when they are symmetric int8 (rounded as its
+    fake-quant op rounded it), else symmetric int8 from its values.
 
     A trained weight with a zero point is first snapped to its trained grid, so that the
     quantized model computes with the weights it was trained with.
@@ -192,20 +194,9 @@ def _weight_params(weight_value: ir.Value, composite: Composite, weight: np.ndar
     if trained is not None:
         params = tensor_params(trained[1].type)
         if not any(params.zero_points) and params.storage_bits == 8:
-            return params, weight
-        weight = _snapped(weight, params)
-    return weight_params(weight, weight_axis(composite, weight, spec.per_channel)), weight
-
-
-def _snapped(weight: np.ndarray, params: QuantParams) -> np.ndarray:
-    """dequantize(quantize(weight)) with `params`."""
-    scales, zero_points = np.asarray(params.scales), np.asarray(params.zero_points, np.float64)
-    if params.axis is not None:
-        shape = [1] * weight.ndim
-        shape[params.axis] = -1
-        scales, zero_points = scales.reshape(shape), zero_points.reshape(shape)
-    q = np.clip(np.round(weight / scales) + zero_points, params.storage_min, params.storage_max)
-    return ((q - zero_points) * scales).astype(weight.dtype)
+            return params, weight, True
+        weight = dequantize_weight(quantize_weight(weight, params, half_up=True), params)
+    return weight_params(weight, weight_axis(composite, weight, spec.per_channel)), weight, False
 
 
 def _quantize_dynamic(call: ir.Operation, composite: Composite, weight: np.ndarray, bias: np.ndarray | None,
@@ -245,8 +236,7 @@ def _feeds_quantized(qcasts: Sequence[ir.Operation]) -> bool:
             if dcast.name != "quant.dcast":
                 return True
             for user in uses(dcast.results[0]):
-                if _runs_on_storage(user) or (user.name in CALL_OPS and (
-                        is_lifted_call(user) or "_tfq_quantized" in user.attributes)):
+                if _runs_on_storage(user) or _is_static_call(user):
                     return True
     return False
 

@@ -83,7 +83,8 @@ def name_of(loc: ir.Location) -> str:
     text = str(attr)
     if text.startswith('loc("'):
         end = text.find('"', 5)
-        return text[5:end]
+        # loc("file":line:col) is a file location, not a name.
+        return "" if text[end + 1:end + 2] == ":" else text[5:end]
     if text.startswith("loc(fused["):
         start = text.find('"')
         if start >= 0:

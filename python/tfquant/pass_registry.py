@@ -49,7 +49,10 @@ class PassOption:
         return "one of " + ", ".join(self.choices) if self.choices else _ALLOWED[self.type]
 
     def format(self, value: Any) -> str:
-        return str(value).lower() if self.type is bool else str(value)
+        if self.type is bool:
+            return str(value).lower()
+        # Quoted where a pipeline string would split it (a space) or read it as a nesting.
+        return f"'{value}'" if self.type is str and any(c in str(value) for c in " {}()") else str(value)
 
     def _invalid(self, value: Any, pass_name: str) -> ValueError:
         return ValueError(f"invalid value {value!r} for option '{self.name}' of pass '{pass_name}': "

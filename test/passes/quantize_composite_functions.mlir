@@ -221,6 +221,7 @@ func.func @not_quantized(%x: tensor<2x2xf32>) -> (tensor<2x2xf32>, tensor<2x2xf3
   %y2b = quant.qcast %y2 : tensor<2x2xf32> to tensor<2x2x!quant.uniform<i8:f32, 0.25:0>>
   %y2ad = quant.dcast %y2a : tensor<2x2x!quant.uniform<i8:f32, 0.5:0>> to tensor<2x2xf32>
   %y2bd = quant.dcast %y2b : tensor<2x2x!quant.uniform<i8:f32, 0.25:0>> to tensor<2x2xf32>
+  // expected-remark@+1 {{stays float: no quantized form for this pattern}}
   %y3 = "tf.PartitionedCall"(%d, %w) {f = @composite_matmul_with_sigmoid_fn_2, config = "", config_proto = "", executor_type = "", _tfl_quant_trait = "fully_quantizable"} : (tensor<2x2xf32>, tensor<2x2xf32>) -> tensor<2x2xf32>
   %y3q = quant.qcast %y3 : tensor<2x2xf32> to tensor<2x2x!quant.uniform<i8:f32, 0.5:0>>
   %y3d = quant.dcast %y3q : tensor<2x2x!quant.uniform<i8:f32, 0.5:0>> to tensor<2x2xf32>
@@ -283,6 +284,7 @@ func.func @concat_and_batch_matmul(%x: tensor<2x2x3xf32>, %z: tensor<2x2x3xf32>)
   %x2 = "tf.Const"() {value = dense<1.0> : tensor<2x3xf32>, dtype = f32} : () -> tensor<2x3xf32>
   %xq = quant.qcast %x2 : tensor<2x3xf32> to tensor<2x3x!quant.uniform<i8:f32, 0.1:0>>
   %xd = quant.dcast %xq : tensor<2x3x!quant.uniform<i8:f32, 0.1:0>> to tensor<2x3xf32>
+  // expected-remark@+1 {{stays float: no quantized form for this pattern}}
   %l = "tf.PartitionedCall"(%xd, %wl) {f = @composite_batch_matmul_fn_2, config = "", config_proto = "", executor_type = "", _tfl_quant_trait = "fully_quantizable"} : (tensor<2x3xf32>, tensor<2x2xf32>) -> tensor<2x3xf32>
   %lq = quant.qcast %l : tensor<2x3xf32> to tensor<2x3x!quant.uniform<i8:f32, 0.2:0>>
   %ld = quant.dcast %lq : tensor<2x3x!quant.uniform<i8:f32, 0.2:0>> to tensor<2x3xf32>

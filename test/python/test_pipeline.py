@@ -87,5 +87,5 @@ def test_methods_without_ranges_have_no_calibration_stage(method, unit_method):
     assert "tfq-insert-calibration-stats" not in str(stages[0].pipeline)
     assert "tfq-apply-calibration-stats" not in str(stages[1].pipeline)
     # The unit-wise rules travel as JSON in the pass option and parse back to the same pipeline.
-    assert 'units=[{"op_type":"MatMul","method":"no_quantize","activation_bits":8}]' in str(stages[0].pipeline)
+    assert "units='[{\"op_type\":\"MatMul\",\"method\":\"no_quantize\",\"activation_bits\":8}]'" in str(stages[0].pipeline)
     assert parse_pipeline(str(stages[0].pipeline)) == stages[0].pipeline
