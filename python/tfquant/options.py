@@ -29,7 +29,7 @@ __all__ = [
     "UnitWiseQuantizationSpec", "OpSet", "CalibrationOptions", "RepresentativeDatasetFile",
     "DebuggerConfig", "ResolvedOptions", "resolve_options", "check_supported",
     "DEFAULT_MIN_NUM_ELEMENTS_FOR_WEIGHTS", "DEFAULT_NUM_BINS", "DEFAULT_MIN_PERCENTILE",
-    "DEFAULT_MAX_PERCENTILE", "HISTOGRAM_METHODS", "METHODS", "PRESET_METHODS",
+    "DEFAULT_MAX_PERCENTILE", "HISTOGRAM_METHODS", "METHODS", "PRESET_METHODS", "EXTENSION_OPSETS",
 ]
 
 QuantizationOptions = _options_pb2.QuantizationOptions
@@ -116,16 +116,22 @@ class ResolvedOptions:
         return "static" in methods
 
 
+# Opsets of ours, beside the proto's: name -> the proto opset whose defaults and checks they take.
+EXTENSION_OPSETS = {"ONEDNN": OpSet.XLA}
+
+
 def resolve_options(options: QuantizationOptions | None, method: str | None = None,
-                    units: Sequence[Mapping[str, object]] = ()) -> ResolvedOptions:
+                    units: Sequence[Mapping[str, object]] = (), opset: str | None = None) -> ResolvedOptions:
     """Validates `options` and fills its defaults as TensorFlow does.
 
     `options` is None (all defaults: static range int8 on the XLA opset) or a
     `QuantizationOptions`, which is also `tf.quantization.experimental.QuantizationOptions`.
     `method` (one of `METHODS`) overrides an unspecified preset method; `units` are unit-wise
     specs of ours, dicts of `op_type` / `node_name` / `func_name` (regular expressions) and
-    `method` (one of `METHODS`), tried before the proto's. Raises ValueError on contradictory or
-    unknown settings (TensorFlow's checks plus unknown enum values and out-of-range numbers).
+    `method` (one of `METHODS`), tried before the proto's. `opset` names an opset of ours
+    (`EXTENSION_OPSETS`: "ONEDNN") in place of an unspecified `op_set`. Raises ValueError on
+    contradictory or unknown settings (TensorFlow's checks plus unknown enum values and
+    out-of-range numbers).
     """
     if options is None:
         options = QuantizationOptions()
@@ -136,11 +142,12 @@ def resolve_options(options: QuantizationOptions | None, method: str | None = No
     _check_enums(proto)
     _check_unique_signature_keys(proto)
     method = _top_level_method(proto, method)
+    opset = _opset(proto, opset)
     _populate_defaults(proto)
     unit_method, activation_bits = METHODS[method]
     return ResolvedOptions(
         method=method,
-        opset=OpSet.Name(proto.op_set),
+        opset=opset or OpSet.Name(proto.op_set),
         per_channel=proto.enable_per_channel_quantization,
         unit_method=unit_method,
         activation_bits=activation_bits,
@@ -168,6 +175,20 @@ def _top_level_method(proto: QuantizationOptions, method: str | None) -> str:
                          f"{_PresetMethod.Name(preset)}; give one of them")
     proto.quantization_method.preset_method = _PRESET_OF_EXTENSION.get(method) or PRESET_METHODS[method]
     return method
+
+
+def _opset(proto: QuantizationOptions, opset: str | None) -> str | None:
+    """An opset of ours, given beside an unspecified (or the same) `op_set`."""
+    if opset is None or opset == OpSet.Name(proto.op_set):
+        return None
+    if opset not in EXTENSION_OPSETS:
+        raise ValueError(f"unknown opset '{opset}'; tfquant's own opsets are {', '.join(EXTENSION_OPSETS)}, "
+                         "and QuantizationOptions.op_set takes TensorFlow's")
+    if proto.op_set != OpSet.OP_SET_UNSPECIFIED:
+        raise ValueError(f"opset '{opset}' contradicts QuantizationOptions.op_set {OpSet.Name(proto.op_set)}; "
+                         "give one of them")
+    proto.op_set = EXTENSION_OPSETS[opset]
+    return opset
 
 
 def _unit_rules(units: Sequence[Mapping[str, object]], proto: QuantizationOptions) -> list[dict]:

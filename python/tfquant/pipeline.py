@@ -192,7 +192,8 @@ PRE_CALIBRATION = "pre_calibration"
 CALIBRATE = "calibrate"
 QUANTIZE = "quantize"
 LOWER = "lower"
-_LOWERING = {"XLA": "tfq-lower-to-xla", "TF": "tfq-lower-to-tf", "UNIFORM_QUANTIZED": "tfq-lower-to-uniform-quantized"}
+_LOWERING = {"XLA": "tfq-lower-to-xla", "TF": "tfq-lower-to-tf", "UNIFORM_QUANTIZED": "tfq-lower-to-uniform-quantized",
+             "ONEDNN": "tfq-lower-to-onednn"}
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,8 @@ class QuantizationReport:
 def quantize_saved_model(saved_model_path: str, output_directory: str | None = None,
                          quantization_options=None, representative_dataset=None, *,
                          overwrite_output_directory: bool = False, verbose: bool = True,
-                         dump_ir: str | None = None, method: str | None = None, units=()):
+                         dump_ir: str | None = None, method: str | None = None, units=(),
+                         opset: str | None = None):
     """Quantize a float SavedModel; returns the loaded quantized SavedModel, as TensorFlow's does.
 
     The returned object also carries `quantization_report` (a QuantizationReport). `verbose`
@@ -106,10 +107,11 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
     tfquant's own options: `method` names a method of `tfquant.options.METHODS`, including
     "static_range_int16x8" (int8 weights, 16-bit activations) and "weight_only_float16";
     `units` are unit-wise specs that may name them, e.g.
-    `[{"node_name": ".*/attention/.*", "method": "static_range_int16x8"}]`.
+    `[{"node_name": ".*/attention/.*", "method": "static_range_int16x8"}]`; `opset="ONEDNN"`
+    lowers to oneDNN's fused int8 kernels (a TensorFlow built with oneDNN runs the output).
     """
     started = time.perf_counter()
-    resolved = options_lib.resolve_options(quantization_options, method, units)
+    resolved = options_lib.resolve_options(quantization_options, method, units, opset)
     options_lib.check_supported(resolved)
     output_directory = _checked_output_directory(saved_model_path, output_directory, overwrite_output_directory)
     module = import_saved_model(saved_model_path, resolved.signature_keys, resolved.tags)

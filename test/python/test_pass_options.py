@@ -55,3 +55,4 @@ def test_command_line_methods_are_the_options_methods():
     from tfquant import options
     from tfquant.tools import cli
     assert cli.METHODS == tuple(options.METHODS)
+    assert cli.EXTENSION_OPSETS == tuple(options.EXTENSION_OPSETS)
