@@ -2,14 +2,22 @@
 
 Each `tfq.calibration_point` of a signature function becomes extra outputs of that
 signature's ConcreteFunction (graph mode): its histogram, binned in the graph, for the
-histogram methods; its min and max otherwise. The representative samples stream through it in batches (one sample at a time for
-AVERAGE_MIN_MAX, which averages per-sample ranges as TensorFlow does), and one statistics
-collector per point consumes the outputs. The chosen min/max are
-written onto the points as `min`/`max` attributes for tfq-apply-calibration-stats.
+histogram methods; its min and max otherwise. A point inside an If branch or a While body (a
+private function the functional op calls) cannot be an output of the signature: its summary
+goes to Python through a `tf.numpy_function` each time the branch or body runs, and the point's
+value waits for it (a control dependency), so neither grappler nor the executor skips it. The
+representative samples stream through in batches (one sample at a time for AVERAGE_MIN_MAX,
+which averages per-sample ranges as TensorFlow does, and for models with If or While ops, whose
+branch or trip count a joined batch could change), and one statistics collector per point
+consumes the summaries: a point in a function called from two places, or from two signatures,
+gets one range over all of them; a point in a branch no sample took gets none (its call stays
+float). The chosen min/max are written onto the points as `min`/`max` attributes for
+tfq-apply-calibration-stats.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +27,7 @@ from tqdm import tqdm
 from tfquant import calibration
 from tfquant.dataset import Batch, InputSpecs, Sample, batches, error_summary
 from tfquant.exporter import to_concrete_function
-from tfquant.mlir import ir
+from tfquant.mlir import ir, ops_named
 from tfquant.passes.insert_calibration_stats import CALIBRATION_POINT, calibration_points
 
 # Samples kept (inputs and float outputs) to measure the quantized model's SQNR afterwards.
@@ -74,39 +82,96 @@ def _binned(value: tf.Tensor, num_bins: int) -> dict[str, tf.Tensor]:
             "_size": tf.size(flat, out_type=tf.int64)}
 
 
-def _instrumented_function(module: ir.Module, signature: str, num_bins: int | None):
-    """The signature with each calibration point's summary as extra outputs `tfq_calibration_<id>*`.
+# A point's summary: `_summary`'s tensors by suffix, as numpy arrays.
+Summary = dict[str, np.ndarray]
+# Receives the summaries of points inside branches and loop bodies, by point id, as they run.
+Recorder = Callable[[int, Summary], None]
 
-    A point outputs its [min, max], or, for histogram methods (`num_bins`), its histogram:
-    copying every activation out of the graph and reducing it in numpy took most of the
-    calibration time on MobileNetV2.
+
+def _summary(value: tf.Tensor, num_bins: int | None) -> dict[str, tf.Tensor]:
+    """What a point reports per run: its histogram (`num_bins`), or its [min, max]."""
+    if num_bins:
+        return _binned(value, num_bins)
+    return {"": tf.stack([tf.reduce_min(value), tf.reduce_max(value)])}
+
+
+def _instrumented_function(module: ir.Module, signature: str, num_bins: int | None, record: Recorder):
+    """The signature with each of its calibration points' summary as extra outputs `tfq_calibration_<id>*`.
+
+    Points in the functions it calls (If branches, While bodies) report to `record` instead.
+    Summaries rather than values: copying every activation out of the graph and reducing it in
+    numpy took most of the calibration time on MobileNetV2.
     """
     taps: dict[str, tf.Tensor] = {}
-    names: dict[int, str] = {}
+    # For each point of the signature itself: its summary's output names, by suffix.
+    names: dict[int, dict[str, str]] = {}
 
     def hook(op: ir.Operation, inputs: list[tf.Tensor]):
         if op.name != CALIBRATION_POINT:
             return None
+        point_id, summary = _point_id(op), _summary(inputs[0], num_bins)
         if _enclosing_function(op) == signature:
-            value, name = inputs[0], f"{TAP}{_point_id(op)}"
-            names[_point_id(op)] = name
-            summary = (_binned(value, num_bins) if num_bins
-                       else {"": tf.stack([tf.reduce_min(value), tf.reduce_max(value)])})
-            taps.update({name + suffix: tensor for suffix, tensor in summary.items()})
-        return [inputs[0]]
+            names[point_id] = {suffix: f"{TAP}{point_id}{suffix}" for suffix in summary}
+            taps.update({names[point_id][suffix]: tensor for suffix, tensor in summary.items()})
+            return [inputs[0]]
+        return [_reported(inputs[0], point_id, summary, record)]
 
     with module.context:
         concrete = to_concrete_function(module, signature, hook, taps)
     return concrete, names
 
 
-def _feed(collector: calibration.Collector, results: dict, name: str) -> None:
+def _reported(value: tf.Tensor, point_id: int, summary: dict[str, tf.Tensor], record: Recorder) -> tf.Tensor:
+    """`value`, once `summary` has been handed to `record` (stateful, so that it is never pruned)."""
+    suffixes = list(summary)
+
+    def report(*arrays: np.ndarray) -> np.ndarray:
+        record(point_id, dict(zip(suffixes, arrays)))
+        return np.zeros((), np.bool_)
+
+    reported = tf.numpy_function(report, list(summary.values()), tf.bool, stateful=True,
+                                 name=f"{TAP}{point_id}")
+    with tf.control_dependencies([reported]):
+        return tf.identity(value)
+
+
+# Ops whose branch or trip count may depend on every row of a batch (tf.cond on reduce_sum(x) > 0).
+CONTROL_FLOW_OPS = ("tf.If", "tf.StatelessIf", "tf.Case", "tf.StatelessCase", "tf.While", "tf.StatelessWhile")
+
+
+def _has_control_flow(module: ir.Module) -> bool:
+    """Whether samples must run one at a time: joined in a batch, they could take another branch
+    than each alone (as TensorFlow's calibration runs them) and reach other points."""
+    return bool(ops_named(module.operation, *CONTROL_FLOW_OPS))
+
+
+def _feed(collector: calibration.Collector, summary: Summary) -> None:
     if isinstance(collector, calibration.HistogramCollector):
-        low, high, width, lower = results[name].numpy().tolist()
-        collector.update_binned(low, high, width, lower, results[name + "_counts"].numpy(),
-                                int(results[name + "_size"]))
+        low, high, width, lower = summary[""].tolist()
+        collector.update_binned(low, high, width, lower, summary["_counts"], int(summary["_size"]))
     else:
-        collector.update(results[name].numpy())
+        collector.update(summary[""])
+
+
+class _Collectors:
+    """One statistics collector per calibration point, fed from the signature's outputs and, for
+    points in branches and loop bodies, from TensorFlow's threads (hence the lock)."""
+
+    def __init__(self, calibration_options) -> None:
+        self.calibration_options = calibration_options
+        self.by_point: dict[int, calibration.Collector] = {}
+        self._lock = threading.Lock()
+
+    def record(self, point_id: int, summary: Summary) -> None:
+        with self._lock:
+            if point_id not in self.by_point:
+                self.by_point[point_id] = calibration.new_collector(self.calibration_options)
+            _feed(self.by_point[point_id], summary)
+
+    def record_outputs(self, results: Mapping[str, tf.Tensor], tap_names: Mapping[int, Mapping[str, str]]) -> None:
+        """Feed the points of the signature itself, from its extra outputs."""
+        for point_id, names in tap_names.items():
+            self.record(point_id, {suffix: results[name].numpy() for suffix, name in names.items()})
 
 
 def _run(concrete, inputs: Sample, input_names: Sequence[str]) -> dict[str, tf.Tensor]:
@@ -154,14 +219,14 @@ def _refused_samples(concrete, batch: Batch, input_names: Sequence[str],
 def calibrate(module: ir.Module, datasets: Mapping[str, Iterable], input_specs: Mapping[str, InputSpecs],
               calibration_options, batch_size: int = 32, progress: bool = True) -> CalibrationRun:
     """Run every signature's samples through the module and set `min`/`max` on its calibration points."""
-    collectors: dict[int, calibration.Collector] = {}
+    collectors = _Collectors(calibration_options)
     run = CalibrationRun()
     num_bins = calibration.new_collector(calibration_options).num_bins \
         if calibration.needs_values(calibration_options) else None
-    if calibration.averages_per_sample(calibration_options):
+    if calibration.averages_per_sample(calibration_options) or _has_control_flow(module):
         batch_size = 1
     for signature, samples in datasets.items():
-        concrete, tap_names = _instrumented_function(module, signature, num_bins)
+        concrete, tap_names = _instrumented_function(module, signature, num_bins, collectors.record)
         # The order the function takes its inputs in, from the function itself.
         input_names = [spec.name for spec in concrete.structured_input_signature[0]]
         output_names = [k for k in concrete.structured_outputs if not k.startswith(TAP)]
@@ -172,10 +237,7 @@ def calibrate(module: ir.Module, datasets: Mapping[str, Iterable], input_specs: 
         with tqdm(desc=f"calibrating {signature}", unit=" samples", disable=None if progress else True) as bar:
             for batch in batches(samples, input_specs[signature], signature, batch_size):
                 results = _run_batch(concrete, batch, input_names, signature)
-                for point_id, name in tap_names.items():
-                    if point_id not in collectors:
-                        collectors[point_id] = calibration.new_collector(calibration_options)
-                    _feed(collectors[point_id], results, name)
+                collectors.record_outputs(results, tap_names)
                 # Scalar inputs (a flag, a temperature) have no batch axis to count rows on.
                 rows = next((v.shape[0] for v in batch.inputs.values() if v.ndim), 1)
                 if run.samples[signature] < KEPT_SAMPLES:
@@ -186,7 +248,7 @@ def calibrate(module: ir.Module, datasets: Mapping[str, Iterable], input_specs: 
                 bar.update(rows)
         if run.samples[signature] == 0:
             raise ValueError(f"the representative dataset for signature '{signature}' has no samples")
-    _write_ranges(module, collectors, calibration_options)
+    _write_ranges(module, collectors.by_point, calibration_options)
     return run
 
 

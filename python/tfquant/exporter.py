@@ -2,7 +2,8 @@
 
 Each generic `tf.X` op becomes the TensorFlow op X, built with `Graph.create_op` inside a
 `tf.function`, so TensorFlow validates every node's attributes and shapes as it is built.
-Private functions (If branches, While bodies) become traced functions of their own.
+Private functions (If branches, While bodies) become traced functions of their own; the weights
+stored as variables that they read are passed to them as resource arguments of the If or While.
 Constants with more than `variable_threshold` elements are stored as variables, and so are the
 largest others while the rest would hold more than `GRAPH_CONSTANT_BYTES`: a GraphDef may not
 exceed 2 GB. With `keep_variables`, constants the importer read from a variable (`tfq.variable`)
@@ -13,6 +14,9 @@ with conv filters left as constants (MobileNetV2's 3x3x32 depthwise filters have
 grappler folds the batch-norm multipliers into them and the outputs move by 6e-6 relative.
 Each variable costs ~500 bytes of graph (handle, read, save and restore), so quantized models,
 whose int8 weights are small, keep constants up to `LARGE_CONSTANT` elements in the graph.
+A constant that two exported TensorFlow functions hold (two signatures reading one weight, each
+quantized alike) is one variable past `SHARED_CONSTANT_BYTES`: as a graph constant it would be
+stored once per function.
 Each signature output keeps the TensorSpec the input model declared (`tfq.output_type`): a
 `[None, None, 8]` output is not narrowed to the shape inference found.
 """
@@ -24,11 +28,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import tensor_shape_pb2, types_pb2
 from tensorflow.python.framework import op_def_registry
 
 from tfquant import tf_attrs
 from tfquant.importer import INPUT_NAME, OUTPUT_NAME, OUTPUT_TYPE, TAGS, VARIABLE
-from tfquant.mlir import CompileError, ir, name_of, ops_named, symbol_table
+from tfquant.mlir import CompileError, ir, name_of, ops_named, symbol_table, walk_ops
 
 VARIABLE_THRESHOLD = 256
 CALL_OPS = ("tf.PartitionedCall", "tf.StatefulPartitionedCall")
@@ -36,6 +41,9 @@ LARGE_CONSTANT = 1 << 20
 # Saving holds each byte of a graph constant ~4 times (graph, function library, SavedModel proto,
 # serialized file): beyond this many bytes the largest constants are variables, stored once.
 GRAPH_CONSTANT_BYTES = 1 << 26
+
+# A variable costs ~500 bytes of graph; a constant shared by two functions and larger than this is one.
+SHARED_CONSTANT_BYTES = 1024
 
 # An op the exporter does not build itself: given the op and its input tensors, the hook
 # returns its output tensors, or None to let the exporter build it as a TensorFlow op.
@@ -81,7 +89,11 @@ class _Builder:
         self.functions = functions
         self.variables = variables
         self.hook = hook
-        self.traced: dict[str, tf.types.experimental.ConcreteFunction] = {}
+        self.traced: dict[tuple, tf.types.experimental.ConcreteFunction] = {}
+        # Inside a traced function: the variable handles it takes as arguments, by weight key
+        # (None in a signature's function, which captures the variables themselves).
+        self.handles: dict[object, tf.Tensor] | None = None
+        self._reads: dict[str, list[object]] = {}
 
     def build(self, name: str, args: Sequence[tf.Tensor]) -> list[tf.Tensor]:
         """Emit the ops of function `name` into the current graph; returns its results."""
@@ -123,42 +135,106 @@ class _Builder:
         if op_def is None:
             raise CompileError(f"unknown TensorFlow op {op_type}", op.location)
         attr_types = {a.name: a.type for a in op_def.attr}
+        function_attrs = [n for n, t in attr_types.items() if t in ("func", "list(func)") and n in op.attributes]
+        # The stored weights the functions this op calls read, passed to them as handles.
+        keys = self._keys_read([s for n in function_attrs for s in _symbols(op.attributes[n])])
         attrs = {}
         for attr_name, attr in op.attributes.items():
             if attr_name not in attr_types:
                 continue
-            if attr_types[attr_name] in ("func", "list(func)"):
-                attr = self._traced_functions(attr, graph)
+            if attr_name in function_attrs:
+                attr = self._traced_functions(attr, graph, keys, returns_handles=_returns_handles(op_type, attr_name))
             attrs[attr_name] = tf_attrs.to_attr_value(attr, attr_types[attr_name])
+        if keys:
+            inputs = inputs + [self._handle(key) for key in keys]
+            _pass_handles(op_type, attrs, len(keys), op.location)
         created = graph.create_op(op_type, inputs, name=node_name, attrs=attrs)
-        return list(created.outputs)
+        return list(created.outputs)[:len(op.results)]
 
     def _constant(self, op: ir.Operation, node_name: str) -> tf.Tensor:
         value_attr = op.attributes["value"]
         if isinstance(value_attr, ir.OpaqueAttr):
             proto = tf_attrs.to_attr_value(value_attr, "tensor").tensor
             return tf.constant(tf.make_ndarray(proto), name=node_name)
-        stored = self.variables.read(op) if self.variables is not None else None
+        stored = self.variables.stored.get(self.variables.key(op)) if self.variables is not None else None
         if stored is not None:
-            return stored
+            if self.handles is None:
+                return stored.read_value()
+            return tf.raw_ops.ReadVariableOp(resource=self.handles[self.variables.key(op)], dtype=stored.dtype)
         dtype = tf_attrs.dtype_of(ir.ShapedType(value_attr.type).element_type)
         return tf.constant(np.asarray(value_attr), dtype=dtype, name=node_name)
 
-    def _traced_functions(self, attr: ir.Attribute, graph: tf.Graph) -> ir.Attribute:
+    def _traced_functions(self, attr: ir.Attribute, graph: tf.Graph, keys: list[object],
+                          returns_handles: bool) -> ir.Attribute:
         """Trace the private functions an attribute names; returns the attribute with their TF names."""
         if isinstance(attr, ir.ArrayAttr):
-            return ir.ArrayAttr.get([self._traced_functions(a, graph) for a in attr])
-        concrete = self._trace(ir.FlatSymbolRefAttr(attr).value)
+            return ir.ArrayAttr.get([self._traced_functions(a, graph, keys, returns_handles) for a in attr])
+        concrete = self._trace(ir.FlatSymbolRefAttr(attr).value, keys, returns_handles)
         concrete.add_to_graph(graph)
         return ir.FlatSymbolRefAttr.get(concrete.function_def.signature.name)
 
-    def _trace(self, name: str):
-        if name not in self.traced:
+    def _trace(self, name: str, keys: list[object], returns_handles: bool):
+        """Function `name` as a TensorFlow function taking, after its arguments, a handle per
+        weight of `keys` (and returning them after its results, if `returns_handles`: a loop body).
+
+        Handles rather than captured variables: a function that captures one takes it as an extra
+        input that an If or While built with create_op would not pass.
+        """
+        cache_key = (name, tuple(keys), returns_handles)
+        if cache_key not in self.traced:
             fn_type = _function_type(self.functions[name])
-            specs = [tf_attrs.tensor_spec(t) for t in fn_type.inputs]
-            body = tf.function(lambda *args: self.build(name, args), input_signature=specs, autograph=False)
-            self.traced[name] = body.get_concrete_function()
-        return self.traced[name]
+            specs = [tf_attrs.tensor_spec(t) for t in fn_type.inputs] + [tf.TensorSpec([], tf.resource)] * len(keys)
+            arity = len(fn_type.inputs)
+
+            def body(*args):
+                outer, self.handles = self.handles, dict(zip(keys, args[arity:]))
+                try:
+                    results = self.build(name, args[:arity])
+                finally:
+                    self.handles = outer
+                return results + list(args[arity:]) if returns_handles else results
+
+            self.traced[cache_key] = tf.function(body, input_signature=specs, autograph=False).get_concrete_function()
+        return self.traced[cache_key]
+
+    def _keys_read(self, names: list[str]) -> list[object]:
+        """The stored weights that the functions `names` read, with the functions they call."""
+        keys: list[object] = []
+        for name in names:
+            if name not in self.functions or self.variables is None:
+                continue
+            if name not in self._reads:
+                members, traced = _inlined_closure(self.functions, name)
+                own = [self.variables.key(op) for fn in members for op in ops_named(fn, "tf.Const")]
+                self._reads[name] = [k for k in own if k in self.variables.stored] + self._keys_read(traced)
+            keys += self._reads[name]
+        return list(dict.fromkeys(keys))
+
+    def _handle(self, key: object) -> tf.Tensor:
+        """The handle of a stored weight, in the function being built."""
+        return self.variables.stored[key].handle if self.handles is None else self.handles[key]
+
+
+# Functional ops whose functions take the op's operands: the attribute listing the operand types.
+# Loops (While) also list them as results, and their body returns them.
+_OPERAND_TYPES = {"If": "Tin", "StatelessIf": "Tin", "Case": "Tin", "StatelessCase": "Tin",
+                  "While": "T", "StatelessWhile": "T"}
+_LOOPS = ("While", "StatelessWhile")
+
+
+def _returns_handles(op_type: str, attr_name: str) -> bool:
+    return op_type in _LOOPS and attr_name == "body"
+
+
+def _pass_handles(op_type: str, attrs: dict, count: int, location: ir.Location) -> None:
+    """Add `count` resource operands to the type attributes of a functional op (for a loop, also
+    as scalar-shaped results)."""
+    if op_type not in _OPERAND_TYPES:
+        raise CompileError(f"{op_type} calls functions that read variables; only "
+                           f"{', '.join(_OPERAND_TYPES)} can pass them", location)
+    attrs[_OPERAND_TYPES[op_type]].list.type.extend([types_pb2.DT_RESOURCE] * count)
+    if op_type in _LOOPS and "output_shapes" in attrs:
+        attrs["output_shapes"].list.shape.extend([tensor_shape_pb2.TensorShapeProto()] * count)
 
 
 _INVALID_NODE_CHARS = re.compile(r"[^A-Za-z0-9_.\-/]")
@@ -176,10 +252,12 @@ class _Weights:
     uniqued per context), not by node name: the frozen weights of different signatures share
     node names; a kept variable is keyed by its own name, so that two variables holding equal
     values stay two variables. (Variables, not captured eager constants, for functions that are
-    only run too: `tf.constant` of a numpy array holds twice its size.)
+    only run too: `tf.constant` of a numpy array holds twice its size.) With `exported`, the
+    signatures an export writes, a constant that two of the functions it traces hold is a variable.
     """
 
-    def __init__(self, module: ir.Module, threshold: int | None, keep_variables: bool = False):
+    def __init__(self, module: ir.Module, threshold: int | None, keep_variables: bool = False,
+                 exported: Sequence[str] = ()):
         self.keep_variables = keep_variables
         self.stored: dict[object, tf.Variable] = {}
         candidates: dict[object, ir.Operation] = {}
@@ -187,7 +265,8 @@ class _Weights:
             value_attr = op.attributes["value"]
             if isinstance(value_attr, ir.DenseElementsAttr) and ir.ShapedType(value_attr.type).has_static_shape:
                 candidates.setdefault(self.key(op), op)
-        for key in self._stored_keys(candidates, threshold):
+        shared = self._shared_keys(symbol_table(module), exported)
+        for key in self._stored_keys(candidates, threshold, shared):
             op = candidates[key]
             array = np.asarray(op.attributes["value"])
             dtype = tf_attrs.dtype_of(ir.ShapedType(op.attributes["value"].type).element_type)
@@ -196,26 +275,31 @@ class _Weights:
                 self.stored[key] = tf.Variable(array.astype(dtype.as_numpy_dtype, copy=False), trainable=False,
                                                name=_variable_name(name))
 
-    def read(self, op: ir.Operation) -> tf.Tensor | None:
-        """The stored weight for a constant op, read in the current graph; None if it stays a constant."""
-        stored = self.stored.get(self.key(op))
-        return stored.read_value() if stored is not None else None
-
     def key(self, op: ir.Operation) -> object:
         if self.keep_variables and VARIABLE in op.attributes:
             return op.attributes[VARIABLE]
         return op.attributes["value"]
 
+    def _shared_keys(self, functions: dict[str, ir.Operation], exported: Sequence[str]) -> set[object]:
+        """The constants that more than one of the TensorFlow functions exporting `exported` holds."""
+        holders: dict[object, int] = {}
+        for members in _traced_units(functions, exported).values():
+            for key in {self.key(op) for fn in members for op in ops_named(fn, "tf.Const")}:
+                holders[key] = holders.get(key, 0) + 1
+        return {key for key, count in holders.items() if count > 1}
+
     @staticmethod
-    def _stored_keys(candidates: dict[object, ir.Operation], threshold: int | None) -> list[object]:
-        """Kept variables, constants over `threshold` elements, then the largest while the rest is too big."""
+    def _stored_keys(candidates: dict[object, ir.Operation], threshold: int | None, shared: set[object]) -> list[object]:
+        """Kept variables, constants over `threshold` elements, constants several functions hold,
+        then the largest while the rest is too big."""
         def nbytes(key: object) -> int:
             return np.asarray(candidates[key].attributes["value"]).nbytes
 
         def size(key: object) -> int:
             return int(np.prod(ir.ShapedType(candidates[key].attributes["value"].type).shape))
 
-        stored = [k for k in candidates if isinstance(k, ir.StringAttr) or (threshold is not None and size(k) > threshold)]
+        stored = [k for k in candidates if isinstance(k, ir.StringAttr) or (threshold is not None and size(k) > threshold)
+                  or (k in shared and nbytes(k) > SHARED_CONSTANT_BYTES)]
         chosen = set(stored)
         in_graph = sorted((k for k in candidates if k not in chosen), key=nbytes, reverse=True)
         graph_bytes = sum(nbytes(k) for k in in_graph)
@@ -225,6 +309,53 @@ class _Weights:
             stored.append(key)
             graph_bytes -= nbytes(key)
         return stored
+
+
+def _traced_units(functions: dict[str, ir.Operation], roots: Sequence[str]) -> dict[str, list[ir.Operation]]:
+    """Each TensorFlow function an export of the signatures `roots` traces (the signatures, the If
+    branches and While bodies they reach) with the func.funcs whose ops it holds: itself and the
+    functions it calls through PartitionedCall, which `_Builder` inlines."""
+    units: dict[str, list[ir.Operation]] = {}
+    pending = list(roots)
+    while pending:
+        root = pending.pop()
+        if root in units:
+            continue
+        units[root], traced = _inlined_closure(functions, root)
+        pending += traced
+    return units
+
+
+def _inlined_closure(functions: dict[str, ir.Operation], root: str) -> tuple[list[ir.Operation], list[str]]:
+    """The functions inlined into `root`'s TensorFlow function (itself included), and the functions
+    their ops name otherwise (branches, bodies: traced as functions of their own)."""
+    members: dict[str, ir.Operation] = {}
+    traced: list[str] = []
+    pending = [root]
+    while pending:
+        name = pending.pop()
+        if name in members:
+            continue
+        members[name] = functions[name]
+        for op in walk_ops(functions[name], _names_symbols):
+            for attr_name, attr in op.attributes.items():
+                inlined = op.name in CALL_OPS and attr_name == "f"
+                named = [n for n in _symbols(attr) if n in functions]
+                (pending if inlined else traced).extend(named)
+    return list(members.values()), traced
+
+
+def _names_symbols(op: ir.Operation) -> bool:
+    return any(_symbols(attr) for _, attr in op.attributes.items())
+
+
+def _symbols(attr: ir.Attribute) -> list[str]:
+    """The symbols a function attribute (a symbol, or a list of them) names."""
+    if isinstance(attr, ir.FlatSymbolRefAttr):
+        return [attr.value]
+    if isinstance(attr, ir.ArrayAttr):
+        return [name for element in attr for name in _symbols(element)]
+    return []
 
 
 def _variable_name(node_name: str) -> str:
@@ -296,7 +427,7 @@ def export_saved_model(module: ir.Module, output_dir: str, signature_keys: Seque
         tags = ([ir.StringAttr(t).value for t in ir.ArrayAttr(module.operation.attributes[TAGS])]
                 if TAGS in module.operation.attributes else [tf.saved_model.SERVING])
     root = _Module()
-    variables = _Weights(module, variable_threshold, keep_variables)
+    variables = _Weights(module, variable_threshold, keep_variables, exported=keys)
     builder = _Builder(functions, variables, None)
     signatures = {}
     # Tracing If/While branches builds symbol attributes, which need the module's context.

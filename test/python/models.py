@@ -383,3 +383,51 @@ MODELS = {
     "tf1_builder": build_tf1_builder,
     "dynamic_conv": build_dynamic_conv,
 }
+
+
+def build_cond_conv(path: str) -> dict:
+    """tf.cond (If) on reduce_sum(x) > 0 whose branches each hold a Conv2D reading its own variable:
+    + bias + Relu in the true branch, alone then - 1 in the false branch."""
+    rng = _rng(17)
+    m = tf.Module()
+    m.k_true = _var(rng, (3, 3, 3, 4), 0.3)
+    m.b_true = _var(rng, (4,), 0.1)
+    m.k_false = _var(rng, (3, 3, 3, 4), 0.3)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 6, 6, 3], tf.float32, name="x")])
+    def serve(x):
+        y = tf.cond(tf.reduce_sum(x) > 0,
+                    lambda: tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, m.k_true, 1, "SAME"), m.b_true)),
+                    lambda: tf.nn.conv2d(x, m.k_false, 1, "SAME") - 1.0)
+        return {"output_0": y}
+
+    m.serve = serve
+    _save(m, path, {SERVING: serve})
+    x = np.abs(_rng(117).normal(size=(2, 6, 6, 3)).astype(np.float32)) + 0.1  # reduce_sum(x) > 0
+    return _result({"x": x}, cases=[(SERVING, {"x": x}), (SERVING, {"x": -x})])
+
+
+def build_shared_weight(path: str) -> dict:
+    """Two signatures, "serving_default" (dense + Relu) and "scores" (dense then Softmax, another input
+    name), both reading one 256x256 weight variable."""
+    rng = _rng(18)
+    m = tf.Module()
+    m.w = _var(rng, (256, 256), 0.1)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 256], tf.float32, name="x")])
+    def serve(x):
+        return {"output_0": tf.nn.relu(tf.matmul(x, m.w))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 256], tf.float32, name="features")])
+    def scores(features):
+        return {"probabilities": tf.nn.softmax(tf.matmul(features, m.w))}
+
+    m.serve, m.scores = serve, scores
+    _save(m, path, {SERVING: serve, "scores": scores})
+    r = _rng(118)
+    serve_in = {"x": r.normal(size=(2, 256)).astype(np.float32)}
+    scores_in = {"features": r.normal(size=(2, 256)).astype(np.float32)}
+    return _result(serve_in, signatures={SERVING: serve_in, "scores": scores_in})
+
+
+MODELS.update(cond_conv=build_cond_conv, shared_weight=build_shared_weight)
