@@ -4,6 +4,7 @@ Modules import TensorFlow only inside the functions that need it, so that `tfqua
 starts fast for passes that do not.
 """
 from tfquant.passes import prepare_lifting  # noqa: F401
+from tfquant.passes import specialize_function_arguments  # noqa: F401
 from tfquant.passes import lift_quantizable_spots_as_functions  # noqa: F401
 from tfquant.passes import quantize_composite_functions  # noqa: F401
 from tfquant.passes import lower_to_xla  # noqa: F401

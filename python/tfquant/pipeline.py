@@ -218,7 +218,7 @@ def build(options, calibrate: bool = True) -> tuple[Stage, ...]:
     spec = {"method": options.unit_method, "activation-bits": options.activation_bits,
             "per-channel": options.per_channel, "min-weight-elements": options.min_num_elements_for_weights,
             "units": options.unit_rules}
-    prepare = make_pipeline("tfq-convert-fake-quant-to-qdq", "tfq-prepare-lifting",
+    prepare = make_pipeline("tfq-specialize-function-arguments", "tfq-convert-fake-quant-to-qdq", "tfq-prepare-lifting",
                             "tfq-lift-quantizable-spots-as-functions", ("tfq-assign-quantization-spec", spec))
     quantize = make_pipeline("tfq-quantize-weights", "tfq-quantize-composite-functions")
     if calibrate:

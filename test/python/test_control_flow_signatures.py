@@ -4,7 +4,7 @@
   range of every value that reached it (over both call sites of a shared branch, over every loop
   iteration), with every calibration method; a point in a branch no sample took gets none.
 * End to end, the convs and matmuls inside branches and loop bodies are quantized (their weights
-  reach them once tfq-specialize-function-arguments runs before the lift), a branch calibration
+  reach them through tfq-specialize-function-arguments, before the lift), a branch calibration
   never took stays float, and the outputs stay close to the float model's on inputs taking each branch.
 * Several signatures in one call, each with its own dataset: a weight both read is stored once, as
   one int8 variable, with one per-channel scale.
@@ -22,7 +22,7 @@ import tensorflow as tf  # noqa: E402
 from test_quantize_e2e import (SERVING, checked_quantize, fresh_sqnr, int8_weights, options, random_samples,  # noqa: E402
                                run, sqnr_db, variables)
 
-from tfquant import calibrate as calibrate_lib, calibration, pipeline  # noqa: E402
+from tfquant import calibrate as calibrate_lib, calibration  # noqa: E402
 from tfquant.exporter import export_saved_model, signature_input_specs  # noqa: E402
 from tfquant.mlir import ir, new_context, ops_named  # noqa: E402
 from tfquant.options import CalibrationOptions, QuantizationOptions, resolve_options  # noqa: E402
@@ -137,13 +137,6 @@ def test_a_branch_taken_by_some_samples_sees_only_those():
 # ----------------------------------------------------------------------------------------------
 # End to end: convs and matmuls inside branches and loop bodies.
 
-SPECIALIZES_ARGUMENTS = any("tfq-specialize-function-arguments" in str(stage.pipeline)
-                            for stage in pipeline.build(resolve_options(None)))
-# Until the pre-calibration stage gives If/While functions the weights their callers pass (and
-# branch arguments their callers' types), the lift sees a block argument where the weight is and
-# nothing in a branch is quantized.
-needs_specialized_arguments = pytest.mark.xfail(not SPECIALIZES_ARGUMENTS, strict=True,
-                                  reason="needs tfq-specialize-function-arguments before the lift")
 # SQNR floor on fresh inputs taking each branch (measured 38.4-41.5 dB).
 COND_FLOOR_DB = 35.0
 # Per trip count: each trip adds a quantized matmul's noise (measured n=1 36.4 dB, n=3 28.8 dB).
@@ -168,7 +161,6 @@ def _sqnr_by_branch(float_model, quantized_model, samples: list[dict]) -> dict[b
     return {branch: sqnr_db(p) for branch, p in pairs.items()}
 
 
-@needs_specialized_arguments
 @pytest.mark.parametrize("name, op_type, quantized_op", [("cond_conv", "Conv2D", "XlaConvV2"),
                                                          ("cond_dense", "MatMul", "XlaDotV2")])
 def test_cond_branches_are_quantized(model_dir, tmp_path, name, op_type, quantized_op):
@@ -185,7 +177,6 @@ def test_cond_branches_are_quantized(model_dir, tmp_path, name, op_type, quantiz
     assert min(sqnr.values()) >= COND_FLOOR_DB, sqnr
 
 
-@needs_specialized_arguments
 def test_while_body_is_quantized(model_dir, tmp_path):
     model = model_dir("while")
     samples = [{"x": s["x"], "n": np.int32(3)} for s in random_samples(model, 16, seed=0, rows=8)]
@@ -200,7 +191,6 @@ def test_while_body_is_quantized(model_dir, tmp_path):
         assert sqnr_db(pairs) >= floor_db, n
 
 
-@needs_specialized_arguments
 def test_branch_calibration_never_took_stays_float(model_dir, tmp_path):
     model = model_dir("cond_conv")
     # Positive inputs only: every sample takes the true branch.
@@ -218,7 +208,6 @@ def test_branch_calibration_never_took_stays_float(model_dir, tmp_path):
                                    run(reference, SERVING, negative)["output_0"], rtol=1e-5, atol=1e-5)
 
 
-@needs_specialized_arguments
 def test_float_weights_in_untaken_branches_stay_assignable_variables(model_dir, tmp_path):
     """Without freezing, a weight inside a branch that stays float is the model's variable again,
     which the exported If passes to its branch."""

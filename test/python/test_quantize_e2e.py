@@ -298,9 +298,9 @@ EXPECTED = {
                                  {GATHER_INT8: 1, ("MatMul", "int32"): 1}, (160, 24), 37.0),
     # float, int32 and softmax outputs: logits 42.3 dB, scores 47.0 dB.
     "multi_output": Expected({"MatMul": (1, 1)}, {XLA_DOT: 1}, {("MatMul", "int32"): 1}, (12,), 39.0),
-    # matmul + bias + relu outside an If whose branches' matmuls stay float: 42.0 dB.
-    "cond_dense": Expected({"MatMul": (1, 3)}, {XLA_DOT: 1, ("MatMul", "float32"): 2},
-                           {("MatMul", "int32"): 1, ("MatMul", "float32"): 2}, (64,), 39.0),
+    # matmul + bias + relu outside an If, and a matmul in each branch (calibrated where the
+    # samples took it, the weight moved into the branch): 39.6 dB.
+    "cond_dense": Expected({"MatMul": (3, 3)}, {XLA_DOT: 3}, {("MatMul", "int32"): 3}, (64, 32, 32), 36.5),
 }
 OPSETS = ("XLA", "TF")
 
@@ -327,8 +327,7 @@ def test_exported_graph_holds_the_opset_ops(quantized, name, opset):
     expected = EXPECTED[name]
     ops = product_ops(q.out)
     assert ops == Counter(expected.xla_ops if opset == "XLA" else expected.tf_ops)
-    if name != "cond_dense":
-        assert not [op for op in ops if op[0] in FLOAT_PRODUCT_OPS and op[1] == "float32"], ops
+    assert not [op for op in ops if op[0] in FLOAT_PRODUCT_OPS and op[1] == "float32"], ops
     weights = int8_weights(q.out)
     assert tuple(w.size for w in weights) == expected.int8_sizes
     for w in weights:
@@ -360,27 +359,29 @@ def test_returned_object_is_the_written_model(quantized):
     assert list(q.loaded.signatures) == [SERVING]
 
 
-def test_cond_model_quantizes_and_both_branches_stay_close(quantized, float_model):
-    q = quantized("cond_dense")
-    # A batch's branch is chosen by the sign of its sum: measure each branch on its own.
+def test_cond_model_quantizes_and_both_branches_stay_close(model_dir, float_model, tmp_path):
+    model = model_dir("cond_dense")
+    # A batch's branch is chosen by the sign of its sum: calibrate on batches as they will run
+    # (a branch sees other activations in a batch of 8 than in a single row), measure each branch.
+    loaded = checked_quantize(model, str(tmp_path / "out"), None, random_samples(model, 32, 0, rows=8))
+    assert loaded.quantization_report.quantized_layers == {"MatMul": (3, 3)}
     pairs: dict[bool, list] = {True: [], False: []}
-    for inputs in random_samples(q.model, 16, FRESH_SEED, rows=8):
+    for inputs in random_samples(model, 16, FRESH_SEED, rows=8):
         pairs[bool(inputs["x"].sum() > 0)].append((run(float_model("cond_dense"), SERVING, inputs)["output_0"],
-                                                   run(q.loaded, SERVING, inputs)["output_0"]))
+                                                   run(loaded, SERVING, inputs)["output_0"]))
     assert len(pairs[True]) >= 4 and len(pairs[False]) >= 4
     branch_sqnr = {branch: sqnr_db(p) for branch, p in pairs.items()}
-    assert min(branch_sqnr.values()) >= 37.5, branch_sqnr  # measured: true 40.5, false 42.8
+    assert min(branch_sqnr.values()) >= 36.0, branch_sqnr  # measured: 39.9 / 39.3
 
 
-def test_model_with_only_branch_matmuls_quantizes_nothing_and_keeps_outputs(model_dir, tmp_path):
-    """If/StatelessIf whose matmuls are all inside branches: nothing to quantize, outputs kept."""
+def test_model_with_only_branch_matmuls_quantizes_them(model_dir, tmp_path):
+    """If/StatelessIf whose matmuls are all inside branches: each branch taken in calibration is quantized."""
     model = model_dir("cond")
     loaded = checked_quantize(model, str(tmp_path / "out"), None, [inputs for _, inputs in model.cases])
-    assert loaded.quantization_report.quantized_layers == {"MatMul": (0, 2)}
+    assert loaded.quantization_report.quantized_layers == {"MatMul": (2, 2)}
     reference = tf.saved_model.load(model)
-    for _, inputs in model.cases:
-        np.testing.assert_allclose(run(loaded, SERVING, inputs)["output_0"],
-                                   run(reference, SERVING, inputs)["output_0"], rtol=1e-6, atol=1e-6)
+    assert sqnr_db([(run(reference, SERVING, inputs)["output_0"], run(loaded, SERVING, inputs)["output_0"])
+                    for _, inputs in model.cases]) > 30
 
 
 # ----------------------------------------------------------------------------------------------
@@ -515,18 +516,12 @@ def test_both_signatures_quantized_with_a_dataset_per_signature(quantized, float
 # Refusals and errors: each leaves the input as it was and no output behind.
 
 @pytest.mark.parametrize("proto, name", [
-    (QuantizationOptions(op_set=OpSet.UNIFORM_QUANTIZED), "UNIFORM_QUANTIZED"),
     (QuantizationOptions(op_set=OpSet.STABLEHLO), "STABLEHLO"),
-    (QuantizationOptions(quantization_method=QuantizationMethod(
-        preset_method=QuantizationMethod.PresetMethod.METHOD_DYNAMIC_RANGE_INT8)), "METHOD_DYNAMIC_RANGE_INT8"),
-    (QuantizationOptions(quantization_method=QuantizationMethod(
-        preset_method=QuantizationMethod.PresetMethod.METHOD_STATIC_RANGE_WEIGHT_ONLY_INT8)),
-     "METHOD_STATIC_RANGE_WEIGHT_ONLY_INT8"),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_unsupported_settings_are_refused(model_dir, tmp_path, proto, name):
     model = model_dir("matmul")
     out = str(tmp_path / "out")
-    with pytest.raises(ValueError, match="not supported yet") as error:
+    with pytest.raises(ValueError, match="not supported") as error:
         checked_quantize(model, out, proto, calibration_dataset(model)[SERVING])
     assert name in str(error.value)
     assert not os.path.exists(out)
@@ -616,7 +611,7 @@ def test_calibration_calls_the_function_positionally_in_input_order(model_dir, t
 
 
 def test_no_dataset(model_dir, tmp_path):
-    with pytest.raises(ValueError, match="needs a representative dataset"):
+    with pytest.raises(ValueError, match="needs activation ranges: give a representative dataset"):
         checked_quantize(model_dir("matmul"), str(tmp_path / "out"), None, None)
     assert not os.path.exists(tmp_path / "out")
 
