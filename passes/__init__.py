@@ -17,3 +17,4 @@ from tfquant.passes import convert_fake_quant_to_qdq  # noqa: F401
 from tfquant.passes import assign_quantization_spec  # noqa: F401
 from tfquant.passes import quantize_weights  # noqa: F401
 from tfquant.passes import lower_to_uniform_quantized  # noqa: F401
+from tfquant.passes import lower_to_onednn  # noqa: F401

@@ -1,0 +1,322 @@
+"""tfq-lower-to-onednn: lower quantized ops to the oneDNN int8 kernels that stock tensorflow-cpu registers.
+
+    conv2d            -> _FusedQuantizedConv2D
+    depthwise_conv2d  -> _FusedQuantizedDepthwiseConv2D
+    matmul, batch_matmul, einsum -> _QuantizedMatMul on 2-D operands (the activation flattened to
+                         [free, contracted], the weight constant rearranged to [contracted, free], as
+                         tfq-lower-to-uniform-quantized plans it), where the op maps onto one 2-D dot
+with the bias, the activation and the requantize (or, for a float output, the dequantize) fused
+into the kernel; activations stay int8 from layer to layer (`tf.Bitcast` int8 <-> qint8 around
+each kernel; a Bitcast of a Bitcast between two kernels is folded away). Everything else is lowered
+as tfq-lower-to-xla lowers it (`lower_with_product(emit_xla_product)`): gather, dynamic range,
+16-bit or unsigned activations, a batch matmul / einsum whose weight shares batch dimensions with
+the activation (there is no `_QuantizedBatchMatMul` kernel in TF 2.21), non-constant weights or biases.
+
+The kernels' semantics (TF 2.21, oneDNN v3; established by experiment against exact integer
+arithmetic in numpy, /tmp/onednn_sem/*.py, every case bit-exact):
+
+_FusedQuantizedConv2D / _FusedQuantizedDepthwiseConv2D
+  host inputs: input (qint8 or quint8), filter (qint8 constant, HWIO / [h, w, C, M]), [bias], min_input,
+  max_input, min_filter, max_filter, [min_freezed_output, max_freezed_output]; fused_ops one of
+  [BiasAdd], [BiasAdd, Relu], [BiasAdd, Requantize], [BiasAdd, Relu, Requantize], ... (no Relu6);
+  out_type qint32 / qint8 / quint8 (no float output); Tsummand = out_type unless Sum is fused;
+  is_filter_const must be true; padding SAME / VALID / EXPLICIT (explicit_paddings), strides,
+  dilations all honoured (NHWC).
+  No zero point anywhere (the SCALED scheme):
+      s_in  = max(|min_input|, |max_input|) / (127 qint8 | 255 quint8)
+      s_w[c] = max(|min_filter[c]|, |max_filter[c]|) / 127   (min/max_filter scalars or one per
+               output channel; depthwise: C*M, channel c*M + m)
+      acc[c] = sum(x * w) over the window, zero padding (x = 0)
+      Requantize: out = saturate(round(act(s_in * s_w[c] * acc + bias[c]) / s_out)),
+               s_out = max(|min_freezed_output|, |max_freezed_output|) / (127 qint8 | 255 quint8),
+               act = relu when fused, bias f32 in real units;
+      qint32 out: round((s_in * s_w[c] * acc + bias) / (s_in * max_c s_w[c])) (one common scale:
+               per-channel scales are rounded away; with unit scales it is exactly acc + bias).
+  A qint32 bias is read as bias * s_in * s_w[c] (oneDNN v3 takes f32 bias; TF converts).
+_QuantizedMatMul
+  host inputs: a [M, K] (qint8/quint8), b [K, N] (qint8; transpose_a/b honoured), bias [N] (required:
+  every fusion starts with BiasAdd), min_a, max_a, min_b, max_b (scalars or [N]),
+  [min_freezed_output, max_freezed_output]; fused_ops [BiasAdd(, Relu|Relu6|...)(, Dequantize |
+  Requantize)]; Tout f32 (Dequantize) or qint8 / quint8 (Requantize).
+      input_quant_mode SCALED:    s_a = max(|min_a|, |max_a|) / 127, real a = s_a * q
+      input_quant_mode MIN_FIRST: s_a = (max_a - min_a) / 127 (qint8), real a = min_a + s_a * q
+                                  (the kernel folds -min_a * sum(w) into a f32 bias)
+      s_b[n] = max(|min_b[n]|, |max_b[n]|) / 127
+      y = act(s_a * s_b[n] * acc + bias[n])     (bias f32 in real units; Relu6 clips at 6.0 in real units)
+      Dequantize: out = y (f32)
+      Requantize, output_quant_mode MIN_FIRST: out = saturate(round(y * L / (max - min) - min * L / (max - min))),
+               L = 127 (qint8) or 255 (quint8): with min = -z * s, max = (L - z) * s that is
+               saturate(round(y / s) + z), an asymmetric output with any zero point z.
+  The [BiasAdd] and [BiasAdd, Relu] (qint32) fusions do not scale: not used.
+
+The mapping used (exact: the IR's v2 types need no change for this opset):
+  activations asymmetric int8 (scale s, zero point z) are passed as they are, bitcast to qint8:
+  SCALED with min_input = -127 s, max_input = 127 s, and the zero point folded into the f32 bias:
+      bias_f[c] = (bias_i32[c] - z_in * sum(w[.., c])) * s_in * s_w[c]
+  (exact: sum((x - z) * w) = sum(x * w) - z * sum(w)); where a conv pads (SAME, EXPLICIT) and z != 0 the
+  int8 input is first padded with z (tf.PadV2) and convolved VALID, as tfq-lower-to-xla does, so that
+  padding stays real 0.0.
+  conv output (no zero point in the kernel): the output zero point goes into the bias too,
+      bias_f[c] += z_out * s_out, min/max_freezed_output = -+127 s_out, out_type qint8
+  so that saturate(round(y / s_out + z_out)) = clip(round(y / s_out) + z_out, -128, 127); the kernel's
+  Relu is then not used (it would clip at real -z_out * s_out): relu / relu6 are the clip of
+  `activation_bounds` (a tf.ClipByValue on the int8 output, emitted only where that range is
+  narrower than [-128, 127]; never for a calibrated relu output, whose zero point is -128, nor for
+  a [0, 6] relu6 output).
+  conv float output: unit scales (min/max_input -+127, min/max_filter -+127), bias_f = bias_i32 -
+  z_in * sum(w) (integers), out_type qint32, so the kernel returns exactly acc - z_in * sum(w) + bias
+  (with the Relu fused for relu and relu6, which commute with positive scaling), then
+  Cast -> Mul by s_in * s_w[c] (-> Relu6), as tfq-lower-to-xla does after its product.
+  matmul: SCALED input with the same bias compensation; Requantize with output_quant_mode MIN_FIRST
+  (min = -z_out * s_out, max = (127 - z_out) * s_out), the activation fused; Dequantize for a float output.
+Results equal tfq-lower-to-xla's to rounding: both round half to even, but the kernels scale in f32
+in another order (s_in * s_w * acc + bias, then / s_out), so a product within float rounding of a
+half step may round the other way (an output step, rarely).
+
+On CPUs without VNNI (before Cascade Lake / Zen 4) oneDNN's u8 x s8 products go through 16-bit
+pairs that can saturate; this CPU has avx512_vnni and every check above is exact.
+Where TensorFlow's oneDNN is off (`TF_ENABLE_ONEDNN_OPTS=0`: `IsMklEnabled()` False) or the kernels
+are not registered, the pass refuses with a CompileError rather than emit a model that might not run.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tfquant.mlir import CompileError, ir, ops_named
+from tfquant.pass_registry import register_pass
+from tfquant.passes import _tfq
+from tfquant.passes._lowering import (QuantizedOp, channel_scales, float_activation, lower_quantized_module,
+                                      lower_with_product)
+from tfquant.passes._quant import INT8_MAX, INT8_MIN, WEIGHT_MAX
+from tfquant.passes._tf_arith import activation_bounds, binary, cast, const, emit, f32
+from tfquant.passes._tf_ops import constant_value, create_op, named_loc
+from tfquant.passes.lower_to_uniform_quantized import (_dot_plan, _flat_size, _leading_shape_and, _qint, _reshape,
+                                                       _to_quantized, _to_storage, _transpose, fold_bitcast_pairs)
+from tfquant.passes.lower_to_xla import _pad_with_zero_point, _spatial_pads, emit_xla_product
+
+KERNELS = ("_FusedQuantizedConv2D", "_FusedQuantizedDepthwiseConv2D", "_QuantizedMatMul")
+CONVOLUTIONS = {"conv2d": "tf._FusedQuantizedConv2D", "depthwise_conv2d": "tf._FusedQuantizedDepthwiseConv2D"}
+DOTS = ("matmul", "batch_matmul", "einsum")
+
+_lower_as_xla = lower_with_product(emit_xla_product)
+
+
+@register_pass("tfq-lower-to-onednn",
+               "Lower quantized ops to oneDNN's fused int8 kernels (_FusedQuantizedConv2D, "
+               "_FusedQuantizedDepthwiseConv2D, _QuantizedMatMul) with bias, activation and requantize fused")
+def lower_to_onednn(module_op: ir.Operation) -> None:
+    if ops_named(module_op, _tfq.QuantizedOp.OPERATION_NAME):
+        require_onednn()
+    lower_quantized_module(module_op, lower_onednn)
+    fold_bitcast_pairs(module_op)
+
+
+def require_onednn() -> None:
+    """Raise unless this TensorFlow runs the oneDNN int8 kernels."""
+    from tensorflow.python.framework import kernels
+    from tensorflow.python.util import _pywrap_util_port
+    if not _pywrap_util_port.IsMklEnabled():
+        raise CompileError("the ONEDNN opset needs TensorFlow's oneDNN kernels: oneDNN is off in this TensorFlow "
+                           "(TF_ENABLE_ONEDNN_OPTS=0, or a build without oneDNN); unset TF_ENABLE_ONEDNN_OPTS or "
+                           "choose the XLA opset")
+    missing = [name for name in KERNELS if not kernels.get_registered_kernels_for_op(name).kernel]
+    if missing:
+        raise CompileError(f"the ONEDNN opset needs TensorFlow's oneDNN kernels: {', '.join(missing)} "
+                           f"{'is' if len(missing) == 1 else 'are'} not registered in this TensorFlow; "
+                           f"choose the XLA opset")
+
+
+def lower_onednn(q: QuantizedOp) -> ir.Value:
+    """The oneDNN lowering of `q` (int8 storage, or f32 for a float output); the XLA form where no
+    kernel computes it exactly."""
+    if not _int8_static(q) or constant_value(q.w) is None or (q.bias is not None and constant_value(q.bias) is None):
+        return _lower_as_xla(q)
+    if q.kind in CONVOLUTIONS:
+        if q.string("data_format", "NHWC") != "NHWC":
+            return _lower_as_xla(q)
+        return _convolution(q)
+    if q.kind in DOTS:
+        plan = _dot_plan(q)
+        return _lower_as_xla(q) if plan is None else _matmul(q, plan)
+    return _lower_as_xla(q)
+
+
+def _int8_static(q: QuantizedOp) -> bool:
+    """Static range with signed 8-bit activations and a symmetric signed 8-bit weight."""
+    if q.kind == "gather" or q.dynamic:
+        return False
+    activations = [q.input] + ([] if q.output is None else [q.output])
+    return (all(p.storage_bits == 8 and p.signed for p in activations) and
+            q.weight.storage_bits == 8 and q.weight.signed and not any(q.weight.zero_points))
+
+
+# ---- shared pieces -------------------------------------------------------------------------------
+
+def _f32(value: float, loc: ir.Location) -> ir.Value:
+    return const(np.float32(value), loc)
+
+
+def _range(scales: np.ndarray, limit: float, loc: ir.Location, name: str) -> list[ir.Value]:
+    """(min, max) = (-limit * s, limit * s): a scalar for one scale, else a vector."""
+    scales = np.asarray(scales, np.float64).reshape(-1)
+    values = scales[0] if scales.size == 1 else scales
+    return [const(np.asarray(-limit * values, np.float32), named_loc(loc, f"min_{name}")),
+            const(np.asarray(limit * values, np.float32), named_loc(loc, f"max_{name}"))]
+
+
+def _types(types: list[ir.Type]) -> ir.ArrayAttr:
+    return ir.ArrayAttr.get([ir.TypeAttr.get(t) for t in types])
+
+
+def _strings(values: list[str]) -> ir.ArrayAttr:
+    return ir.ArrayAttr.get([ir.StringAttr.get(v) for v in values])
+
+
+def _kernel(name: str, operands: list[ir.Value], results: list[ir.Type], attrs: dict[str, ir.Attribute],
+            loc: ir.Location) -> ir.Value:
+    """A oneDNN kernel op: every operand a host input, every result a host output; its first result."""
+    element = [ir.ShapedType(v.type).element_type for v in operands]
+    op = create_op(name, operands, results,
+                   {**attrs, "Thost_inputs": _types(element), "Thost_outputs": _types(
+                       [ir.ShapedType(t).element_type for t in results]),
+                    "Tdevice_inputs": ir.ArrayAttr.get([]), "Tdevice_outputs": ir.ArrayAttr.get([])}, loc)
+    return op.results[0]
+
+
+def _scalar_f32() -> ir.Type:
+    return ir.RankedTensorType.get([], f32())
+
+
+def _bias_int(q: QuantizedOp, channels: int) -> np.ndarray:
+    """The int32 bias as int64, repeated to `channels` (a bias along the last of several free dims)."""
+    if q.bias is None:
+        return np.zeros(channels, np.int64)
+    bias = np.asarray(constant_value(q.bias), np.int64).reshape(-1)
+    return np.tile(bias, channels // bias.size)
+
+
+def _clip(value: ir.Value, low: int, high: int, loc: ir.Location) -> ir.Value:
+    """int8 `value` clipped to [low, high] where that is narrower than the int8 range."""
+    if low <= INT8_MIN and high >= INT8_MAX:
+        return value
+    return emit("tf.ClipByValue", [value, const(np.int8(low), named_loc(loc, "min")),
+                                   const(np.int8(high), named_loc(loc, "max"))],
+                value.type, {"T": ir.TypeAttr.get(ir.ShapedType(value.type).element_type)}, named_loc(loc, "clip"))
+
+
+# ---- convolutions --------------------------------------------------------------------------------
+
+def _convolution(q: QuantizedOp) -> ir.Value:
+    loc = named_loc(q.loc, "onednn")
+    weight = q.weight_array()
+    x, padding = q.x, q.string("padding")
+    explicit = q.attrs.get("explicit_paddings", ir.ArrayAttr.get([]))
+    if q.input.zero_point and padding != "VALID":
+        # Zero padding (x = 0) would stand for -z * s_in: pad with the zero point, convolve VALID.
+        pads = _spatial_pads(q, list(ir.RankedTensorType(q.x.type).shape), list(weight.shape[:2]))
+        if any(p != (0, 0) for p in pads):
+            x = _pad_with_zero_point(q, pads)
+        padding, explicit = "VALID", ir.ArrayAttr.get([])
+    depthwise = q.kind == "depthwise_conv2d"
+    weight_sum = weight.astype(np.int64).sum(axis=(0, 1) if depthwise else (0, 1, 2)).reshape(-1)
+    scales, _ = channel_scales(q)
+    compensated = _bias_int(q, weight_sum.size) - q.input.zero_point * weight_sum  # sum((x - z) * w) + bias
+    real_scale = q.input.scale * scales
+    xq = _to_quantized(x, named_loc(loc, "input"))
+    wq = _to_quantized(q.w, named_loc(loc, "filter"))
+    qint8, qint32 = _qint(8), _qint(32)
+    dilations = q.attrs.get("dilations", ir.ArrayAttr.get([ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 1)] * 4))
+    attrs = {"Tinput": ir.TypeAttr.get(qint8), "Tfilter": ir.TypeAttr.get(qint8), "Tbias": ir.TypeAttr.get(f32()),
+             "strides": q.attrs["strides"], "padding": ir.StringAttr.get(padding), "explicit_paddings": explicit,
+             "dilations": dilations, "data_format": ir.StringAttr.get("NHWC"),
+             "is_filter_const": ir.BoolAttr.get(True), "is_bias_const": ir.BoolAttr.get(True)}
+    shape = list(ir.RankedTensorType(q.result_type).shape)
+    outputs = lambda element: [ir.RankedTensorType.get(shape, element), _scalar_f32(), _scalar_f32()]  # noqa: E731
+    if q.float_output:
+        # Unit scales: the kernel returns exactly acc - z * sum(w) + bias (relu commutes with the scaling).
+        relu = q.activation in ("RELU", "RELU6")
+        operands = [xq, wq, const(compensated.astype(np.float32), named_loc(loc, "bias")),
+                    *_range(np.ones(1), 127.0, loc, "input"), *_range(np.ones(1), WEIGHT_MAX, loc, "filter")]
+        accumulator = _kernel(CONVOLUTIONS[q.kind], operands, outputs(qint32),
+                              {**attrs, "out_type": ir.TypeAttr.get(qint32), "Tsummand": ir.TypeAttr.get(qint32),
+                               "fused_ops": _strings(["BiasAdd", "Relu"] if relu else ["BiasAdd"])}, loc)
+        accumulator = _to_storage(accumulator, loc)
+        scale = real_scale.reshape(-1)
+        value = binary("tf.Mul", cast(accumulator, f32(), loc),
+                       const((scale if scale.size > 1 else scale.reshape([])).astype(np.float32),
+                             named_loc(loc, "scale")), named_loc(loc, "dequantize"))
+        return float_activation(value, q.activation, loc) if q.activation == "RELU6" else value
+    out = q.output
+    # No output zero point in the kernel: add z_out * s_out to the bias, saturate, clip to the activation.
+    bias = compensated * real_scale + out.zero_point * out.scale
+    operands = [xq, wq, const(bias.astype(np.float32), named_loc(loc, "bias")),
+                *_range(np.asarray([q.input.scale]), 127.0, loc, "input"), *_range(scales, WEIGHT_MAX, loc, "filter"),
+                *_range(np.asarray([out.scale]), 127.0, loc, "freezed_output")]
+    value = _kernel(CONVOLUTIONS[q.kind], operands, outputs(qint8),
+                    {**attrs, "out_type": ir.TypeAttr.get(qint8), "Tsummand": ir.TypeAttr.get(qint8),
+                     "fused_ops": _strings(["BiasAdd", "Requantize"])}, loc)
+    value = _to_storage(value, loc)
+    low, high = activation_bounds(out, q.activation)
+    return _clip(value, low, high, loc)
+
+
+# ---- dots ----------------------------------------------------------------------------------------
+
+def _matmul(q: QuantizedOp, plan) -> ir.Value:
+    loc = named_loc(q.loc, "onednn")
+    n = int(np.prod(plan.free_w))
+    scales = np.asarray(q.weight.scales, np.float64)
+    if plan.channel is not None:
+        along = [1] * len(plan.free_w)
+        along[plan.channel] = -1
+        scales = np.broadcast_to(scales.reshape(along), plan.free_w).reshape(-1)
+    else:
+        scales = scales[:1]
+    weight = np.transpose(q.weight_array(), plan.w_perm).reshape(plan.contracted, n)
+    weight_sum = weight.astype(np.int64).sum(axis=0)
+    compensated = _bias_int(q, n) - q.input.zero_point * weight_sum
+    real_scale = q.input.scale * scales
+    bias = compensated * real_scale  # f32 bias in real units
+
+    m = _flat_size(plan.free_x)
+    in_loc = named_loc(loc, "input")
+    # Transpose (no qint8 kernel) on the int8 storage, then Bitcast (it folds with a producing
+    # kernel's Bitcast when there is no transpose), then Reshape (which takes qint8).
+    x_free_first = _transpose(q.x, plan.x_perm, in_loc)
+    x = _reshape(_to_quantized(x_free_first, in_loc), [m, plan.contracted], in_loc)
+    # The weight constant as it is where that is its [K, N] layout, else a rearranged copy (the
+    # original, then dead, is erased with the other dead ops).
+    same_layout = plan.w_perm == sorted(plan.w_perm) and list(ir.RankedTensorType(q.w.type).shape) == list(weight.shape)
+    wq = _to_quantized(q.w if same_layout else const(weight, named_loc(loc, "weight")), named_loc(loc, "weight"))
+    fused = ["BiasAdd"] + ([{"RELU": "Relu", "RELU6": "Relu6"}[q.activation]] if q.activation != "NONE" else [])
+    qint8 = _qint(8)
+    operands = [x, wq, const(bias.astype(np.float32), named_loc(loc, "bias")),
+                *_range(np.asarray([q.input.scale]), 127.0, loc, "input"), *_range(scales, WEIGHT_MAX, loc, "weight")]
+    attrs = {"T1": ir.TypeAttr.get(qint8), "T2": ir.TypeAttr.get(qint8), "Tbias": ir.TypeAttr.get(f32()),
+             "U": ir.TypeAttr.get(f32()), "transpose_a": ir.BoolAttr.get(False), "transpose_b": ir.BoolAttr.get(False),
+             "is_weight_const": ir.BoolAttr.get(True), "is_bias_const": ir.BoolAttr.get(True),
+             "input_quant_mode": ir.StringAttr.get("SCALED")}
+    if q.float_output:
+        value = _kernel("tf._QuantizedMatMul", operands, [ir.RankedTensorType.get([m, n], f32())],
+                        {**attrs, "Tout": ir.TypeAttr.get(f32()), "fused_ops": _strings(fused + ["Dequantize"]),
+                         "output_quant_mode": ir.StringAttr.get("SCALED")}, loc)
+    else:
+        out = q.output
+        operands += [_f32(-out.zero_point * out.scale, named_loc(loc, "min_freezed_output")),
+                     _f32((INT8_MAX - out.zero_point) * out.scale, named_loc(loc, "max_freezed_output"))]
+        value = _kernel("tf._QuantizedMatMul", operands,
+                        [ir.RankedTensorType.get([m, n], qint8), _scalar_f32(), _scalar_f32()],
+                        {**attrs, "Tout": ir.TypeAttr.get(qint8), "fused_ops": _strings(fused + ["Requantize"]),
+                         "output_quant_mode": ir.StringAttr.get("MIN_FIRST")}, loc)
+    out_loc = named_loc(loc, "output")
+    dynamic = ir.ShapedType.get_dynamic_size()
+    out_shape = None
+    if plan.free_x.count(dynamic) > 1:  # a reshape back to several dynamic dims reads the run-time shape
+        out_shape = _leading_shape_and(x_free_first, len(plan.free_x), plan.free_w, out_loc)
+    value = _reshape(value, plan.free_x + plan.free_w, out_loc, out_shape)  # Reshape takes qint8
+    if not q.float_output:
+        value = _to_storage(value, loc)
+        low, high = q.output.storage_min, q.output.storage_max
+        value = _clip(value, low, high, loc)
+    return _transpose(value, plan.out_perm, out_loc)
+
