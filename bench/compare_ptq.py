@@ -23,18 +23,42 @@ MODELS = ("mlp", "cnn_small", "digits_cnn", "transformer", "mobilenet_v2", "resn
 TOOLS = ("tf", "tfquant")
 
 
-def quantize(tool: str, model_dir: str, out_dir: str, opset: str, calibration_method: str) -> dict:
-    """Run one quantizer on one zoo model (in this process); returns its time or its error."""
+# Our names of the methods that calibrate on the representative dataset.
+CALIBRATED_METHODS = ("static_range_int8", "static_range_int16x8")
+
+
+def load_samples(model_dir: str) -> list[dict]:
+    """The zoo's calibration inputs as a representative dataset: one sample (batch 1) a row."""
     import numpy as np
+    calib = dict(np.load(os.path.join(model_dir, "calib.npz")))
+    names = list(calib)
+    return [{k: calib[k][i:i + 1] for k in names} for i in range(len(calib[names[0]]))]
+
+
+def quantize(tool: str, model_dir: str, out_dir: str, opset: str, calibration_method: str,
+             method: str = "static_range_int8", samples: list[dict] | None = None) -> dict:
+    """Run one quantizer on one zoo model (in this process); returns its time or its error.
+
+    `method` is tfquant's name of it (`tfquant.options.METHODS`): TensorFlow's own methods go
+    in the options' preset for both tools; tfquant's extensions only to tfquant (`method=`).
+    The calibrated methods get `samples` (default: the zoo's calibration inputs); the others
+    no dataset. tfquant's result also lists the units it left float, and why.
+    """
     import tensorflow as tf
     from tensorflow.compiler.mlir.quantization.tensorflow import quantization_options_pb2 as pb
 
-    calib = dict(np.load(os.path.join(model_dir, "calib.npz")))
-    names = list(calib)
-    samples = [{k: calib[k][i:i + 1] for k in names} for i in range(len(calib[names[0]]))]
+    presets = {"static_range_int8": "METHOD_STATIC_RANGE_INT8", "dynamic_range_int8": "METHOD_DYNAMIC_RANGE_INT8",
+               "weight_only_int8": "METHOD_STATIC_RANGE_WEIGHT_ONLY_INT8"}
+    if tool == "tf" and method not in presets:
+        return {"error": f"TensorFlow's quantize_saved_model has no method {method}"}
+    if method in CALIBRATED_METHODS:
+        samples = load_samples(model_dir) if samples is None else samples
+    else:
+        samples = None
     options = pb.QuantizationOptions(signature_keys=["serving_default"], op_set=pb.OpSet.Value(opset))
-    options.quantization_method.preset_method = pb.QuantizationMethod.PresetMethod.METHOD_STATIC_RANGE_INT8
-    if tool == "tfquant":
+    if method in presets:
+        options.quantization_method.preset_method = pb.QuantizationMethod.PresetMethod.Value(presets[method])
+    if tool == "tfquant" and method in CALIBRATED_METHODS:
         options.calibration_options.calibration_method = (
             options.calibration_options.CalibrationMethod.Value("CALIBRATION_METHOD_" + calibration_method.upper()))
     saved_model = os.path.join(model_dir, "saved_model")
@@ -48,11 +72,16 @@ def quantize(tool: str, model_dir: str, out_dir: str, opset: str, calibration_me
         if tool == "tf":
             quantize_fn(saved_model, out_dir, options, samples, overwrite_output_directory=True)
         else:
-            tfquant.quantize_saved_model(saved_model, out_dir, options, samples, overwrite_output_directory=True,
-                                         verbose=False)
+            loaded = tfquant.quantize_saved_model(saved_model, out_dir, options, samples,
+                                                  overwrite_output_directory=True, verbose=False,
+                                                  method=None if method in presets else method)
     except Exception as error:  # a quantizer that fails is reported in the table, not fatal
         return {"error": f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"}
-    return {"seconds": time.perf_counter() - started}
+    result = {"seconds": time.perf_counter() - started}
+    if tool == "tfquant":
+        result["float_units"] = [f"{u.op_type} {u.node_name}: {u.reason}"
+                                 for u in loaded.quantization_report.float_units]
+    return result
 
 
 def evaluate(model_dir: str, out_dir: str, latency_runs: int = 30) -> dict:
@@ -66,16 +95,27 @@ def evaluate(model_dir: str, out_dir: str, latency_runs: int = 30) -> dict:
     quant_fn = tf.saved_model.load(out_dir).signatures["serving_default"]
     feed = {k: tf.constant(v) for k, v in evaluation.items()}
     actual = quant_fn(**feed)[output].numpy().astype(np.float64)
-    sqnr = 10 * np.log10(np.sum(reference ** 2) / max(np.sum((reference - actual) ** 2), 1e-30))
     result = {
-        "sqnr_db": float(sqnr),
+        "sqnr_db": sqnr_db(reference, actual),
         "top1_agreement": float(np.mean(reference.argmax(-1) == actual.argmax(-1))),
-        "bytes": sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(out_dir) for f in fs),
+        "bytes": directory_bytes(out_dir),
         "latency_ms": _latency_ms(quant_fn, {k: tf.constant(v[:1]) for k, v in evaluation.items()}, latency_runs),
     }
     if labels is not None:
         result["accuracy"] = float(np.mean(actual.argmax(-1) == labels))
     return result
+
+
+def sqnr_db(reference, actual) -> float:
+    """Signal-to-quantization-noise ratio of `actual` against `reference`, in dB."""
+    import numpy as np
+    noise = np.sum((np.asarray(reference, np.float64) - np.asarray(actual, np.float64)) ** 2)
+    return float(10 * np.log10(np.sum(np.asarray(reference, np.float64) ** 2) / max(noise, 1e-30)))
+
+
+def directory_bytes(path: str) -> int:
+    """Bytes of every file under `path`."""
+    return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
 
 
 def _float_outputs(saved_model: str, evaluation: dict):
