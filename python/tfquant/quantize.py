@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
-from tfquant import calibrate, dataset, options as options_lib, pipeline
+from tfquant import calibrate, dataset, latency, options as options_lib, pipeline
 from tfquant.exporter import LARGE_CONSTANT, export_saved_model, signature_input_specs
 from tfquant.importer import import_saved_model
 from tfquant.meta_graph import copy_assets
@@ -67,6 +67,11 @@ class QuantizationReport:
     pipelines: list[str] = field(default_factory=list)
     float_units: list[FloatUnit] = field(default_factory=list)
     sqnr_samples: dict[str, int] = field(default_factory=dict)
+    # With optimize_for="latency": each quantized unit's measured int8 and float latency and what
+    # it was kept as (tfquant.latency.UnitLatency), at `latency_batch_sizes`.
+    optimize_for: str | None = None
+    latency: list[latency.UnitLatency] = field(default_factory=list)
+    latency_batch_sizes: tuple[int, ...] = ()
     measure_sqnr: Callable[[], dict[str, float]] = field(default=dict, repr=False, compare=False)
 
     @functools.cached_property
@@ -81,6 +86,8 @@ class QuantizationReport:
         lines.append("-" * 40)
         for unit in self.float_units:
             lines.append(f"left float: {unit.op_type} {unit.node_name}: {unit.reason}")
+        if self.optimize_for == latency.LATENCY:
+            lines.extend(latency.describe(self.latency, self.latency_batch_sizes))
         calibration = f", calibration {self.calibration_method}" if self.calibration_samples else ""
         lines.append(f"method {self.method}, opset {self.opset}, "
                      f"{'per-channel' if self.per_channel else 'per-tensor'} weights{calibration}")
@@ -98,7 +105,7 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
                          quantization_options=None, representative_dataset=None, *,
                          overwrite_output_directory: bool = False, verbose: bool = True,
                          dump_ir: str | None = None, method: str | None = None, units=(),
-                         opset: str | None = None):
+                         opset: str | None = None, optimize_for: str | None = None):
     """Quantize a float SavedModel; returns the loaded quantized SavedModel, as TensorFlow's does.
 
     The returned object also carries `quantization_report` (a QuantizationReport). `verbose`
@@ -109,8 +116,14 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
     `units` are unit-wise specs that may name them, e.g.
     `[{"node_name": ".*/attention/.*", "method": "static_range_int16x8"}]`; `opset="ONEDNN"`
     lowers to oneDNN's fused int8 kernels (a TensorFlow built with oneDNN runs the output).
+    `optimize_for="latency"` measures each quantized unit's int8 form against its float form (on
+    this machine, at the calibration batch size and at 1) and keeps float those where int8 is not
+    faster (`tfquant.latency`); the report's `latency` lists every unit measured and its gain.
     """
     started = time.perf_counter()
+    if optimize_for is not None and optimize_for not in latency.OPTIMIZE_FOR:
+        raise ValueError(f"optimize_for must be None or {' or '.join(map(repr, latency.OPTIMIZE_FOR))}, "
+                         f"got {optimize_for!r}")
     resolved = options_lib.resolve_options(quantization_options, method, units, opset)
     options_lib.check_supported(resolved)
     output_directory = _checked_output_directory(saved_model_path, output_directory, overwrite_output_directory)
@@ -122,6 +135,7 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
                                          resolved.representative_datasets) if calibrate_ranges else {}
     stages = pipeline.build(resolved, calibrate_ranges)
     run = calibrate.CalibrationRun()
+    latency_units, batch_sizes = [], ()
     dumped = 0  # dumps are numbered by pass stage: 0_pre_calibration, 1_quantize, 2_lower for every method
     for stage in stages:
         if stage.pipeline is None:
@@ -129,6 +143,9 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
             if input_bytes > _LARGE_MODEL_BYTES:
                 gc.collect()  # the instrumented function's graphs are cycles holding a copy of every large weight
             continue
+        if stage.name == pipeline.QUANTIZE and optimize_for == latency.LATENCY:
+            batch_sizes = (1, _calibration_batch_size(run))
+            latency_units = latency.check(module, resolved, calibrated=calibrate_ranges, batch_sizes=batch_sizes)
         pipeline.run_pipeline(module, stage.pipeline, dump_dir=_stage_dir(dump_ir, dumped, stage.name))
         dumped += 1
         if stage.name == pipeline.PRE_CALIBRATION:
@@ -146,7 +163,8 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
         calibration_method=resolved.calibration_method,
         input_bytes=input_bytes, output_bytes=directory_bytes(output_directory),
         seconds=time.perf_counter() - started, pipelines=[str(s.pipeline) for s in stages if s.pipeline],
-        float_units=float_units, sqnr_samples=dict(run.kept_samples),
+        float_units=float_units, sqnr_samples=dict(run.kept_samples), optimize_for=optimize_for,
+        latency=latency_units, latency_batch_sizes=tuple(sorted(set(batch_sizes))),
         measure_sqnr=functools.partial(_sqnr, loaded, run))
     loaded.quantization_report = report
     if verbose:
@@ -173,6 +191,17 @@ def _needs_calibration(module: ir.Module, resolved: options_lib.ResolvedOptions,
     raise ValueError(f"method {resolved.method} needs activation ranges: give a representative dataset, or a "
                      "model trained with fake-quant ops (quantization-aware training), which has none")
 
+
+def _calibration_batch_size(run: calibrate.CalibrationRun) -> int:
+    """The rows of the largest batch calibration ran (its batch size: the shape the model will
+    likely serve), or the default calibration batch size when nothing was calibrated."""
+    rows = [next((v.shape[0] for v in batch.values() if v.ndim), 1)
+            for batches in run.kept_inputs.values() for batch in batches]
+    return max(rows, default=DEFAULT_LATENCY_BATCH)
+
+
+# The batch size latency is checked at (beside 1) when no calibration ran: calibration's default.
+DEFAULT_LATENCY_BATCH = 32
 
 # Past this size, memory freed as soon as possible matters more than the 0.2 s a collection takes.
 _LARGE_MODEL_BYTES = 1 << 28
