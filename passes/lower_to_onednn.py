@@ -6,8 +6,8 @@
                          [free, contracted], the weight constant rearranged to [contracted, free], as
                          tfq-lower-to-uniform-quantized plans it), where the op maps onto one 2-D dot
 with the bias, the activation and the requantize (or, for a float output, the dequantize) fused
-into the kernel; activations stay int8 from layer to layer (`tf.Bitcast` int8 <-> qint8 around
-each kernel; a Bitcast of a Bitcast between two kernels is folded away). Everything else is lowered
+into the kernel; activations stay 8-bit from layer to layer (`tf.Bitcast` int8 <-> qint8, or a
+sign flip to quint8, around each kernel; the pairs between two kernels fold away). Everything else is lowered
 as tfq-lower-to-xla lowers it (`lower_with_product(emit_xla_product)`): gather, dynamic range,
 16-bit or unsigned activations, a batch matmul / einsum whose weight shares batch dimensions with
 the activation (there is no `_QuantizedBatchMatMul` kernel in TF 2.21), non-constant weights or biases.
@@ -49,26 +49,34 @@ _QuantizedMatMul
                saturate(round(y / s) + z), an asymmetric output with any zero point z.
   The [BiasAdd] and [BiasAdd, Relu] (qint32) fusions do not scale: not used.
 
-The mapping used (exact: the IR's v2 types need no change for this opset):
-  activations asymmetric int8 (scale s, zero point z) are passed as they are, bitcast to qint8:
-  SCALED with min_input = -127 s, max_input = 127 s, and the zero point folded into the f32 bias:
-      bias_f[c] = (bias_i32[c] - z_in * sum(w[.., c])) * s_in * s_w[c]
-  (exact: sum((x - z) * w) = sum(x * w) - z * sum(w)); where a conv pads (SAME, EXPLICIT) and z != 0 the
-  int8 input is first padded with z (tf.PadV2) and convolved VALID, as tfq-lower-to-xla does, so that
-  padding stays real 0.0.
-  conv output (no zero point in the kernel): the output zero point goes into the bias too,
-      bias_f[c] += z_out * s_out, min/max_freezed_output = -+127 s_out, out_type qint8
-  so that saturate(round(y / s_out + z_out)) = clip(round(y / s_out) + z_out, -128, 127); the kernel's
-  Relu is then not used (it would clip at real -z_out * s_out): relu / relu6 are the clip of
-  `activation_bounds` (a tf.ClipByValue on the int8 output, emitted only where that range is
-  narrower than [-128, 127]; never for a calibrated relu output, whose zero point is -128, nor for
-  a [0, 6] relu6 output).
-  conv float output: unit scales (min/max_input -+127, min/max_filter -+127), bias_f = bias_i32 -
-  z_in * sum(w) (integers), out_type qint32, so the kernel returns exactly acc - z_in * sum(w) + bias
-  (with the Relu fused for relu and relu6, which commute with positive scaling), then
-  Cast -> Mul by s_in * s_w[c] (-> Relu6), as tfq-lower-to-xla does after its product.
-  matmul: SCALED input with the same bias compensation; Requantize with output_quant_mode MIN_FIRST
-  (min = -z_out * s_out, max = (127 - z_out) * s_out), the activation fused; Dequantize for a float output.
+The mapping used (exact: the IR's v2 types need no change for this opset). With s, zp the IR's
+scale and zero point, zp_k the zero point the kernel's input stands for:
+  input as qint8 (the int8 storage bitcast): SCALED, min/max_input = -+127 s, zp_k = zp;
+  input as quint8 (u8 = i8 + 128: the storage XOR 0x80, then bitcast): min/max_input = 0, 255 s,
+      zp_k = zp + 128. Used where zp = -128 (a relu output: zp_k = 0, nothing to pad or compensate)
+      and always for depthwise (oneDNN's s8-input depthwise runs ~3x slower than its u8 one).
+  zp_k folded into the f32 bias (sum((x - zp_k) * w) = sum(x * w) - zp_k * sum(w)):
+      bias_f[c] = (bias_i32[c] - zp_k * sum(w[.., c])) * s_in * s_w[c]
+  and where a conv pads (SAME, EXPLICIT) with zp_k != 0 the int8 input is first padded with zp
+  (tf.PadV2; real 0.0) and convolved VALID, as tfq-lower-to-xla does.
+  conv output (the kernel has no output zero point):
+      zp_out = -128 and no clip inside [-128, 127]: out_type quint8, min/max_freezed_output = 0, 255 s_out
+          (u8 = i8 + 128; saturating at 0 is the relu), then XOR 0x80 back to int8 storage;
+      otherwise out_type qint8, min/max_freezed_output = -+127 s_out and zp_out * s_out added to the
+          bias, so saturate(round(y / s_out + zp_out)) = clip(round(y / s_out) + zp_out, -128, 127);
+          the kernel's Relu is not used (it would clip at real -zp_out * s_out): relu / relu6 are the
+          clip of `activation_bounds` (a tf.ClipByValue on the int8 output, only where that range is
+          narrower than [-128, 127]).
+  conv float output: unit scales (min/max_input -+127 or 0, 255; min/max_filter -+127), bias_f =
+  bias_i32 - zp_k * sum(w) (integers), out_type qint32: the kernel returns exactly
+  acc - zp_k * sum(w) + bias (the Relu fused for relu and relu6, which commute with positive
+  scaling), then Cast -> Mul by s_in * s_w[c] (-> Relu6), as tfq-lower-to-xla does after its product.
+  matmul: the same input and bias; Requantize with output_quant_mode MIN_FIRST and the activation
+  fused (quint8 min/max 0, 255 s where zp_out = -128, else qint8 -zp s, (127 - zp) s); Dequantize
+  fusion for a float output.
+  Two sign flips between a kernel writing quint8 and one reading it cancel (`fold_sign_flip_pairs`),
+  then the Bitcast pair (`fold_bitcast_pairs`): in a CNN the relu outputs pass from kernel to kernel
+  as quint8 with nothing in between.
 Results equal tfq-lower-to-xla's to rounding: both round half to even, but the kernels scale in f32
 in another order (s_in * s_w * acc + bias, then / s_out), so a product within float rounding of a
 half step may round the other way (an output step, rarely).
@@ -82,16 +90,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfquant.mlir import CompileError, ir, ops_named
+from tfquant.mlir import CompileError, ir, ops_named, parse_type_cached
 from tfquant.pass_registry import register_pass
 from tfquant.passes import _tfq
 from tfquant.passes._lowering import (QuantizedOp, channel_scales, float_activation, lower_quantized_module,
                                       lower_with_product)
 from tfquant.passes._quant import INT8_MAX, INT8_MIN, WEIGHT_MAX
-from tfquant.passes._tf_arith import activation_bounds, binary, cast, const, emit, f32
-from tfquant.passes._tf_ops import constant_value, create_op, named_loc
-from tfquant.passes.lower_to_uniform_quantized import (_dot_plan, _flat_size, _leading_shape_and, _qint, _reshape,
-                                                       _to_quantized, _to_storage, _transpose, fold_bitcast_pairs)
+from tfquant.passes._tf_arith import activation_bounds, binary, cast, const, emit, f32, i8
+from tfquant.passes._tf_ops import constant_value, create_op, defining_op, erase_dead_ops, function_blocks, named_loc
+from tfquant.passes.lower_to_uniform_quantized import (_bitcast, _dot_plan, _flat_size, _leading_shape_and, _qint,
+                                                       _reshape, _to_quantized, _to_storage, _transpose,
+                                                       fold_bitcast_pairs)
 from tfquant.passes.lower_to_xla import _pad_with_zero_point, _spatial_pads, emit_xla_product
 
 KERNELS = ("_FusedQuantizedConv2D", "_FusedQuantizedDepthwiseConv2D", "_QuantizedMatMul")
@@ -108,6 +117,7 @@ def lower_to_onednn(module_op: ir.Operation) -> None:
     if ops_named(module_op, _tfq.QuantizedOp.OPERATION_NAME):
         require_onednn()
     lower_quantized_module(module_op, lower_onednn)
+    fold_sign_flip_pairs(module_op)
     fold_bitcast_pairs(module_op)
 
 
@@ -204,60 +214,130 @@ def _clip(value: ir.Value, low: int, high: int, loc: ir.Location) -> ir.Value:
                 value.type, {"T": ir.TypeAttr.get(ir.ShapedType(value.type).element_type)}, named_loc(loc, "clip"))
 
 
+# ---- int8 storage <-> quint8 ------------------------------------------------------------------------
+#
+# A value with zero point -128 (a relu output) is u8 = i8 + 128 with zero point 0: the kernels read
+# and write it as quint8 (no padding with the zero point, no compensation; oneDNN's depthwise kernel
+# is ~3x faster on u8 than on s8 input). Between the int8 storage the IR carries and quint8 the bits
+# differ by the sign bit: BitwiseXor 0x80 (+128 mod 256) and a Bitcast; two flips between two
+# kernels cancel (`fold_sign_flip_pairs`).
+
+SIGN_BIT = -128  # 0x80 as int8
+
+
+def _quint8() -> ir.Type:
+    return parse_type_cached("!tf_type.quint8", ir.Context.current)
+
+
+def _flip_sign(value: ir.Value, loc: ir.Location) -> ir.Value:
+    """int8 bits XOR 0x80: i8 <-> (u8 - 128)."""
+    return emit("tf.BitwiseXor", [value, const(np.int8(SIGN_BIT), named_loc(loc, "sign_bit"))], value.type,
+                {"T": ir.TypeAttr.get(i8())}, named_loc(loc, "flip_sign"))
+
+
+def _to_quint8(value: ir.Value, loc: ir.Location) -> ir.Value:
+    """int8 storage x as quint8 x + 128."""
+    return _bitcast(_flip_sign(value, loc), _quint8(), loc)
+
+
+def _from_quint8(value: ir.Value, loc: ir.Location) -> ir.Value:
+    """quint8 u as int8 storage u - 128."""
+    return _flip_sign(_bitcast(value, i8(), loc), loc)
+
+
+def _is_sign_flip(op: ir.Operation) -> bool:
+    if op.name != "tf.BitwiseXor":
+        return False
+    mask = constant_value(op.operands[1])
+    return mask is not None and mask.shape == () and int(mask) == SIGN_BIT
+
+
+def fold_sign_flip_pairs(module_op: ir.Operation) -> None:
+    """flip(flip(v)) -> v (a kernel's quint8 output read by a kernel as quint8), then drop dead flips."""
+    for op in ops_named(module_op, "tf.BitwiseXor"):
+        inner = defining_op(op.operands[0])
+        if _is_sign_flip(op) and inner is not None and _is_sign_flip(inner):
+            op.results[0].replace_all_uses_with(inner.operands[0])
+    for block in function_blocks(module_op):
+        erase_dead_ops(block, frozenset({"tf.BitwiseXor", "tf.Const"}))
+
+
+def _input_operands(q: QuantizedOp, x: ir.Value, unsigned: bool, unit_scale: bool, loc: ir.Location):
+    """(the activation as qint8 or quint8, its element type, its zero point as the kernel reads it,
+    [min_input, max_input]): qint8 x with s = max|range| / 127, or quint8 x + 128 with s = max / 255;
+    with `unit_scale` s = 1 (the raw product)."""
+    scale = 1.0 if unit_scale else q.input.scale
+    if unsigned:
+        xq = _to_quint8(x, named_loc(loc, "input"))
+        return xq, _quint8(), q.input.zero_point - INT8_MIN, [_f32(0.0, named_loc(loc, "min_input")),
+                                                              _f32(255.0 * scale, named_loc(loc, "max_input"))]
+    return (_to_quantized(x, named_loc(loc, "input")), _qint(8), q.input.zero_point,
+            _range(np.asarray([scale]), 127.0, loc, "input"))
+
+
 # ---- convolutions --------------------------------------------------------------------------------
 
 def _convolution(q: QuantizedOp) -> ir.Value:
     loc = named_loc(q.loc, "onednn")
     weight = q.weight_array()
+    depthwise = q.kind == "depthwise_conv2d"
+    # quint8 input: always for a depthwise conv (oneDNN's is ~3x faster on u8), for a conv where the
+    # zero point is -128 (then the kernel's zero padding is real 0.0 and nothing is compensated).
+    unsigned = depthwise or q.input.zero_point == INT8_MIN
+    kernel_zero_point = q.input.zero_point - INT8_MIN if unsigned else q.input.zero_point
     x, padding = q.x, q.string("padding")
     explicit = q.attrs.get("explicit_paddings", ir.ArrayAttr.get([]))
-    if q.input.zero_point and padding != "VALID":
-        # Zero padding (x = 0) would stand for -z * s_in: pad with the zero point, convolve VALID.
+    if kernel_zero_point and padding != "VALID":
+        # Zero padding would stand for -zp * s_in: pad with the zero point (real 0.0), convolve VALID.
         pads = _spatial_pads(q, list(ir.RankedTensorType(q.x.type).shape), list(weight.shape[:2]))
         if any(p != (0, 0) for p in pads):
             x = _pad_with_zero_point(q, pads)
         padding, explicit = "VALID", ir.ArrayAttr.get([])
-    depthwise = q.kind == "depthwise_conv2d"
+    xq, input_type, zero_point, input_range = _input_operands(q, x, unsigned, q.float_output, loc)
     weight_sum = weight.astype(np.int64).sum(axis=(0, 1) if depthwise else (0, 1, 2)).reshape(-1)
     scales, _ = channel_scales(q)
-    compensated = _bias_int(q, weight_sum.size) - q.input.zero_point * weight_sum  # sum((x - z) * w) + bias
+    compensated = _bias_int(q, weight_sum.size) - zero_point * weight_sum  # sum((x - zp) * w) + bias
     real_scale = q.input.scale * scales
-    xq = _to_quantized(x, named_loc(loc, "input"))
     wq = _to_quantized(q.w, named_loc(loc, "filter"))
     qint8, qint32 = _qint(8), _qint(32)
     dilations = q.attrs.get("dilations", ir.ArrayAttr.get([ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 1)] * 4))
-    attrs = {"Tinput": ir.TypeAttr.get(qint8), "Tfilter": ir.TypeAttr.get(qint8), "Tbias": ir.TypeAttr.get(f32()),
-             "strides": q.attrs["strides"], "padding": ir.StringAttr.get(padding), "explicit_paddings": explicit,
-             "dilations": dilations, "data_format": ir.StringAttr.get("NHWC"),
+    attrs = {"Tinput": ir.TypeAttr.get(input_type), "Tfilter": ir.TypeAttr.get(qint8),
+             "Tbias": ir.TypeAttr.get(f32()), "strides": q.attrs["strides"], "padding": ir.StringAttr.get(padding),
+             "explicit_paddings": explicit, "dilations": dilations, "data_format": ir.StringAttr.get("NHWC"),
              "is_filter_const": ir.BoolAttr.get(True), "is_bias_const": ir.BoolAttr.get(True)}
     shape = list(ir.RankedTensorType(q.result_type).shape)
-    outputs = lambda element: [ir.RankedTensorType.get(shape, element), _scalar_f32(), _scalar_f32()]  # noqa: E731
+
+    def kernel(bias: np.ndarray, ranges: list[ir.Value], out_type: ir.Type, fused: list[str]) -> ir.Value:
+        operands = [xq, wq, const(bias.astype(np.float32), named_loc(loc, "bias")), *input_range, *ranges]
+        return _kernel(CONVOLUTIONS[q.kind], operands,
+                       [ir.RankedTensorType.get(shape, out_type), _scalar_f32(), _scalar_f32()],
+                       {**attrs, "out_type": ir.TypeAttr.get(out_type), "Tsummand": ir.TypeAttr.get(out_type),
+                        "fused_ops": _strings(fused)}, loc)
+
     if q.float_output:
-        # Unit scales: the kernel returns exactly acc - z * sum(w) + bias (relu commutes with the scaling).
+        # Unit scales: the kernel returns exactly acc - zp * sum(w) + bias (relu commutes with the scaling).
         relu = q.activation in ("RELU", "RELU6")
-        operands = [xq, wq, const(compensated.astype(np.float32), named_loc(loc, "bias")),
-                    *_range(np.ones(1), 127.0, loc, "input"), *_range(np.ones(1), WEIGHT_MAX, loc, "filter")]
-        accumulator = _kernel(CONVOLUTIONS[q.kind], operands, outputs(qint32),
-                              {**attrs, "out_type": ir.TypeAttr.get(qint32), "Tsummand": ir.TypeAttr.get(qint32),
-                               "fused_ops": _strings(["BiasAdd", "Relu"] if relu else ["BiasAdd"])}, loc)
-        accumulator = _to_storage(accumulator, loc)
+        accumulator = kernel(compensated, _range(np.ones(1), WEIGHT_MAX, loc, "filter"), qint32,
+                             ["BiasAdd", "Relu"] if relu else ["BiasAdd"])
         scale = real_scale.reshape(-1)
-        value = binary("tf.Mul", cast(accumulator, f32(), loc),
+        value = binary("tf.Mul", cast(_to_storage(accumulator, loc), f32(), loc),
                        const((scale if scale.size > 1 else scale.reshape([])).astype(np.float32),
                              named_loc(loc, "scale")), named_loc(loc, "dequantize"))
         return float_activation(value, q.activation, loc) if q.activation == "RELU6" else value
     out = q.output
-    # No output zero point in the kernel: add z_out * s_out to the bias, saturate, clip to the activation.
-    bias = compensated * real_scale + out.zero_point * out.scale
-    operands = [xq, wq, const(bias.astype(np.float32), named_loc(loc, "bias")),
-                *_range(np.asarray([q.input.scale]), 127.0, loc, "input"), *_range(scales, WEIGHT_MAX, loc, "filter"),
-                *_range(np.asarray([out.scale]), 127.0, loc, "freezed_output")]
-    value = _kernel(CONVOLUTIONS[q.kind], operands, outputs(qint8),
-                    {**attrs, "out_type": ir.TypeAttr.get(qint8), "Tsummand": ir.TypeAttr.get(qint8),
-                     "fused_ops": _strings(["BiasAdd", "Requantize"])}, loc)
-    value = _to_storage(value, loc)
     low, high = activation_bounds(out, q.activation)
-    return _clip(value, low, high, loc)
+    filter_range = _range(scales, WEIGHT_MAX, loc, "filter")
+    if out.zero_point == INT8_MIN and (low, high) == (INT8_MIN, INT8_MAX):
+        # quint8 out = i8 + 128, zero point 0: saturating at 0 is the relu.
+        value = kernel(compensated * real_scale, filter_range + [
+            _f32(0.0, named_loc(loc, "min_freezed_output")), _f32(255.0 * out.scale, named_loc(loc, "max_freezed_output"))],
+            _quint8(), ["BiasAdd", "Requantize"])
+        return _from_quint8(value, named_loc(loc, "output"))
+    # qint8 has no zero point either: z_out * s_out goes into the bias; saturate, clip to the activation.
+    value = kernel(compensated * real_scale + out.zero_point * out.scale,
+                   filter_range + _range(np.asarray([out.scale]), 127.0, loc, "freezed_output"), qint8,
+                   ["BiasAdd", "Requantize"])
+    return _clip(_to_storage(value, loc), low, high, loc)
 
 
 # ---- dots ----------------------------------------------------------------------------------------
@@ -274,25 +354,27 @@ def _matmul(q: QuantizedOp, plan) -> ir.Value:
         scales = scales[:1]
     weight = np.transpose(q.weight_array(), plan.w_perm).reshape(plan.contracted, n)
     weight_sum = weight.astype(np.int64).sum(axis=0)
-    compensated = _bias_int(q, n) - q.input.zero_point * weight_sum
     real_scale = q.input.scale * scales
-    bias = compensated * real_scale  # f32 bias in real units
 
     m = _flat_size(plan.free_x)
     in_loc = named_loc(loc, "input")
-    # Transpose (no qint8 kernel) on the int8 storage, then Bitcast (it folds with a producing
-    # kernel's Bitcast when there is no transpose), then Reshape (which takes qint8).
+    # Transpose (no qint8 kernel) on the int8 storage, then to qint8 / quint8 (folds with a producing
+    # kernel's conversion when there is no transpose), then Reshape (which takes qint8 and quint8).
+    # quint8 where the zero point is -128: the producing kernel then writes it so.
     x_free_first = _transpose(q.x, plan.x_perm, in_loc)
-    x = _reshape(_to_quantized(x_free_first, in_loc), [m, plan.contracted], in_loc)
+    xq, input_type, zero_point, input_range = _input_operands(q, x_free_first, q.input.zero_point == INT8_MIN,
+                                                              False, loc)
+    x = _reshape(xq, [m, plan.contracted], in_loc)
     # The weight constant as it is where that is its [K, N] layout, else a rearranged copy (the
     # original, then dead, is erased with the other dead ops).
     same_layout = plan.w_perm == sorted(plan.w_perm) and list(ir.RankedTensorType(q.w.type).shape) == list(weight.shape)
     wq = _to_quantized(q.w if same_layout else const(weight, named_loc(loc, "weight")), named_loc(loc, "weight"))
     fused = ["BiasAdd"] + ([{"RELU": "Relu", "RELU6": "Relu6"}[q.activation]] if q.activation != "NONE" else [])
     qint8 = _qint(8)
-    operands = [x, wq, const(bias.astype(np.float32), named_loc(loc, "bias")),
-                *_range(np.asarray([q.input.scale]), 127.0, loc, "input"), *_range(scales, WEIGHT_MAX, loc, "weight")]
-    attrs = {"T1": ir.TypeAttr.get(qint8), "T2": ir.TypeAttr.get(qint8), "Tbias": ir.TypeAttr.get(f32()),
+    bias = (_bias_int(q, n) - zero_point * weight_sum) * real_scale  # f32, real units: sum((x - zp) * w) + bias
+    operands = [x, wq, const(bias.astype(np.float32), named_loc(loc, "bias")), *input_range,
+                *_range(scales, WEIGHT_MAX, loc, "weight")]
+    attrs = {"T1": ir.TypeAttr.get(input_type), "T2": ir.TypeAttr.get(qint8), "Tbias": ir.TypeAttr.get(f32()),
              "U": ir.TypeAttr.get(f32()), "transpose_a": ir.BoolAttr.get(False), "transpose_b": ir.BoolAttr.get(False),
              "is_weight_const": ir.BoolAttr.get(True), "is_bias_const": ir.BoolAttr.get(True),
              "input_quant_mode": ir.StringAttr.get("SCALED")}
@@ -301,12 +383,16 @@ def _matmul(q: QuantizedOp, plan) -> ir.Value:
                         {**attrs, "Tout": ir.TypeAttr.get(f32()), "fused_ops": _strings(fused + ["Dequantize"]),
                          "output_quant_mode": ir.StringAttr.get("SCALED")}, loc)
     else:
+        # MIN_FIRST: out = saturate(round(y / s + zp)) with min = -zp * s, max = (limit - zp) * s;
+        # quint8 (u8 = i8 + 128, zp + 128 = 0) where the zero point is -128 and no clip remains.
         out = q.output
-        operands += [_f32(-out.zero_point * out.scale, named_loc(loc, "min_freezed_output")),
-                     _f32((INT8_MAX - out.zero_point) * out.scale, named_loc(loc, "max_freezed_output"))]
+        unsigned_out = out.zero_point == INT8_MIN and (out.storage_min, out.storage_max) == (INT8_MIN, INT8_MAX)
+        out_type, zp, limit = (_quint8(), 0, 255) if unsigned_out else (qint8, out.zero_point, INT8_MAX)
+        operands += [_f32(-zp * out.scale, named_loc(loc, "min_freezed_output")),
+                     _f32((limit - zp) * out.scale, named_loc(loc, "max_freezed_output"))]
         value = _kernel("tf._QuantizedMatMul", operands,
-                        [ir.RankedTensorType.get([m, n], qint8), _scalar_f32(), _scalar_f32()],
-                        {**attrs, "Tout": ir.TypeAttr.get(qint8), "fused_ops": _strings(fused + ["Requantize"]),
+                        [ir.RankedTensorType.get([m, n], out_type), _scalar_f32(), _scalar_f32()],
+                        {**attrs, "Tout": ir.TypeAttr.get(out_type), "fused_ops": _strings(fused + ["Requantize"]),
                          "output_quant_mode": ir.StringAttr.get("MIN_FIRST")}, loc)
     out_loc = named_loc(loc, "output")
     dynamic = ir.ShapedType.get_dynamic_size()
@@ -315,8 +401,9 @@ def _matmul(q: QuantizedOp, plan) -> ir.Value:
         out_shape = _leading_shape_and(x_free_first, len(plan.free_x), plan.free_w, out_loc)
     value = _reshape(value, plan.free_x + plan.free_w, out_loc, out_shape)  # Reshape takes qint8
     if not q.float_output:
-        value = _to_storage(value, loc)
-        low, high = q.output.storage_min, q.output.storage_max
-        value = _clip(value, low, high, loc)
+        if unsigned_out:
+            value = _from_quint8(value, out_loc)
+        else:
+            value = _clip(_to_storage(value, loc), q.output.storage_min, q.output.storage_max, loc)
     return _transpose(value, plan.out_perm, out_loc)
 

@@ -2,10 +2,10 @@
 
 // Conv2D per channel, bias, relu; input zero point -3 with SAME padding: the int8 input is padded
 // with -3 (real 0.0) and convolved VALID. _FusedQuantizedConv2D has no zero points: the input's is
-// folded into the f32 bias, (bias - zp_in * sum(w)) * s_in * s_w = (10 + 3 * 18) * 5e-4 = 0.032, and
-// the output's too, + zp_out * s_out = -12.8: bias -12.768. Input range -+127 * 0.05, filter range
-// -+127 * s_w per channel, output range -+127 * 0.1 (scales = range / 127). The relu is the
-// saturation at -128 (output zero point -128): no kernel Relu, no clip.
+// folded into the f32 bias, (bias - zp_in * sum(w)) * s_in * s_w = (10 + 3 * 18) * 5e-4 = 0.032.
+// Input range -+127 * 0.05, filter range -+127 * s_w per channel (scales = range / 127). The output
+// zero point is -128: the kernel writes quint8 (u8 = i8 + 128, zero point 0, range [0, 255 * 0.1]),
+// its saturation at 0 is the relu; a sign flip (XOR 0x80) gives the int8 storage back.
 // CHECK-LABEL: func @conv_per_channel
 // CHECK: %[[Q:.*]] = "tf.Cast"({{.*}}) {DstT = i8
 // CHECK: %[[W8:.*]] = "tf.Const"() {{.*}}value = dense<1> : tensor<3x3x2x3xi8>
@@ -13,23 +13,25 @@
 // CHECK: %[[ZP:.*]] = "tf.Const"() {{.*}}value = dense<-3> : tensor<i8>
 // CHECK: %[[PAD:.*]] = "tf.PadV2"(%[[Q]], %[[PADS]], %[[ZP]])
 // CHECK: %[[X:.*]] = "tf.Bitcast"(%[[PAD]]) {T = i8, type = !tf_type.qint8} : (tensor<1x6x6x2xi8>)
-// CHECK: %[[W:.*]] = "tf.Bitcast"(%[[W8]]) {T = i8, type = !tf_type.qint8}
-// CHECK: %[[B:.*]] = "tf.Const"() {{.*}}value = dense<[-1.276800e+01, -1.272600e+01, -1.267400e+01]> : tensor<3xf32>
 // CHECK: %[[MIN_X:.*]] = "tf.Const"() {{.*}}value = dense<-6.350000e+00> : tensor<f32>
 // CHECK: %[[MAX_X:.*]] = "tf.Const"() {{.*}}value = dense<6.350000e+00> : tensor<f32>
+// CHECK: %[[W:.*]] = "tf.Bitcast"(%[[W8]]) {T = i8, type = !tf_type.qint8}
 // CHECK: %[[MIN_W:.*]] = "tf.Const"() {{.*}}value = dense<[-1.270000e+00, -2.540000e+00, -3.810000e+00]> : tensor<3xf32>
 // CHECK: %[[MAX_W:.*]] = "tf.Const"() {{.*}}value = dense<[1.270000e+00, 2.540000e+00, 3.810000e+00]> : tensor<3xf32>
-// CHECK: %[[MIN_Y:.*]] = "tf.Const"() {{.*}}value = dense<-1.270000e+01> : tensor<f32>
-// CHECK: %[[MAX_Y:.*]] = "tf.Const"() {{.*}}value = dense<1.270000e+01> : tensor<f32>
+// CHECK: %[[MIN_Y:.*]] = "tf.Const"() {{.*}}value = dense<0.000000e+00> : tensor<f32>
+// CHECK: %[[MAX_Y:.*]] = "tf.Const"() {{.*}}value = dense<2.550000e+01> : tensor<f32>
+// CHECK: %[[B:.*]] = "tf.Const"() {{.*}}value = dense<[3.200000e-02, 7.400000e-02, 1.260000e-01]> : tensor<3xf32>
 // CHECK: %[[Y:.*]]:3 = "tf._FusedQuantizedConv2D"(%[[X]], %[[W]], %[[B]], %[[MIN_X]], %[[MAX_X]], %[[MIN_W]], %[[MAX_W]], %[[MIN_Y]], %[[MAX_Y]])
 // CHECK-SAME: Tbias = f32, Tdevice_inputs = [], Tdevice_outputs = [], Tfilter = !tf_type.qint8
-// CHECK-SAME: Thost_inputs = [!tf_type.qint8, !tf_type.qint8, f32, f32, f32, f32, f32, f32, f32], Thost_outputs = [!tf_type.qint8, f32, f32]
-// CHECK-SAME: Tinput = !tf_type.qint8, Tsummand = !tf_type.qint8, data_format = "NHWC", dilations = [1, 1, 1, 1], explicit_paddings = []
-// CHECK-SAME: fused_ops = ["BiasAdd", "Requantize"], is_bias_const = true, is_filter_const = true, out_type = !tf_type.qint8, padding = "VALID", strides = [1, 1, 1, 1]
-// CHECK-SAME: -> (tensor<1x4x4x3x!tf_type.qint8>, tensor<f32>, tensor<f32>)
-// CHECK: %[[Y8:.*]] = "tf.Bitcast"(%[[Y]]#0) {T = !tf_type.qint8, type = i8}
+// CHECK-SAME: Thost_inputs = [!tf_type.qint8, !tf_type.qint8, f32, f32, f32, f32, f32, f32, f32], Thost_outputs = [!tf_type.quint8, f32, f32]
+// CHECK-SAME: Tinput = !tf_type.qint8, Tsummand = !tf_type.quint8, data_format = "NHWC", dilations = [1, 1, 1, 1], explicit_paddings = []
+// CHECK-SAME: fused_ops = ["BiasAdd", "Requantize"], is_bias_const = true, is_filter_const = true, out_type = !tf_type.quint8, padding = "VALID", strides = [1, 1, 1, 1]
+// CHECK-SAME: -> (tensor<1x4x4x3x!tf_type.quint8>, tensor<f32>, tensor<f32>)
+// CHECK: %[[Y8:.*]] = "tf.Bitcast"(%[[Y]]#0) {T = !tf_type.quint8, type = i8}
+// CHECK: %[[SIGN:.*]] = "tf.Const"() {{.*}}value = dense<-128> : tensor<i8>
+// CHECK: %[[S8:.*]] = "tf.BitwiseXor"(%[[Y8]], %[[SIGN]]) {T = i8}
 // CHECK-NOT: tf.ClipByValue
-// CHECK: "tf.Cast"(%[[Y8]]) {DstT = f32
+// CHECK: "tf.Cast"(%[[S8]]) {DstT = f32
 // CHECK-NOT: quant.
 // CHECK: return
 
@@ -50,8 +52,8 @@ func.func @conv_per_channel(%x: tensor<1x4x4x2xf32>) -> tensor<1x4x4x3xf32> {
 // exactly acc + bias in integers (zero bias: no bias operand, input zero point 0: no compensation,
 // SAME passed through). The kernel's Relu serves relu6 too; then x s_in x s_w = 5e-4 and Relu6.
 // CHECK-LABEL: func @conv_float_output_relu6
-// CHECK: %[[B:.*]] = "tf.Const"() {{.*}}value = dense<0.000000e+00> : tensor<3xf32>
 // CHECK: %[[ONE_LO:.*]] = "tf.Const"() {{.*}}value = dense<-1.270000e+02> : tensor<f32>
+// CHECK: %[[B:.*]] = "tf.Const"() {{.*}}value = dense<0.000000e+00> : tensor<3xf32>
 // CHECK: %[[ACC:.*]]:3 = "tf._FusedQuantizedConv2D"(%{{.*}}, %{{.*}}, %[[B]], %[[ONE_LO]], %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}})
 // CHECK-SAME: Thost_outputs = [!tf_type.qint32, f32, f32]
 // CHECK-SAME: Tsummand = !tf_type.qint32
@@ -74,15 +76,24 @@ func.func @conv_float_output_relu6(%x: tensor<1x4x4x2xf32>) -> tensor<1x4x4x3xf3
 
 // -----
 
-// Depthwise per channel, relu6 with output scale 0.1 and zero point -128: relu6 ends at storage
-// -128 + 60 = -68, inside the int8 range, so the saturated output is clipped to [-128, -68].
+// Depthwise per channel, input zero point -128: quint8 input (a sign flip of the int8 storage,
+// range [0, 255 * 0.05]), no padding, nothing compensated. Relu6 with output scale 0.1 and zero
+// point -128 ends at storage -128 + 60 = -68, inside the int8 range: qint8 output (the output zero
+// point in the bias: 100 * 5e-4 - 12.8 = -12.75), clipped to [-128, -68].
 // CHECK-LABEL: func @depthwise_relu6_clip
-// CHECK: "tf.PadV2"
-// CHECK: %[[Y:.*]]:3 = "tf._FusedQuantizedDepthwiseConv2D"(
+// CHECK-SAME: (%[[X8:.*]]: tensor<1x5x5x2xi8>)
+// CHECK: %[[SIGN:.*]] = "tf.Const"() {{.*}}value = dense<-128> : tensor<i8>
+// CHECK: %[[FLIP:.*]] = "tf.BitwiseXor"(%[[X8]], %[[SIGN]]) {T = i8}
+// CHECK: %[[X:.*]] = "tf.Bitcast"(%[[FLIP]]) {T = i8, type = !tf_type.quint8}
+// CHECK: %[[MIN_X:.*]] = "tf.Const"() {{.*}}value = dense<0.000000e+00> : tensor<f32>
+// CHECK: %[[MAX_X:.*]] = "tf.Const"() {{.*}}value = dense<1.275000e+01> : tensor<f32>
+// CHECK: %[[B:.*]] = "tf.Const"() {{.*}}value = dense<[-1.275000e+01, -1.260000e+01]> : tensor<2xf32>
+// CHECK: %[[Y:.*]]:3 = "tf._FusedQuantizedDepthwiseConv2D"(%[[X]], %{{.*}}, %[[B]], %[[MIN_X]], %[[MAX_X]],
+// CHECK-SAME: Tinput = !tf_type.quint8
 // CHECK-SAME: fused_ops = ["BiasAdd", "Requantize"]
-// CHECK-SAME: padding = "VALID"
+// CHECK-SAME: out_type = !tf_type.qint8, padding = "SAME"
 // CHECK-SAME: tensor<2xf32>, tensor<f32>, tensor<f32>, tensor<2xf32>, tensor<2xf32>, tensor<f32>, tensor<f32>)
-// CHECK: %[[Y8:.*]] = "tf.Bitcast"(%[[Y]]#0)
+// CHECK: %[[Y8:.*]] = "tf.Bitcast"(%[[Y]]#0) {T = !tf_type.qint8, type = i8}
 // CHECK: %[[LO:.*]] = "tf.Const"() {{.*}}value = dense<-128> : tensor<i8>
 // CHECK: %[[HI:.*]] = "tf.Const"() {{.*}}value = dense<-68> : tensor<i8>
 // CHECK: %[[C:.*]] = "tf.ClipByValue"(%[[Y8]], %[[LO]], %[[HI]]) {T = i8}

@@ -17,10 +17,12 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from test_uniform_quantized import (CASES, Case, _conv_attrs, _depthwise, _input, _lower_and_run,  # noqa: E402
-                                    _module, _sqnr)
+from test_uniform_quantized import (CASES, Case, _const, _conv_attrs, _depthwise, _input,  # noqa: E402
+                                    _lower_and_run, _module, _sqnr, _tensor)
 from tfquant.exporter import to_concrete_function  # noqa: E402
 from tfquant.mlir import new_context, parse_module  # noqa: E402
+from tfquant.passes._quant import (QuantParams, bias_params, quantize_bias, quantize_weight,  # noqa: E402
+                                   uniform_type_text, weight_params)
 from tfquant.pipeline import run_pipeline  # noqa: E402
 
 ONEDNN, XLA = "tfq-lower-to-onednn", "tfq-lower-to-xla"
@@ -133,6 +135,49 @@ def test_layers_chain_on_int8():
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
     assert lowered.count('"tf._QuantizedMatMul"') == 2 and lowered.count('"tf.Bitcast"') == 3  # x, two weights
     assert not graph_ops & {"Cast", "Round", "ClipByValue"}  # no quantize arithmetic between the layers
+
+
+def _cnn_chain() -> str:
+    """conv (relu) -> depthwise (relu6 on [0, 6]) -> conv (float out), each relu output with zero point
+    -128: the kernels pass it to each other as quint8."""
+    rng = np.random.default_rng(3)
+    x_p, h_p = QuantParams((0.02,), (-128,)), QuantParams((0.05,), (-128,))
+    d_p = QuantParams((6.0 / 255,), (-128,))
+    text, value, value_type = "", "%xq", _tensor((1, 12, 12, 8), uniform_type_text(x_p))
+    layers = [("conv2d", (3, 3, 8, 16), 3, "RELU", h_p), ("depthwise_conv2d", (3, 3, 16, 1), 2, "RELU6", d_p),
+              ("conv2d", (1, 1, 16, 4), 3, "NONE", None)]
+    in_p = x_p
+    for i, (kind, w_shape, axis, activation, out_p) in enumerate(layers):
+        w = rng.normal(0.0, 0.3, w_shape).astype(np.float32)
+        w_p = weight_params(w, axis)
+        channels = w_shape[2] * w_shape[3] if kind == "depthwise_conv2d" else w_shape[3]
+        b_p = bias_params(in_p.scale, w_p)
+        bias = quantize_bias(rng.normal(0.0, 0.3, channels), b_p)
+        w_t, b_t = _tensor(w_shape, uniform_type_text(w_p)), _tensor((channels,), uniform_type_text(b_p))
+        y_shape = (1, 12, 12, channels)
+        y_t = _tensor(y_shape, "f32" if out_p is None else uniform_type_text(out_p))
+        text += (_const(f"w{i}", quantize_weight(w, w_p), "i8") +
+                 f"  %w{i}q = quant.scast %w{i} : {_tensor(w_shape, 'i8')} to {w_t}\n" + _const(f"b{i}", bias, "i32") +
+                 f"  %b{i}q = quant.scast %b{i} : {_tensor((channels,), 'i32')} to {b_t}\n" +
+                 f'  %y{i} = "tfq.quantized_op"({value}, %w{i}q, %b{i}q) {{kind = "{kind}", op_attrs = {{'
+                 f'{_conv_attrs(1, "SAME")}}}, activation = "{activation}"}} : ({value_type}, {w_t}, {b_t}) -> {y_t}\n')
+        value, value_type, in_p = f"%y{i}", y_t, out_p
+    x_f, y_f = _tensor((1, 12, 12, 8), "f32"), _tensor((1, 12, 12, 4), "f32")
+    return (f'func.func @main(%x: {x_f} {{tfq.input_name = "x"}}) -> ({y_f} {{tfq.output_name = "y"}}) {{\n'
+            f"  %xq = quant.qcast %x : {x_f} to {_tensor((1, 12, 12, 8), uniform_type_text(x_p))}\n"
+            f"{text}  return %y2 : {y_f}\n}}\n")
+
+
+def test_relu_outputs_pass_between_kernels_as_quint8():
+    text = _cnn_chain()
+    x = np.random.default_rng(8).uniform(0.0, 4.0, (1, 12, 12, 8)).astype(np.float32)
+    expected, _, _ = _lower_and_run(text, XLA, x)
+    actual, lowered, graph_ops = _lower_and_run(text, ONEDNN, x)
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+    assert {CONV, DEPTHWISE} <= graph_ops
+    # One sign flip (int8 -> quint8) after the input's quantize; none between the kernels, no padding.
+    assert lowered.count('"tf.BitwiseXor"') == 1 and "tf.PadV2" not in lowered
+    assert lowered.count("Tinput = !tf_type.quint8") == 3
 
 
 @pytest.mark.parametrize("name", ["conv2d_same_relu", "matmul", "depthwise_per_channel"])
