@@ -330,7 +330,8 @@ def _convolution(q: QuantizedOp) -> ir.Value:
     if out.zero_point == INT8_MIN and (low, high) == (INT8_MIN, INT8_MAX):
         # quint8 out = i8 + 128, zero point 0: saturating at 0 is the relu.
         value = kernel(compensated * real_scale, filter_range + [
-            _f32(0.0, named_loc(loc, "min_freezed_output")), _f32(255.0 * out.scale, named_loc(loc, "max_freezed_output"))],
+            _f32(0.0, named_loc(loc, "min_freezed_output")),
+            _f32(255.0 * out.scale, named_loc(loc, "max_freezed_output"))],
             _quint8(), ["BiasAdd", "Requantize"])
         return _from_quint8(value, named_loc(loc, "output"))
     # qint8 has no zero point either: z_out * s_out goes into the bias; saturate, clip to the activation.

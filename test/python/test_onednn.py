@@ -227,3 +227,30 @@ def test_exported_function_runs_the_kernels():
         nodes = {node.name: node.op for node in function.graph.as_graph_def().node}
     assert CONV in nodes.values()
     assert not any(name.startswith("_") for name in nodes)
+
+
+# ----------------------------------------------------------------------------------------------
+# End to end: quantize_saved_model with opset="ONEDNN".
+
+from test_quantize_e2e import (EXPECTED, SERVING, calibration_dataset, checked_quantize, fresh_sqnr,  # noqa: E402
+                               graph_nodes)
+from tfquant.options import QuantizationMethod, QuantizationOptions  # noqa: E402
+
+E2E_KERNELS = {"conv_bn": {CONV}, "depthwise": {DEPTHWISE}, "matmul": {MATMUL}, "einsum": {MATMUL}}
+
+
+@pytest.mark.parametrize("name", sorted(E2E_KERNELS))
+def test_static_model_runs_onednn_kernels(model_dir, tmp_path, name: str):
+    """Static int8 through the ONEDNN opset: as close to float as the XLA opset's floor, every
+    product a oneDNN kernel, no float product and no XLA op left."""
+    model = model_dir(name)
+    out = str(tmp_path / "out")
+    options = QuantizationOptions()
+    options.quantization_method.preset_method = QuantizationMethod.PresetMethod.Value("METHOD_STATIC_RANGE_INT8")
+    loaded = checked_quantize(model, out, options, calibration_dataset(model)[SERVING], opset="ONEDNN")
+    measured = fresh_sqnr(tf.saved_model.load(model), loaded, model)
+    assert min(measured.values()) >= EXPECTED[name].floor_db, measured
+    ops = {node.op for node in graph_nodes(out)}
+    assert E2E_KERNELS[name] <= ops, ops
+    assert not ops & {"Conv2D", "DepthwiseConv2dNative", "MatMul", "BatchMatMulV2", "Einsum"}, ops
+    assert not any(op.startswith("Xla") for op in ops), ops
