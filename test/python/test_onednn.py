@@ -229,6 +229,25 @@ def test_exported_function_runs_the_kernels():
     assert not any(name.startswith("_") for name in nodes)
 
 
+
+@pytest.mark.parametrize("name", ["conv2d_same_relu", "depthwise_per_channel", "einsum_heads"])
+def test_weights_stored_as_variables(tmp_path, name: str):
+    """The exporter stores weights as variables (here every one): the kernels take them with
+    is_filter_const / is_weight_const (the weight never changes) and compute the same."""
+    from tfquant.exporter import export_saved_model
+    case = CASES[name]
+    x = _input(case)
+    text = _module(case, x, _seed(name)).text
+    expected, _, _ = _lower_and_run(text, ONEDNN, x)
+    with new_context() as ctx:
+        module = parse_module(text, ctx)
+        run_pipeline(module, [ONEDNN])
+        export_saved_model(module, str(tmp_path / "m"), signature_keys=["main"], variable_threshold=0)
+    loaded = tf.saved_model.load(str(tmp_path / "m"))
+    assert loaded.signatures["main"](x=tf.constant(x))["y"].numpy().tolist() == expected.tolist()
+    assert any(v.dtype == tf.int8 for v in loaded.weights)  # the int8 weight, a variable
+
+
 # ----------------------------------------------------------------------------------------------
 # End to end: quantize_saved_model with opset="ONEDNN".
 
