@@ -192,6 +192,18 @@ def test_dynamic_range_falls_back_to_xla_form(name: str):
     assert not graph_ops & KERNEL_OPS
 
 
+
+@pytest.mark.parametrize("name", ["conv2d_same", "matmul"])
+def test_16_bit_activations_fall_back_to_xla_form(name: str):
+    """No int16 oneDNN kernels here: 16-bit activations are lowered as tfq-lower-to-xla lowers them."""
+    from test_lowering import CASES as LOWERING_CASES, _case_module
+    x = np.random.default_rng(5).uniform(-1.0, 3.0, LOWERING_CASES[name].x_shape).astype(np.float32)
+    text, _ = _case_module(name, x, bits=16)
+    expected, _, _ = _lower_and_run(text, XLA, x)
+    actual, _, graph_ops = _lower_and_run(text, ONEDNN, x)
+    np.testing.assert_array_equal(actual, expected)
+    assert not graph_ops & KERNEL_OPS
+
 def test_refused_without_onednn(tmp_path):
     """TF_ENABLE_ONEDNN_OPTS=0: a CompileError naming the opset, never a model."""
     case = CASES["conv2d_same_relu"]
