@@ -65,8 +65,8 @@ scale and zero point, zp_k the zero point the kernel's input stands for:
       otherwise out_type qint8, min/max_freezed_output = -+127 s_out and zp_out * s_out added to the
           bias, so saturate(round(y / s_out + zp_out)) = clip(round(y / s_out) + zp_out, -128, 127);
           the kernel's Relu is not used (it would clip at real -zp_out * s_out): relu / relu6 are the
-          clip of `activation_bounds` (a tf.ClipByValue on the int8 output, only where that range is
-          narrower than [-128, 127]).
+          clip of `activation_bounds` (tf.Maximum / tf.Minimum on the int8 output, only where that range
+          is narrower than [-128, 127]).
   conv float output: unit scales (min/max_input -+127 or 0, 255; min/max_filter -+127), bias_f =
   bias_i32 - zp_k * sum(w) (integers), out_type qint32: the kernel returns exactly
   acc - zp_k * sum(w) + bias (the Relu fused for relu and relu6, which commute with positive
@@ -206,12 +206,16 @@ def _bias_int(q: QuantizedOp, channels: int) -> np.ndarray:
 
 
 def _clip(value: ir.Value, low: int, high: int, loc: ir.Location) -> ir.Value:
-    """int8 `value` clipped to [low, high] where that is narrower than the int8 range."""
-    if low <= INT8_MIN and high >= INT8_MAX:
-        return value
-    return emit("tf.ClipByValue", [value, const(np.int8(low), named_loc(loc, "min")),
-                                   const(np.int8(high), named_loc(loc, "max"))],
-                value.type, {"T": ir.TypeAttr.get(ir.ShapedType(value.type).element_type)}, named_loc(loc, "clip"))
+    """int8 `value` clipped to [low, high] where that is narrower than the int8 range (Maximum /
+    Minimum: ClipByValue on int8 is ~3x slower)."""
+    element = ir.TypeAttr.get(ir.ShapedType(value.type).element_type)
+    if low > INT8_MIN:
+        value = emit("tf.Maximum", [value, const(np.int8(low), named_loc(loc, "min"))], value.type, {"T": element},
+                     named_loc(loc, "clip_min"))
+    if high < INT8_MAX:
+        value = emit("tf.Minimum", [value, const(np.int8(high), named_loc(loc, "max"))], value.type, {"T": element},
+                     named_loc(loc, "clip_max"))
+    return value
 
 
 # ---- int8 storage <-> quint8 ------------------------------------------------------------------------

@@ -30,7 +30,7 @@
 // CHECK: %[[Y8:.*]] = "tf.Bitcast"(%[[Y]]#0) {T = !tf_type.quint8, type = i8}
 // CHECK: %[[SIGN:.*]] = "tf.Const"() {{.*}}value = dense<-128> : tensor<i8>
 // CHECK: %[[S8:.*]] = "tf.BitwiseXor"(%[[Y8]], %[[SIGN]]) {T = i8}
-// CHECK-NOT: tf.ClipByValue
+// CHECK-NOT: tf.M{{in|ax}}imum
 // CHECK: "tf.Cast"(%[[S8]]) {DstT = f32
 // CHECK-NOT: quant.
 // CHECK: return
@@ -79,7 +79,8 @@ func.func @conv_float_output_relu6(%x: tensor<1x4x4x2xf32>) -> tensor<1x4x4x3xf3
 // Depthwise per channel, input zero point -128: quint8 input (a sign flip of the int8 storage,
 // range [0, 255 * 0.05]), no padding, nothing compensated. Relu6 with output scale 0.1 and zero
 // point -128 ends at storage -128 + 60 = -68, inside the int8 range: qint8 output (the output zero
-// point in the bias: 100 * 5e-4 - 12.8 = -12.75), clipped to [-128, -68].
+// point in the bias: 100 * 5e-4 - 12.8 = -12.75), clipped to [-128, -68]: a Minimum (the
+// saturation is the lower bound).
 // CHECK-LABEL: func @depthwise_relu6_clip
 // CHECK-SAME: (%[[X8:.*]]: tensor<1x5x5x2xi8>)
 // CHECK: %[[SIGN:.*]] = "tf.Const"() {{.*}}value = dense<-128> : tensor<i8>
@@ -94,9 +95,9 @@ func.func @conv_float_output_relu6(%x: tensor<1x4x4x2xf32>) -> tensor<1x4x4x3xf3
 // CHECK-SAME: out_type = !tf_type.qint8, padding = "SAME"
 // CHECK-SAME: tensor<2xf32>, tensor<f32>, tensor<f32>, tensor<2xf32>, tensor<2xf32>, tensor<f32>, tensor<f32>)
 // CHECK: %[[Y8:.*]] = "tf.Bitcast"(%[[Y]]#0) {T = !tf_type.qint8, type = i8}
-// CHECK: %[[LO:.*]] = "tf.Const"() {{.*}}value = dense<-128> : tensor<i8>
+// CHECK-NOT: tf.Maximum
 // CHECK: %[[HI:.*]] = "tf.Const"() {{.*}}value = dense<-68> : tensor<i8>
-// CHECK: %[[C:.*]] = "tf.ClipByValue"(%[[Y8]], %[[LO]], %[[HI]]) {T = i8}
+// CHECK: %[[C:.*]] = "tf.Minimum"(%[[Y8]], %[[HI]]) {T = i8}
 // CHECK: return %[[C]]
 
 func.func @depthwise_relu6_clip(%x: tensor<1x5x5x2xi8>) -> tensor<1x5x5x2xi8> {

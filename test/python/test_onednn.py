@@ -110,6 +110,26 @@ def test_float_output_matches_xla_lowering(name: str):
             assert '"Dequantize"' in lowered
 
 
+
+@pytest.mark.parametrize("name, params", [("conv2d_same_relu", (0.02, -100)),  # relu at storage -100: Maximum
+                                          ("conv2d_same_stride2_relu6", (0.1, -128)),  # 6.0 at -68: Minimum
+                                          ("depthwise_per_channel", (0.1, -20)),  # both
+                                          ("matmul_transpose_b_per_tensor", (0.02, -100))])  # fused relu
+def test_activation_range_inside_the_output_range(name: str, params: tuple[float, int]):
+    """Output parameters wider than the activation's range (a QAT or user-given range): the conv's
+    saturation no longer is the relu / relu6, a clip on the int8 output is."""
+    case = ALL[name]
+    x = _input(case)
+    quantized = _module(case, x, _seed(name))
+    out = quantized.out_params
+    text = quantized.text.replace(uniform_type_text(out), uniform_type_text(QuantParams((params[0],), (params[1],))))
+    assert text != quantized.text
+    expected, _, _ = _lower_and_run(text, XLA, x)
+    actual, lowered, _ = _lower_and_run(text, ONEDNN, x)
+    _assert_matches_xla(actual, expected, params[0])
+    if case.kind != "matmul":
+        assert '"tf.Minimum"' in lowered or '"tf.Maximum"' in lowered
+
 # Two layers: the first's int8 output feeds the second's kernel directly (no Bitcast pair), the
 # second returns float. Requantize with an asymmetric output and relu6 fused; input zero point 10.
 CHAIN = """
