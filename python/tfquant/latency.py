@@ -14,28 +14,36 @@ lowers both with the run's LOWER pipeline (so every opset is measured as it will
 each as a TensorFlow ConcreteFunction and times them on an input of the unit's input shape: the
 batch dimension takes each of `batch_sizes` (the calibration batch size and 1); a unit whose input
 has another dynamic dimension is not checked. A unit whose int8 form is not faster at every batch
-size gets `no_quantize` and `leave_float(call, "int8 is slower here: 0.21 ms vs 0.12 ms float
-(batch 1)")`, and the calibration points only it needed are removed, so its neighbours return or
-take float as they would next to any float unit.
+size is to stay float: `no_quantize` and `leave_float(call, "int8 is slower here: 0.21 ms vs 0.12
+ms float (batch 1)")`, and the calibration points only it needed are removed, so its neighbours
+return or take float as they would next to any float unit.
 
 Keeping a unit float changes its neighbours' boundaries (a quantized layer after it must now
-quantize its input), so the copy is quantized again and the units whose boundaries changed are
-measured again, until no unit changes (at most `MAX_ROUNDS` rounds). Weight-only and float16 units
-compute in float (their point is size, and grappler usually folds their weight's dequantize): they
-stay narrow unless they are slower than float by more than `NARROW_TOLERANCE`. Units match between the copy and the module by their
-enclosing function, node name (location) and their order among units of that name.
+quantize its input), so the working copy is quantized again and the units whose boundaries changed
+are measured again, until no unit changes (at most `MAX_ROUNDS` rounds). Weight-only and float16
+units compute in float (their point is size, and grappler usually folds their weight's
+dequantize): they stay narrow unless they are slower than float by more than `NARROW_TOLERANCE`.
 
-The measurement is injectable: `measure(float_run, int8_run, probe) -> (float_ms, int8_ms)`, where
-each run is a zero-argument callable that runs the unit once on its input and `probe` (a `Probe`)
-says which unit and batch size; tests inject timings, `time_units` measures.
+Units timed alone miss what happens between them: on MobileNetV2 with the ONEDNN opset the
+micro-modules made int8 look slower at batch 32 (their integer results leave through a u8 -> i8
+conversion that a chain of oneDNN layers never pays; grappler fuses across units), while the whole
+int8 model is 1.9x faster than float. So the whole model is then timed (`_check_model`) as the
+per-unit decisions leave it (CHECKED), with every unit quantized (ALL_QUANTIZED) and float
+(ALL_FLOAT), on a calibration batch and its first row; the fastest of the first two that is not
+slower than float at any batch size is kept, float everywhere if neither is.
+
+Units match between copies by their enclosing function, node name (location) and their order
+among units of that name. The measurement is injectable: `measure(float_run, int8_run, probe) ->
+(float_ms, int8_ms)`, where each run is a zero-argument callable that runs the unit (or the model)
+once on its input and `probe` (a `Probe`; op_type MODEL and the candidate's name for the whole
+model) says what and at which batch size; tests inject timings, `time_units` measures.
 """
 from __future__ import annotations
 
-import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -114,46 +122,192 @@ class _Unmeasurable(Exception):
     """Why a unit cannot be measured."""
 
 
+@dataclass
+class LatencyCheck:
+    """What a latency check measured and decided.
+
+    `units`: each quantized unit's measurement (`UnitLatency`), in module order. `model`: the whole
+    model's latency per (signature, batch size) for each candidate measured against float
+    ({candidate: (float ms, candidate ms)}); `chosen` is the candidate kept (CHECKED, ALL_QUANTIZED
+    or ALL_FLOAT; "" when the model was not measured) and `note` why.
+    """
+    units: list[UnitLatency] = field(default_factory=list)
+    batch_sizes: tuple[int, ...] = ()
+    model: list[tuple[str, int, dict[str, tuple[float, float]]]] = field(default_factory=list)
+    chosen: str = ""
+    note: str = ""
+
+    def lines(self) -> list[str]:
+        """The report's lines."""
+        kept = Counter(u.kept for u in self.units)
+        batches = " and ".join(str(b) for b in self.batch_sizes)
+        lines = [f"latency check at batch {batches}: {kept[QUANTIZED]} units kept quantized, {kept[FLOAT]} kept float"
+                 + (f", {kept[UNCHECKED]} not checked" if kept[UNCHECKED] else "")
+                 + (f"; {self.note}" if self.note else "")]
+        for signature, batch, candidates in self.model:
+            measured = ", ".join(f"{name} {ms:.2f} ms vs {float_ms:.2f} ms float ({float_ms / ms if ms else float('inf'):.2f}x)"
+                                 for name, (float_ms, ms) in candidates.items())
+            lines.append(f"  model '{signature}' at batch {batch}: {measured}")
+        lines += [f"  {unit}" for unit in self.units]
+        return lines
+
+
+# Whole-model candidates: the units kept as the per-unit check decided, every unit as its spec
+# says, every unit float.
+CHECKED = "per-unit"
+ALL_QUANTIZED = "all quantized"
+ALL_FLOAT = "all float"
+MODEL = "model"
+
+
 def check(module: ir.Module, options, *, calibrated: bool = True, batch_sizes: Sequence[int] = (1, 32),
-          measure: Measure | None = None) -> list[UnitLatency]:
+          measure: Measure | None = None, samples: dict[str, dict[str, np.ndarray]] | None = None,
+          check_model: bool = True) -> LatencyCheck:
     """Measure each unit's int8 form against its float form; keep float where int8 is not faster.
 
     `module` is the calibrated module (contract step 3, ranges set) that the run's QUANTIZE stage
     will quantize next; `options` the run's resolved options (its stages come from
-    `pipeline.build(options, calibrated)`). Modifies `module`: units kept float get `no_quantize`, a
-    `tfq.float_reason` and lose the calibration points only they needed. Returns one entry per
-    unit measured, in module order.
+    `pipeline.build(options, calibrated)`). Then, with `check_model`, the whole model is timed as
+    the per-unit decisions leave it, with every unit quantized, and float, on `samples` (one batch of
+    inputs per signature; by default made up from the signatures' input specs) and on its first
+    row, and the fastest of the first two that is not slower than float at any batch size is kept
+    (float everywhere if neither is). Modifies `module`: units kept float get `no_quantize`, a
+    `tfq.float_reason` and lose the calibration points only they needed.
     """
     stages = {s.name: s.pipeline for s in pipeline.build(options, calibrated) if s.pipeline is not None}
     quantize, lower = stages[pipeline.QUANTIZE], stages[pipeline.LOWER]
     measure = measure if measure is not None else time_units  # looked up late: tests may patch it
-    batch_sizes = tuple(sorted(set(batch_sizes)))
+    result = LatencyCheck(batch_sizes=tuple(sorted(set(batch_sizes))))
+    units, decisions = _check_units(module, quantize, lower, result.batch_sizes, measure)
+    if check_model and any(u.kept != UNCHECKED for u in units.values()):
+        units, decisions = _check_model(module, quantize + lower, units, decisions, result, measure, samples)
+    order = list(_keyed(lifted_calls(module.operation)))
+    result.units = [units[key] for key in order if key in units]
+    calls = _keyed(lifted_calls(module.operation))
+    with module.context:
+        for key, reason in decisions.items():
+            _keep_float(calls[key], reason)
+    return result
+
+
+def _check_units(module: ir.Module, quantize: pipeline.Pipeline, lower: pipeline.Pipeline,
+                 batch_sizes: Sequence[int], measure: Measure) -> tuple[dict[tuple, UnitLatency], dict[tuple, str]]:
+    """Per-unit measurements on a working copy of `module`, in rounds until no unit changes; the
+    units measured and the reasons of those to keep float, by key."""
+    work = _copy(module)
     results: dict[tuple, UnitLatency] = {}
+    decisions: dict[tuple, str] = {}
     measured: dict[tuple, UnitLatency] = {}
     for _ in range(MAX_ROUNDS):
-        calls = _keyed(lifted_calls(module.operation))
-        copy = _copy(module)
+        calls = _keyed(lifted_calls(work.operation))
+        copy = _copy(work)
         pipeline.run_pipeline(copy, quantize)
-        units = _keyed(walk_ops(copy.operation, _is_unit_op))
         kept_float = []
-        for key, unit in units.items():
+        for key, unit in _keyed(walk_ops(copy.operation, _is_unit_op)).items():
             call = calls.get(key)
             if call is None or not _is_quantized_unit(unit):
                 continue
             context = (key, _boundaries(unit))
             if context not in measured:
-                measured[context] = _check_unit(call, unit, module, copy, lower, batch_sizes, measure)
+                measured[context] = _check_unit(call, unit, work, copy, lower, batch_sizes, measure)
             results[key] = measured[context]
             if results[key].kept == FLOAT:
-                kept_float.append((call, results[key].note))
-        del copy, units
+                kept_float.append((key, call, results[key].note))
+        del copy
         if not kept_float:
             break
-        with module.context:
-            for call, reason in kept_float:
+        with work.context:
+            for key, call, reason in kept_float:
                 _keep_float(call, reason)
-    order = list(_keyed(lifted_calls(module.operation)))
-    return [results[key] for key in order if key in results]
+                decisions[key] = reason
+    return results, decisions
+
+
+def _check_model(module: ir.Module, stages: pipeline.Pipeline, units: dict[tuple, UnitLatency],
+                 decisions: dict[tuple, str], result: LatencyCheck, measure: Measure,
+                 samples: dict[str, dict[str, np.ndarray]] | None) -> tuple[dict[tuple, UnitLatency], dict[tuple, str]]:
+    """Time the whole model per candidate against float; the units and decisions of the one kept."""
+    from tfquant.exporter import signature_input_specs, signature_names
+    signatures = signature_names(module)
+    specs = signature_input_specs(module)
+    samples = samples or _made_up_samples(specs, max(result.batch_sizes))
+    if samples is None or any(s not in samples for s in signatures):
+        result.note = "the model was not timed (no inputs to time it on)"
+        return units, decisions
+    every_unit = {key: "" for key in units}
+    # The per-unit decisions first: they win a tie. Unless they make every unit float (the float model itself).
+    candidates = {CHECKED: decisions} if decisions and len(decisions) < len(every_unit) else {}
+    candidates[ALL_QUANTIZED] = {}
+    modules = {name: _quantized_copy(module, float_keys, stages) for name, float_keys in candidates.items()}
+    modules[ALL_FLOAT] = _quantized_copy(module, every_unit, stages)
+    functions = {name: {s: _Lazy(m, s) for s in signatures} for name, m in modules.items()}
+    scores: dict[str, float] = {name: 0.0 for name in candidates}
+    slower: dict[str, tuple] = {}
+    for signature in signatures:
+        for batch, inputs in _batches(samples[signature], specs[signature]):
+            measured = {}
+            for name in candidates:
+                probe = Probe(MODEL, name, signature, batch, next(iter(inputs.values())).shape if inputs else ())
+                float_ms, ms = measure(functions[ALL_FLOAT][signature].runner(inputs),
+                                       functions[name][signature].runner(inputs), probe)
+                measured[name] = (float(float_ms), float(ms))
+                scores[name] += ms / float_ms if float_ms > 0 else float("inf")
+                if ms > float_ms and name not in slower:
+                    slower[name] = (batch, float_ms, ms)
+            result.model.append((signature, batch, measured))
+    del functions, modules
+    qualified = [name for name in candidates if name not in slower]
+    if not qualified:
+        batch, float_ms, ms = slower[CHECKED if CHECKED in slower else ALL_QUANTIZED]
+        reason = f"the model is slower quantized: {ms:.2f} ms vs {float_ms:.2f} ms float (batch {batch})"
+        result.chosen, result.note = ALL_FLOAT, f"kept float everywhere: {reason}"
+        return ({key: replace(u, kept=FLOAT, note=u.note if u.kept == FLOAT else reason) for key, u in units.items()},
+                {key: decisions.get(key, reason) for key in units})
+    result.chosen = min(qualified, key=lambda name: scores[name])
+    if result.chosen == ALL_QUANTIZED and decisions:
+        result.note = "every unit kept quantized: the model is fastest so (per-unit float decisions undone)"
+        return ({key: replace(u, kept=QUANTIZED) if u.kept == FLOAT else u for key, u in units.items()}, {})
+    result.note = f"kept as the per-unit check decided ({result.chosen})" if decisions else ""
+    return units, decisions
+
+
+def _quantized_copy(module: ir.Module, float_keys: dict[tuple, str], stages: pipeline.Pipeline) -> ir.Module:
+    """A copy of `module` with the units of `float_keys` float, quantized and lowered."""
+    copy = _copy(module)
+    calls = _keyed(lifted_calls(copy.operation))
+    with copy.context:
+        for key in float_keys:
+            _keep_float(calls[key], float_keys[key] or "latency check")
+    pipeline.run_pipeline(copy, stages)
+    return copy
+
+
+def _made_up_samples(specs, batch: int) -> dict[str, dict[str, np.ndarray]] | None:
+    """A batch per signature from its input specs: normal floats, zeros for other dtypes (ids, flags);
+    None when an input has an unknown dimension besides the first."""
+    rng = np.random.default_rng(0)
+    samples = {}
+    for signature, inputs in specs.items():
+        samples[signature] = {}
+        for name, (dtype, shape) in inputs.items():
+            if shape is None or None in shape[1:]:
+                return None
+            dims = tuple(batch if (i == 0 and d is None) else d for i, d in enumerate(shape))
+            samples[signature][name] = rng.standard_normal(dims).astype(dtype) if dtype.kind == "f" else \
+                np.zeros(dims, dtype)
+    return samples
+
+
+def _batches(inputs: dict[str, np.ndarray], specs: dict[str, tuple]) -> list[tuple[int, dict[str, np.ndarray]]]:
+    """(batch size, inputs): the first row of the inputs with a batch dimension (unknown first
+    dimension), then the whole batch."""
+    batched = [name for name, (_, shape) in specs.items() if shape and shape[0] is None and name in inputs]
+    rows = inputs[batched[0]].shape[0] if batched else 1
+    result = []
+    if rows > 1:
+        result.append((1, {k: v[:1] if k in batched else v for k, v in inputs.items()}))
+    result.append((rows, inputs))
+    return result
 
 
 # ----------------------------------------------------------------------------- units
@@ -424,35 +578,46 @@ def _sample(arg_type: ir.Type, shape: tuple[int, ...], rows: int | None) -> np.n
 
 
 class _Lazy:
-    """A micro-module's ConcreteFunction, traced on first use (an injected measure may never run it)."""
+    """A module function's ConcreteFunction, traced on first use (an injected measure may never run it)."""
 
-    def __init__(self, micro: ir.Module):
-        self.micro = micro
-        self.arg_type = _functions(micro)[_ENTRY].regions[0].blocks[0].arguments[0].type
+    def __init__(self, module: ir.Module, name: str = _ENTRY):
+        self.module = module
+        self.name = name
+        self.arg_type = _functions(module)[name].regions[0].blocks[0].arguments[0].type if name == _ENTRY else None
         self._function = None
 
-    def runner(self, value: np.ndarray) -> Callable[[], object]:
-        tensor = None
+    def runner(self, value) -> Callable[[], object]:
+        """Runs the function on `value`: an array (one input), or {input name: array}."""
+        tensors = None
 
         def run():
-            nonlocal tensor
+            nonlocal tensors
             import tensorflow as tf
             if self._function is None:
                 from tfquant.exporter import to_concrete_function
-                self._function = to_concrete_function(self.micro, _ENTRY)
-            if tensor is None:
-                tensor = tf.constant(value)
-            return self._function(tensor)
+                self._function = to_concrete_function(self.module, self.name)
+            if tensors is None:
+                if isinstance(value, dict):
+                    names = [ir.StringAttr(ir.DictAttr(d)["tfq.input_name"]).value
+                             for d in ir.ArrayAttr(_functions(self.module)[self.name].attributes["arg_attrs"])]
+                    tensors = [tf.constant(value[n]) for n in names]
+                else:
+                    tensors = [tf.constant(value)]
+            return self._function(*tensors)
         return run
 
 
 # ----------------------------------------------------------------------------- timing
 
 def time_units(float_run: Callable[[], object], int8_run: Callable[[], object], probe: Probe, *,
-               budget_ms: float = 10.0, min_runs: int = 3, max_runs: int = 25) -> tuple[float, float]:
-    """(float ms, int8 ms): medians of interleaved runs after warm-up, in about `budget_ms` per
-    form (at least `min_runs` runs each, whatever they cost), less the median cost of calling an
-    empty function (~0.2 ms here: paid once per model, not once per unit)."""
+               budget_ms: float = 10.0, min_runs: int = 5, max_runs: int = 25) -> tuple[float, float]:
+    """(float ms, int8 ms): the fastest of interleaved runs after warm-up, in about `budget_ms` per
+    form (at least `min_runs` runs each, whatever they cost), less the fastest call of an empty
+    function (~0.1 ms here: paid once per model, not once per unit).
+
+    The fastest run, not the median: another process's bursts only ever add time, and a few runs
+    of a large unit cannot average them out.
+    """
     empty = _empty_run()
     for run in (float_run, int8_run, float_run, int8_run, empty):  # the first call traces and optimizes
         run()
@@ -468,8 +633,8 @@ def time_units(float_run: Callable[[], object], int8_run: Callable[[], object], 
             started = time.perf_counter()
             run()
             times[which].append((time.perf_counter() - started) * 1e3)
-    overhead = statistics.median(times[2])
-    return max(statistics.median(times[0]) - overhead, 0.0), max(statistics.median(times[1]) - overhead, 0.0)
+    overhead = min(times[2])
+    return max(min(times[0]) - overhead, 0.0), max(min(times[1]) - overhead, 0.0)
 
 
 _EMPTY: list = []
@@ -484,16 +649,3 @@ def _empty_run() -> Callable[[], object]:
         value = tf.constant(0.0)
         _EMPTY.append(lambda: function(value))
     return _EMPTY[0]
-
-
-def describe(units: Sequence[UnitLatency], batch_sizes: Sequence[int]) -> list[str]:
-    """The report's lines for a latency check."""
-    kept = Counter(u.kept for u in units)
-    batches = " and ".join(str(b) for b in sorted(set(batch_sizes)))
-    lines = [f"latency check at batch {batches}: {kept[QUANTIZED]} units kept quantized (int8 faster), "
-             f"{kept[FLOAT]} kept float (int8 not faster)" + (f", {kept[UNCHECKED]} not checked" if kept[UNCHECKED]
-                                                              else "")]
-    lines += [f"  {unit}" for unit in units]
-    return lines
-
-

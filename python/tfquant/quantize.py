@@ -67,11 +67,10 @@ class QuantizationReport:
     pipelines: list[str] = field(default_factory=list)
     float_units: list[FloatUnit] = field(default_factory=list)
     sqnr_samples: dict[str, int] = field(default_factory=dict)
-    # With optimize_for="latency": each quantized unit's measured int8 and float latency and what
-    # it was kept as (tfquant.latency.UnitLatency), at `latency_batch_sizes`.
+    # With optimize_for="latency": what the latency check measured and decided (tfquant.latency:
+    # each quantized unit's int8 and float latency and what it was kept as, the whole model's).
     optimize_for: str | None = None
-    latency: list[latency.UnitLatency] = field(default_factory=list)
-    latency_batch_sizes: tuple[int, ...] = ()
+    latency: latency.LatencyCheck | None = None
     measure_sqnr: Callable[[], dict[str, float]] = field(default=dict, repr=False, compare=False)
 
     @functools.cached_property
@@ -86,8 +85,8 @@ class QuantizationReport:
         lines.append("-" * 40)
         for unit in self.float_units:
             lines.append(f"left float: {unit.op_type} {unit.node_name}: {unit.reason}")
-        if self.optimize_for == latency.LATENCY:
-            lines.extend(latency.describe(self.latency, self.latency_batch_sizes))
+        if self.latency is not None:
+            lines.extend(self.latency.lines())
         calibration = f", calibration {self.calibration_method}" if self.calibration_samples else ""
         lines.append(f"method {self.method}, opset {self.opset}, "
                      f"{'per-channel' if self.per_channel else 'per-tensor'} weights{calibration}")
@@ -135,7 +134,7 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
                                          resolved.representative_datasets) if calibrate_ranges else {}
     stages = pipeline.build(resolved, calibrate_ranges)
     run = calibrate.CalibrationRun()
-    latency_units, batch_sizes = [], ()
+    latency_check = None
     dumped = 0  # dumps are numbered by pass stage: 0_pre_calibration, 1_quantize, 2_lower for every method
     for stage in stages:
         if stage.pipeline is None:
@@ -144,8 +143,9 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
                 gc.collect()  # the instrumented function's graphs are cycles holding a copy of every large weight
             continue
         if stage.name == pipeline.QUANTIZE and optimize_for == latency.LATENCY:
-            batch_sizes = (1, _calibration_batch_size(run))
-            latency_units = latency.check(module, resolved, calibrated=calibrate_ranges, batch_sizes=batch_sizes)
+            latency_check = latency.check(module, resolved, calibrated=calibrate_ranges,
+                                          batch_sizes=(1, _calibration_batch_size(run)),
+                                          samples=_calibration_batches(run))
         pipeline.run_pipeline(module, stage.pipeline, dump_dir=_stage_dir(dump_ir, dumped, stage.name))
         dumped += 1
         if stage.name == pipeline.PRE_CALIBRATION:
@@ -164,7 +164,7 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
         input_bytes=input_bytes, output_bytes=directory_bytes(output_directory),
         seconds=time.perf_counter() - started, pipelines=[str(s.pipeline) for s in stages if s.pipeline],
         float_units=float_units, sqnr_samples=dict(run.kept_samples), optimize_for=optimize_for,
-        latency=latency_units, latency_batch_sizes=tuple(sorted(set(batch_sizes))),
+        latency=latency_check,
         measure_sqnr=functools.partial(_sqnr, loaded, run))
     loaded.quantization_report = report
     if verbose:
@@ -198,6 +198,12 @@ def _calibration_batch_size(run: calibrate.CalibrationRun) -> int:
     rows = [next((v.shape[0] for v in batch.values() if v.ndim), 1)
             for batches in run.kept_inputs.values() for batch in batches]
     return max(rows, default=DEFAULT_LATENCY_BATCH)
+
+
+def _calibration_batches(run: calibrate.CalibrationRun) -> dict[str, dict[str, np.ndarray]] | None:
+    """The first batch calibration ran per signature (the latency check times the model on it)."""
+    batches = {signature: batches[0] for signature, batches in run.kept_inputs.items() if batches}
+    return batches or None
 
 
 # The batch size latency is checked at (beside 1) when no calibration ran: calibration's default.

@@ -39,20 +39,30 @@ def _samples(info, count=12, seed=0):
 
 
 class Injected:
-    """A measure returning given timings per node name: (float ms, int8 ms); records every probe."""
+    """A measure returning given timings, (float ms, quantized ms), per node name for units and per
+    candidate for the whole model (by default both candidates faster than float, the per-unit one
+    most); records every probe."""
 
-    def __init__(self, timings, run=False):
+    def __init__(self, timings, run=False, model=None):
         self.timings = timings
+        self.model = model or {latency.CHECKED: (1.0, 0.5), latency.ALL_QUANTIZED: (1.0, 0.6)}
         self.run = run
         self.probes = []
 
+    @property
+    def unit_probes(self):
+        return [p for p in self.probes if p.op_type != latency.MODEL]
+
     def __call__(self, float_run, int8_run, probe):
         self.probes.append(probe)
-        if self.run:  # the micro-modules trace and run
+        if self.run:  # the micro-modules (or the model's candidates) trace and run
             for fn in (float_run, int8_run):
                 outputs = fn()
-                assert list(outputs) == [latency._OUTPUT]
-                assert outputs[latency._OUTPUT].shape[0] == probe.batch
+                name = "output_0" if probe.op_type == latency.MODEL else latency._OUTPUT
+                assert list(outputs) == [name]
+                assert outputs[name].shape[0] == probe.batch
+        if probe.op_type == latency.MODEL:
+            return self.model[probe.node_name]
         return self.timings[probe.node_name]
 
 
@@ -79,7 +89,7 @@ def test_slower_unit_is_kept_float_with_reason_and_gain(matmul_model, tmp_path, 
     report = loaded.quantization_report
     assert report.optimize_for == "latency"
     assert report.quantized_layers == {"MatMul": (1, 2)}
-    kept = {u.node_name: u for u in report.latency}
+    kept = {u.node_name: u for u in report.latency.units}
     assert kept["MatMul"].kept == latency.QUANTIZED
     assert kept["MatMul"].gain == pytest.approx(3.0)
     assert kept["MatMul_1"].kept == latency.FLOAT
@@ -88,12 +98,20 @@ def test_slower_unit_is_kept_float_with_reason_and_gain(matmul_model, tmp_path, 
     assert [(u.node_name, u.reason) for u in report.float_units] == [
         ("MatMul_1", "int8 is slower here: 0.21 ms vs 0.12 ms float (batch 1)")]
     # Measured at batch 1 and at the calibration batch (12 samples joined in one batch).
-    assert report.latency_batch_sizes == (1, 12)
-    assert {(p.node_name, p.batch, p.shape) for p in measure.probes} >= {
+    assert report.latency.batch_sizes == (1, 12)
+    assert {(p.node_name, p.batch, p.shape) for p in measure.unit_probes} == {
         ("MatMul", 1, (1, 16)), ("MatMul", 12, (12, 16)), ("MatMul_1", 1, (1, 32)), ("MatMul_1", 12, (12, 32))}
     text = str(report)
     assert "left float: MatMul MatMul_1: int8 is slower here: 0.21 ms vs 0.12 ms float (batch 1)" in text
-    assert "latency check at batch 1 and 12: 1 units kept quantized (int8 faster), 1 kept float" in text
+    assert "latency check at batch 1 and 12: 1 units kept quantized, 1 kept float; kept as the per-unit check decided" \
+        in text
+    # The whole model, as decided and all quantized, against float, at both batch sizes.
+    assert report.latency.chosen == latency.CHECKED
+    assert [(s, b, sorted(c)) for s, b, c in report.latency.model] == [
+        ("serving_default", 1, sorted([latency.CHECKED, latency.ALL_QUANTIZED])),
+        ("serving_default", 12, sorted([latency.CHECKED, latency.ALL_QUANTIZED]))]
+    assert "model 'serving_default' at batch 12: per-unit 0.50 ms vs 1.00 ms float (2.00x), " \
+        "all quantized 0.60 ms vs 1.00 ms float (1.67x)" in text
     assert "kept quantized: MatMul MatMul: int8 gain 3.00x" in text
     assert "kept float: MatMul MatMul_1: int8 gain 0.57x" in text
     assert _sqnr(loaded, path, info["inputs"]) > 12  # plain int8: 15.8 dB on these inputs
@@ -107,9 +125,13 @@ def test_all_faster_changes_nothing(matmul_model, tmp_path, monkeypatch):
     assert checked.quantization_report.quantized_layers == plain.quantization_report.quantized_layers == {
         "MatMul": (2, 2)}
     assert not checked.quantization_report.float_units
-    assert [u.kept for u in checked.quantization_report.latency] == [latency.QUANTIZED] * 2
-    # Each unit measured once per batch size: nothing changed, so no second round.
-    assert len(measure.probes) == 4
+    assert [u.kept for u in checked.quantization_report.latency.units] == [latency.QUANTIZED] * 2
+    # Each unit measured once per batch size: nothing changed, so no second round; the whole model
+    # as quantized against float at both batch sizes.
+    assert len(measure.unit_probes) == 4
+    assert [(p.node_name, p.batch) for p in measure.probes if p.op_type == latency.MODEL] == [
+        (latency.ALL_QUANTIZED, 1), (latency.ALL_QUANTIZED, 12)]
+    assert checked.quantization_report.latency.chosen == latency.ALL_QUANTIZED
     x = tf.constant(info["inputs"]["x"])
     np.testing.assert_array_equal(checked.signatures["serving_default"](x=x)["output_0"].numpy(),
                                   plain.signatures["serving_default"](x=x)["output_0"].numpy())
@@ -121,6 +143,8 @@ def test_slower_at_one_batch_size_is_kept_float(matmul_model, tmp_path, monkeypa
     path, info = matmul_model
 
     def measure(float_run, int8_run, probe):
+        if probe.op_type == latency.MODEL:
+            return 1.0, 0.5
         return (0.2, 0.1) if probe.batch == 1 or probe.node_name == "MatMul" else (0.2, 0.3)
 
     report = _quantize(path, info, tmp_path, measure, monkeypatch).quantization_report
@@ -142,7 +166,7 @@ def test_neighbours_are_measured_again(matmul_model, tmp_path, monkeypatch):
 
     report = _quantize(path, info, tmp_path, measure, monkeypatch).quantization_report
     assert calls.count("MatMul_1") == 4  # two rounds, two batch sizes
-    assert [u.kept for u in report.latency] == [latency.FLOAT, latency.FLOAT]
+    assert [u.kept for u in report.latency.units] == [latency.FLOAT, latency.FLOAT]
     assert report.quantized_layers == {"MatMul": (0, 2)}
 
 
@@ -165,8 +189,8 @@ def test_check_leaves_float_units_without_calibration_points(matmul_model):
     module, resolved = _calibrated(path, info)
     points = len(ops_named(module.operation, CalibrationPointOp.OPERATION_NAME))
     assert points == 3
-    units = latency.check(module, resolved, batch_sizes=(1, 4),
-                          measure=Injected({"MatMul": (0.1, 0.2), "MatMul_1": (0.3, 0.1)}))
+    units = latency.check(module, resolved, batch_sizes=(1, 4), check_model=False,
+                          measure=Injected({"MatMul": (0.1, 0.2), "MatMul_1": (0.3, 0.1)})).units
     assert [(u.node_name, u.kept) for u in units] == [("MatMul", latency.FLOAT), ("MatMul_1", latency.QUANTIZED)]
     first, second = lifted_calls(module.operation)
     assert unit_spec(first).method == NO_QUANTIZE
@@ -187,9 +211,9 @@ def test_dynamic_dimensions_besides_the_batch_are_not_checked(tmp_path, monkeypa
     loaded = quantize_saved_model(path, str(tmp_path / "out"), None, [{name: batch[:1]}] * 4, verbose=False,
                                   optimize_for="latency")
     report = loaded.quantization_report
-    assert not measure.probes
-    assert [u.kept for u in report.latency] == [latency.UNCHECKED]
-    assert "dynamic dimensions besides the batch" in report.latency[0].note
+    assert not measure.probes  # neither the unit nor the model (no row shape to make inputs of)
+    assert [u.kept for u in report.latency.units] == [latency.UNCHECKED]
+    assert "dynamic dimensions besides the batch" in report.latency.units[0].note
     assert report.quantized_layers["Conv2D"][0] == 1  # keeps its spec
     assert "not checked: Conv2D" in str(report)
 
@@ -200,14 +224,45 @@ def test_weight_only_units_stay_narrow_within_tolerance(tmp_path, monkeypatch):
     monkeypatch.setattr(latency, "time_units", Injected({"MatMul": (0.10, 0.11)}))
     loaded = quantize_saved_model(path, str(tmp_path / "a"), None, verbose=False, method="weight_only_float16",
                                   optimize_for="latency")
-    units = loaded.quantization_report.latency
+    units = loaded.quantization_report.latency.units
     assert [(u.kept, u.form) for u in units] == [(latency.QUANTIZED, "float16")]
-    monkeypatch.setattr(latency, "time_units", Injected({"MatMul": (0.10, 0.20)}))
+    monkeypatch.setattr(latency, "time_units", Injected({"MatMul": (0.10, 0.20)},
+                                                        model={latency.ALL_QUANTIZED: (1.0, 1.5)}))
     loaded = quantize_saved_model(path, str(tmp_path / "b"), None, verbose=False, method="weight_only_float16",
                                   optimize_for="latency")
     report = loaded.quantization_report
-    assert [u.kept for u in report.latency] == [latency.FLOAT]
+    assert [u.kept for u in report.latency.units] == [latency.FLOAT]
     assert report.float_units[0].reason == "float16 is slower here: 0.20 ms vs 0.10 ms float (batch 1)"
+
+
+def test_model_faster_all_quantized_undoes_unit_decisions(matmul_model, tmp_path, monkeypatch):
+    path, info = matmul_model
+    measure = Injected({"MatMul": (0.30, 0.10), "MatMul_1": (0.12, 0.21)},
+                       model={latency.CHECKED: (1.0, 0.9), latency.ALL_QUANTIZED: (1.0, 0.5)})
+    report = _quantize(path, info, tmp_path, measure, monkeypatch).quantization_report
+    assert report.latency.chosen == latency.ALL_QUANTIZED
+    assert report.quantized_layers == {"MatMul": (2, 2)}
+    assert not report.float_units
+    assert [u.kept for u in report.latency.units] == [latency.QUANTIZED, latency.QUANTIZED]
+    assert "every unit kept quantized: the model is fastest so" in str(report)
+
+
+def test_model_slower_quantized_is_kept_float(matmul_model, tmp_path, monkeypatch):
+    path, info = matmul_model
+    measure = Injected({"MatMul": (0.30, 0.10), "MatMul_1": (0.12, 0.21)},
+                       model={latency.CHECKED: (1.0, 1.1), latency.ALL_QUANTIZED: (1.0, 1.2)})
+    loaded = _quantize(path, info, tmp_path, measure, monkeypatch)
+    report = loaded.quantization_report
+    assert report.latency.chosen == latency.ALL_FLOAT
+    assert report.quantized_layers == {"MatMul": (0, 2)}
+    assert [(u.node_name, u.reason) for u in report.float_units] == [
+        ("MatMul", "the model is slower quantized: 1.10 ms vs 1.00 ms float (batch 1)"),
+        ("MatMul_1", "int8 is slower here: 0.21 ms vs 0.12 ms float (batch 1)")]
+    assert [u.kept for u in report.latency.units] == [latency.FLOAT, latency.FLOAT]
+    x = tf.constant(info["inputs"]["x"])
+    expected = tf.saved_model.load(path).signatures["serving_default"](x=x)["output_0"].numpy()
+    np.testing.assert_allclose(loaded.signatures["serving_default"](x=x)["output_0"].numpy(), expected, rtol=1e-5,
+                               atol=1e-5)
 
 
 def test_unknown_optimize_for_is_refused(matmul_model, tmp_path):
@@ -222,12 +277,14 @@ def test_real_measurement_runs_and_reports(conv_model, tmp_path):
     loaded = quantize_saved_model(path, str(tmp_path / "out"), None, _samples(info, 4), verbose=False,
                                   optimize_for="latency")
     report = loaded.quantization_report
-    assert [u.node_name for u in report.latency] == ["Conv2D", "Conv2D_1"]
-    for unit in report.latency:
+    assert [u.node_name for u in report.latency.units] == ["Conv2D", "Conv2D_1"]
+    assert report.latency.chosen in (latency.CHECKED, latency.ALL_QUANTIZED, latency.ALL_FLOAT)
+    assert [b for _, b, _ in report.latency.model] == [1, 4]
+    for unit in report.latency.units:
         assert unit.kept in (latency.QUANTIZED, latency.FLOAT)
         assert [b for b, _, _ in unit.timings] == [1, 4]
         assert all(f >= 0 and i >= 0 for _, f, i in unit.timings)
-    kept_float = {u.node_name for u in report.latency if u.kept == latency.FLOAT}
+    kept_float = {u.node_name for u in report.latency.units if u.kept == latency.FLOAT}
     assert {u.node_name for u in report.float_units} == kept_float
     assert "latency check at batch 1 and 4" in str(report)
     assert _sqnr(loaded, path, info["inputs"]) > 12
