@@ -266,7 +266,8 @@ def _check_model(module: ir.Module, stages: pipeline.Pipeline, units: dict[tuple
     result.chosen = min(qualified, key=lambda name: scores[name])
     if result.chosen == ALL_QUANTIZED and decisions:
         result.note = "every unit kept quantized: the model is fastest so (per-unit float decisions undone)"
-        return ({key: replace(u, kept=QUANTIZED) if u.kept == FLOAT else u for key, u in units.items()}, {})
+        return ({key: replace(u, kept=QUANTIZED, note="kept quantized with the whole model") if u.kept == FLOAT else u
+                 for key, u in units.items()}, {})
     result.note = f"kept as the per-unit check decided ({result.chosen})" if decisions else ""
     return units, decisions
 
@@ -595,7 +596,8 @@ class _Lazy:
             import tensorflow as tf
             if self._function is None:
                 from tfquant.exporter import to_concrete_function
-                self._function = to_concrete_function(self.module, self.name)
+                with self.module.context:  # tracing If/While branches builds symbol attributes
+                    self._function = to_concrete_function(self.module, self.name)
             if tensors is None:
                 if isinstance(value, dict):
                     names = [ir.StringAttr(ir.DictAttr(d)["tfq.input_name"]).value

@@ -265,6 +265,33 @@ def test_model_slower_quantized_is_kept_float(matmul_model, tmp_path, monkeypatc
                                atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["cond_dense", "two_signatures"])
+def test_branches_and_signatures_are_measured(name, tmp_path, monkeypatch):
+    """Units inside If branches and in several signatures are measured; the whole model is timed
+    per signature (each candidate traced with its branches)."""
+    path = str(tmp_path / name)
+    info = getattr(models, f"build_{name}")(path)
+
+    def measure(float_run, int8_run, probe):
+        float_run()
+        int8_run()
+        return 1.0, 0.5
+
+    monkeypatch.setattr(latency, "time_units", measure)
+    proto = options_lib.QuantizationOptions()
+    proto.signature_keys.extend(info["signatures"])
+    datasets = {signature: [inputs] * 3 for signature, inputs in info["signatures"].items()}
+    loaded = quantize_saved_model(path, str(tmp_path / "out"), proto, datasets, verbose=False,
+                                  optimize_for="latency")
+    report = loaded.quantization_report
+    assert report.latency.units and all(u.kept == latency.QUANTIZED for u in report.latency.units)
+    assert {s for s, _, _ in report.latency.model} == set(info["signatures"])
+    assert {u.function for u in report.latency.units} >= ({"serving_default", "other"} if name == "two_signatures"
+                                                            else {"serving_default"})
+    for signature, inputs in info["cases"]:
+        loaded.signatures[signature](**{k: tf.constant(v) for k, v in inputs.items()})
+
+
 def test_unknown_optimize_for_is_refused(matmul_model, tmp_path):
     path, _ = matmul_model
     with pytest.raises(ValueError, match="optimize_for must be None or 'latency', got 'size'"):
