@@ -130,6 +130,30 @@ def test_activation_range_inside_the_output_range(name: str, params: tuple[float
     if case.kind != "matmul":
         assert '"tf.Minimum"' in lowered or '"tf.Maximum"' in lowered
 
+
+@pytest.mark.parametrize("kind", ["conv2d", "depthwise_conv2d", "matmul"])
+def test_batch_size_changes_between_calls(kind: str):
+    """A dynamic batch: the kernels cache the reordered weight and the bias from the first call;
+    calls at other batch sizes after it compute the same as the XLA form."""
+    case = {"conv2d": Case("conv2d", (2, 9, 9, 8), (3, 3, 8, 16), _conv_attrs(1, "SAME"),
+                           lambda x, w: tf.nn.conv2d(x, w, 1, "SAME"), 3, "", activation="RELU", dynamic_dims=(0,)),
+            "depthwise_conv2d": Case("depthwise_conv2d", (2, 9, 9, 8), (3, 3, 8, 1), _conv_attrs(1, "SAME"),
+                                     _depthwise(1, "SAME"), 2, "", activation="RELU", dynamic_dims=(0,)),
+            "matmul": Case("matmul", (5, 64), (64, 32), "T = f32, transpose_a = false, transpose_b = false", tf.matmul,
+                           1, "", activation="RELU", dynamic_dims=(0,))}[kind]
+    quantized = _module(case, _input(case), 0)
+    rng = np.random.default_rng(1)
+    batches = [rng.uniform(-1.0, 3.0, (b, *case.x_shape[1:])).astype(np.float32) for b in (1, 32, 1, 7)]
+    results = {}
+    for opset in (XLA, ONEDNN):
+        with new_context() as ctx:
+            module = parse_module(quantized.text, ctx)
+            run_pipeline(module, [opset])
+            function = to_concrete_function(module, "main")
+            results[opset] = [function(x=tf.constant(x))["y"].numpy() for x in batches]
+    for expected, actual in zip(results[XLA], results[ONEDNN]):
+        _assert_matches_xla(actual, expected, quantized.out_params.scale)
+
 # Two layers: the first's int8 output feeds the second's kernel directly (no Bitcast pair), the
 # second returns float. Requantize with an asymmetric output and relu6 fused; input zero point 10.
 CHAIN = """
