@@ -64,7 +64,8 @@ def _add_quantization_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimize-for", choices=("latency",), default=None,
                         help="latency: time each quantized layer's int8 form against its float form on this machine "
                              "(at the calibration batch size and at 1) and keep float the layers where int8 is not "
-                             "faster, so the model is never slower than float; the report lists each layer's gain")
+                             "faster; then time the whole model as decided, all quantized and float, and keep the "
+                             "fastest that is not slower than float; the report lists each layer's gain")
     channels = parser.add_mutually_exclusive_group()
     channels.add_argument("--per-channel", dest="per_channel", action="store_true", default=None,
                           help="per-channel weights (the default)")

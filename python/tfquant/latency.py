@@ -114,6 +114,8 @@ class UnitLatency:
         measured = "; ".join(f"batch {b}: {i:.3f} ms {self.form} vs {f:.3f} ms float" for b, f, i in self.timings)
         if self.kept == UNCHECKED:
             return f"not checked: {self.op_type} {self.node_name}: {self.note}"
+        if not self.timings:
+            return f"kept {self.kept}: {self.op_type} {self.node_name}: {self.note}"
         gain = f"{self.gain:.2f}x" if self.gain is not None else "?"
         return f"kept {self.kept}: {self.op_type} {self.node_name}: {self.form} gain {gain} ({measured})"
 
@@ -180,7 +182,12 @@ def check(module: ir.Module, options, *, calibrated: bool = True, batch_sizes: S
     result = LatencyCheck(batch_sizes=tuple(sorted(set(batch_sizes))))
     units, decisions = _check_units(module, quantize, lower, result.batch_sizes, measure)
     if check_model and any(u.kept != UNCHECKED for u in units.values()):
-        units, decisions = _check_model(module, quantize + lower, units, decisions, result, measure, samples)
+        try:
+            units, decisions = _check_model(module, quantize + lower, units, decisions, result, measure, samples)
+        except Exception as error:  # the per-unit decisions stand; say why the model was not timed
+            detail = " ".join(str(error).split())
+            result.model, result.chosen = [], ""
+            result.note = f"the model could not be timed ({type(error).__name__}: {detail[:200]})"
     order = list(_keyed(lifted_calls(module.operation)))
     result.units = [units[key] for key in order if key in units]
     calls = _keyed(lifted_calls(module.operation))

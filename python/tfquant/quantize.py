@@ -117,7 +117,9 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
     lowers to oneDNN's fused int8 kernels (a TensorFlow built with oneDNN runs the output).
     `optimize_for="latency"` measures each quantized unit's int8 form against its float form (on
     this machine, at the calibration batch size and at 1) and keeps float those where int8 is not
-    faster (`tfquant.latency`); the report's `latency` lists every unit measured and its gain.
+    faster, then times the whole model so decided, all quantized and float, and keeps the fastest
+    not slower than float (`tfquant.latency`); the report's `latency` lists every unit measured
+    with its gain, and the model's times.
     """
     started = time.perf_counter()
     if optimize_for is not None and optimize_for not in latency.OPTIMIZE_FOR:
