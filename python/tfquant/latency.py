@@ -147,8 +147,9 @@ class LatencyCheck:
                  + (f", {kept[UNCHECKED]} not checked" if kept[UNCHECKED] else "")
                  + (f"; {self.note}" if self.note else "")]
         for signature, batch, candidates in self.model:
-            measured = ", ".join(f"{name} {ms:.2f} ms vs {float_ms:.2f} ms float ({float_ms / ms if ms else float('inf'):.2f}x)"
-                                 for name, (float_ms, ms) in candidates.items())
+            measured = ", ".join(
+                f"{name} {ms:.2f} ms vs {float_ms:.2f} ms float ({float_ms / ms if ms else float('inf'):.2f}x)"
+                for name, (float_ms, ms) in candidates.items())
             lines.append(f"  model '{signature}' at batch {batch}: {measured}")
         lines += [f"  {unit}" for unit in self.units]
         return lines
