@@ -251,8 +251,9 @@ def _runs_on_storage(op: ir.Operation) -> bool:
 
 
 def _replace_dcast_users(value: ir.Value, float_result: ir.Value) -> None:
-    """The dcasts of each qcast of `value` -> `float_result`; the casts are erased."""
-    for qcast in uses(value):
+    """The dcasts of each qcast of `value` -> `float_result`; the casts are erased (other users of
+    `value` are left to the caller)."""
+    for qcast in [u for u in uses(value) if u.name == "quant.qcast"]:
         for dcast in uses(qcast.results[0]):
             dcast.results[0].replace_all_uses_with(float_result)
             dcast.erase()

@@ -464,3 +464,24 @@ func.func private @composite_matmul_fn_1(%a: tensor<2x4xf32>, %w: tensor<4x4xf32
   %m = "tf.MatMul"(%a, %w) {T = f32, transpose_a = false, transpose_b = false} : (tensor<2x4xf32>, tensor<4x4xf32>) -> tensor<2x4xf32>
   return %m : tensor<2x4xf32>
 }
+
+// -----
+
+// A static call whose result has no quant cast but a float reader (calibration kept no point on
+// it): the quantized op returns f32 to that reader.
+// FLOAT-LABEL: func @float_reader
+// FLOAT: %[[Y:.*]] = "tfq.quantized_op"({{.*}}) {{.*}} -> tensor<2x2xf32>
+// FLOAT: %[[R:.*]] = "tf.Relu"(%[[Y]])
+// FLOAT: return %[[R]]
+func.func @float_reader(%x: tensor<2x2xf32>) -> tensor<2x2xf32> {
+  %w = "tf.Const"() {value = dense<1.0> : tensor<2x2xf32>, dtype = f32} : () -> tensor<2x2xf32>
+  %q = quant.qcast %x : tensor<2x2xf32> to tensor<2x2x!quant.uniform<i8:f32, 0.1:0>>
+  %d = quant.dcast %q : tensor<2x2x!quant.uniform<i8:f32, 0.1:0>> to tensor<2x2xf32>
+  %y = "tf.PartitionedCall"(%d, %w) {f = @composite_matmul_fn_9, config = "", config_proto = "", executor_type = "", _tfl_quant_trait = "fully_quantizable"} : (tensor<2x2xf32>, tensor<2x2xf32>) -> tensor<2x2xf32>
+  %r = "tf.Relu"(%y) {T = f32} : (tensor<2x2xf32>) -> tensor<2x2xf32>
+  return %r : tensor<2x2xf32>
+}
+func.func private @composite_matmul_fn_9(%a: tensor<2x2xf32>, %w: tensor<2x2xf32>) -> tensor<2x2xf32> {
+  %m = "tf.MatMul"(%a, %w) {T = f32, transpose_a = false, transpose_b = false} : (tensor<2x2xf32>, tensor<2x2xf32>) -> tensor<2x2xf32>
+  return %m : tensor<2x2xf32>
+}
