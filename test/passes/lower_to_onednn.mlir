@@ -5,7 +5,8 @@
 // folded into the f32 bias, (bias - zp_in * sum(w)) * s_in * s_w = (10 + 3 * 18) * 5e-4 = 0.032.
 // Input range -+127 * 0.05, filter range -+127 * s_w per channel (scales = range / 127). The output
 // zero point is -128: the kernel writes quint8 (u8 = i8 + 128, zero point 0, range [0, 255 * 0.1]),
-// its saturation at 0 is the relu; a sign flip (XOR 0x80) gives the int8 storage back.
+// its saturation at 0 is the relu. The dcast of that zero point -128 is a Dequantize of the quint8
+// (SCALED, [0, 255 * 0.1]): its sign flip back from quint8 cancels the kernel's.
 // CHECK-LABEL: func @conv_per_channel
 // CHECK: %[[Q:.*]] = "tf.Cast"({{.*}}) {DstT = i8
 // CHECK: %[[W8:.*]] = "tf.Const"() {{.*}}value = dense<1> : tensor<3x3x2x3xi8>
@@ -27,13 +28,13 @@
 // CHECK-SAME: Tinput = !tf_type.qint8, Tsummand = !tf_type.quint8, data_format = "NHWC", dilations = [1, 1, 1, 1], explicit_paddings = []
 // CHECK-SAME: fused_ops = ["BiasAdd", "Requantize"], is_bias_const = true, is_filter_const = true, out_type = !tf_type.quint8, padding = "VALID", strides = [1, 1, 1, 1]
 // CHECK-SAME: -> (tensor<1x4x4x3x!tf_type.quint8>, tensor<f32>, tensor<f32>)
-// CHECK: %[[Y8:.*]] = "tf.Bitcast"(%[[Y]]#0) {T = !tf_type.quint8, type = i8}
-// CHECK: %[[SIGN:.*]] = "tf.Const"() {{.*}}value = dense<-128> : tensor<i8>
-// CHECK: %[[S8:.*]] = "tf.BitwiseXor"(%[[Y8]], %[[SIGN]]) {T = i8}
 // CHECK-NOT: tf.M{{in|ax}}imum
-// CHECK: "tf.Cast"(%[[S8]]) {DstT = f32
+// CHECK: %[[LO:.*]] = "tf.Const"() {{.*}}value = dense<0.000000e+00> : tensor<f32>
+// CHECK: %[[HI:.*]] = "tf.Const"() {{.*}}value = dense<2.550000e+01> : tensor<f32>
+// CHECK: %[[R:.*]] = "tf.Dequantize"(%[[Y]]#0, %[[LO]], %[[HI]]) {T = !tf_type.quint8, axis = -1 : i64, dtype = f32, mode = "SCALED", narrow_range = false}
+// CHECK-NOT: tf.BitwiseXor
 // CHECK-NOT: quant.
-// CHECK: return
+// CHECK: return %[[R]]
 
 func.func @conv_per_channel(%x: tensor<1x4x4x2xf32>) -> tensor<1x4x4x3xf32> {
   %xq = quant.qcast %x : tensor<1x4x4x2xf32> to tensor<1x4x4x2x!quant.uniform<i8:f32, 5.000000e-02:-3>>

@@ -219,8 +219,8 @@ def test_relu_outputs_pass_between_kernels_as_quint8():
     actual, lowered, graph_ops = _lower_and_run(text, ONEDNN, x)
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
     assert {CONV, DEPTHWISE} <= graph_ops
-    # One sign flip (int8 -> quint8) after the input's quantize; none between the kernels, no padding.
-    assert lowered.count('"tf.BitwiseXor"') == 1 and "tf.PadV2" not in lowered
+    # The input's quantize writes quint8 (QuantizeV2): no sign flip anywhere, no padding.
+    assert '"tf.BitwiseXor"' not in lowered and "tf.PadV2" not in lowered and "QuantizeV2" in graph_ops
     assert lowered.count("Tinput = !tf_type.quint8") == 3
 
 
@@ -236,6 +236,31 @@ def test_dynamic_range_falls_back_to_xla_form(name: str):
     assert not graph_ops & KERNEL_OPS
 
 
+
+
+@pytest.mark.parametrize("zero_point", [-128, -5])
+def test_quantize_and_dequantize_casts(zero_point: int):
+    """qcast / dcast with zero point -128: QuantizeV2 / Dequantize on quint8 (SCALED, [0, 255 s]),
+    the same values as tfq-lower-to-xla's TF ops (rounding ties apart); any other: those TF ops."""
+    t = f"tensor<4x300x!quant.uniform<i8:f32, 3.700000e-02:{zero_point}>>"
+    text = f"""
+func.func @main(%x: tensor<4x300xf32> {{tfq.input_name = "x"}}) -> (tensor<4x300xf32> {{tfq.output_name = "y"}}) {{
+  %q = quant.qcast %x : tensor<4x300xf32> to {t}
+  %y = quant.dcast %q : {t} to tensor<4x300xf32>
+  return %y : tensor<4x300xf32>
+}}
+"""
+    x = np.random.default_rng(9).normal(1.0, 4.0, (4, 300)).astype(np.float32)
+    with new_context() as ctx:
+        module = parse_module(text, ctx)
+        run_pipeline(module, [ONEDNN])
+        function = to_concrete_function(module, "main")
+        ops = {node.op for node in function.graph.as_graph_def().node}
+        actual = function(x=tf.constant(x))["y"].numpy()
+    expected, _, _ = _lower_and_run(text, XLA, x)
+    np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-6)
+    assert ({"QuantizeV2", "Dequantize"} <= ops) == (zero_point == -128)
+    assert "BitwiseXor" not in ops  # the quantize's flip to int8 and the dequantize's back cancel
 
 @pytest.mark.parametrize("name", ["conv2d_same", "matmul"])
 def test_16_bit_activations_fall_back_to_xla_form(name: str):
