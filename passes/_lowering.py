@@ -10,6 +10,7 @@ depthwise. The arithmetic ops themselves come from `_tf_arith`.
 from __future__ import annotations
 
 from collections.abc import Callable
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -19,7 +20,7 @@ from tfquant.passes import _tfq
 from tfquant.passes._op_specs import TF
 from tfquant.passes._quant import QuantParams, parse_uniform, retyped, storage_type_of, tensor_params
 from tfquant.passes._tf_arith import (along_axis, binary, cast, const, emit, emit_dequantize, emit_dynamic_quantize,
-                                      emit_quantize, emit_requantize, f32, i32, rank)
+                                      emit_quantize, emit_requantize, f32, i32, integer, rank)
 from tfquant.passes._tf_ops import CALL_OPS, constant_value, create_op, defining_op, named_loc, type_attr
 from tfquant.passes._verify import reading, verify_ops
 
@@ -221,19 +222,86 @@ def _lower_depthwise(q: QuantizedOp) -> ir.Value:
 
 
 def _lower_dynamic(q: QuantizedOp, emit_product: EmitProduct) -> ir.Value:
-    """The f32 input quantized per batch (symmetric int8), the int32 product, then f32 out:
-    acc x input scale x weight scale [+ f32 bias], then the activation."""
+    """The f32 input quantized per batch, the int32 product, then f32 out: (acc - zero point x
+    the weight's sums) x input scale x weight scale [+ f32 bias], then the activation.
+
+    The input is quantized asymmetrically (255 steps over [min, max] holding 0); a convolution's
+    padding is made explicit with the run-time zero point (the quantized real 0.0), so that the
+    zero point's share of every output is the zero point times the weight's sums. Where that
+    padding is unknown (SAME with a stride above 1 on dynamic sizes) the input is quantized
+    symmetrically (zero point 0) instead.
+    """
     loc = named_loc(q.loc, "dynamic")
-    x, input_scale = emit_dynamic_quantize(q.x, loc)
-    accumulator = emit_product(replace(q, x=x, input=QuantParams((1.0,), (0,))))
+    pads = spatial_pads(q) if q.kind == "conv2d" else []
+    x, input_scale, zero_point = emit_dynamic_quantize(q.x, loc, asymmetric=pads is not None)
+    product_input = replace(q, x=x, input=QuantParams((1.0,), (0,)))
+    if zero_point is not None and any(p != (0, 0) for p in pads):
+        padded = pad_spatially(x, pads, cast(zero_point, integer(8), loc), loc)
+        attrs = {name: attr for name, attr in q.attrs.items() if name != "explicit_paddings"}
+        product_input = replace(product_input, x=padded, attrs={**attrs, "padding": ir.StringAttr.get("VALID")})
+    accumulator = emit_product(product_input)
+    value = cast(accumulator, f32(), loc)
+    if zero_point is not None:
+        offset = binary("tf.Mul", const(weight_sums(q), named_loc(loc, "weight_sums")), zero_point, loc)
+        value = binary("tf.Sub", value, offset, loc)
     scales, axis = channel_scales(q)
     weight_scale = const(along_axis(scales, rank(accumulator), axis).astype(np.float32), named_loc(loc, "weight_scale"))
-    scale = binary("tf.Mul", weight_scale, input_scale, loc)
-    value = binary("tf.Mul", cast(accumulator, f32(), loc), scale, loc)
+    value = binary("tf.Mul", value, binary("tf.Mul", weight_scale, input_scale, loc), loc)
     if q.bias is not None:
         value = emit("tf.BiasAdd", [value, q.bias], value.type, {"T": type_attr(value),
                      "data_format": ir.StringAttr.get("NHWC")}, named_loc(loc, "bias_add"))
     return float_activation(value, q.activation, loc)
+
+
+def weight_sums(q: QuantizedOp) -> np.ndarray:
+    """The weight summed over what the product contracts (per output channel for a convolution),
+    shaped to broadcast over the accumulator: what an input zero point z adds to each output
+    (z times it), padding included when the input is padded with z."""
+    weight = q.weight_array().astype(np.int64)
+    if q.kind == "conv2d":
+        return weight.sum(axis=(0, 1, 2)).astype(np.float32)
+    lhs, rhs, out = dot_letters(q)
+    ones = np.ones([weight.shape[rhs.index(c)] if c in rhs else 1 for c in lhs], np.int64)
+    return np.einsum(f"{lhs},{rhs}->{out}", ones, weight).astype(np.float32)
+
+
+def spatial_pads(q: QuantizedOp) -> list[tuple[int, int]] | None:
+    """(before, after) padding of H and W of a convolution for its padding mode; None where it
+    depends on a dynamic size (SAME with a stride above 1)."""
+    padding = q.string("padding")
+    if padding == "VALID":
+        return [(0, 0), (0, 0)]
+    if padding == "EXPLICIT":
+        explicit = q.ints("explicit_paddings")
+        if len(explicit) != 8:
+            raise q.error(f"EXPLICIT padding needs 8 explicit_paddings (before and after each NHWC dimension), "
+                          f"got {len(explicit)}")
+        return [(explicit[2], explicit[3]), (explicit[4], explicit[5])]
+    input_shape = list(ir.RankedTensorType(q.x.type).shape)
+    kernel = list(ir.RankedTensorType(q.w.type).shape)[:2]
+    strides, dilations = q.ints("strides")[1:3], q.ints("dilations")[1:3] if "dilations" in q.attrs else [1, 1]
+    pads = []
+    for size, k, stride, dilation in zip(input_shape[1:3], kernel, strides, dilations):
+        effective = (k - 1) * dilation + 1
+        if stride == 1:  # the same padding for every input size: dynamic sizes need no special case
+            total = effective - 1
+        elif ir.ShapedType.is_dynamic_size(size):
+            return None
+        else:
+            total = max((math.ceil(size / stride) - 1) * stride + effective - size, 0)
+        pads.append((total // 2, total - total // 2))
+    return pads
+
+
+def pad_spatially(value: ir.Value, pads: list[tuple[int, int]], fill: ir.Value, loc: ir.Location) -> ir.Value:
+    """An NHWC `value` padded in H and W by `pads` with the scalar `fill` (tf.PadV2)."""
+    paddings = np.array([(0, 0), *pads, (0, 0)], np.int32)
+    shape = list(ir.RankedTensorType(value.type).shape)
+    padded_shape = [d if ir.ShapedType.is_dynamic_size(d) else d + int(sum(p)) for d, p in zip(shape, paddings)]
+    loc = named_loc(loc, "pad")
+    return emit("tf.PadV2", [value, const(paddings, named_loc(loc, "paddings")), fill],
+                ir.RankedTensorType.get(padded_shape, ir.ShapedType(value.type).element_type),
+                {"T": type_attr(value), "Tpaddings": ir.TypeAttr.get(i32())}, loc)
 
 
 def _dequantize_accumulator(accumulator: ir.Value, scale: ir.Value, activation: str, loc: ir.Location) -> ir.Value:

@@ -9,8 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 from tfquant.mlir import ir
-from tfquant.passes._quant import WEIGHT_MAX, QuantParams, retyped
+from tfquant.passes._quant import INT8_MAX, INT8_MIN, WEIGHT_MAX, QuantParams, retyped
 from tfquant.passes._tf_ops import create_const, create_op, named_loc, type_attr
+
+# The steps of an int8 value: 255 between -128 and 127.
+INT8_STEPS = INT8_MAX - INT8_MIN
 
 
 # ---- types and small op builders -------------------------------------------------------------
@@ -81,9 +84,14 @@ def _round_shift_clip_cast(scaled: ir.Value, zero_point: np.ndarray, low: int, h
     shifted = emit("tf.Round", [scaled], scaled.type, {"T": type_attr(scaled)}, named_loc(loc, "round"))
     if np.any(zero_point):
         shifted = binary("tf.AddV2", shifted, const(zero_point.astype(np.float32), named_loc(loc, "zero_point")), loc)
-    clipped = emit("tf.ClipByValue", [shifted, const(np.float32(low), named_loc(loc, "min")),
+    return _clip_cast(shifted, low, high, bits, loc)
+
+
+def _clip_cast(value: ir.Value, low: int, high: int, bits: int, loc: ir.Location) -> ir.Value:
+    """`value` clipped to [low, high], as a `bits` integer."""
+    clipped = emit("tf.ClipByValue", [value, const(np.float32(low), named_loc(loc, "min")),
                                       const(np.float32(high), named_loc(loc, "max"))],
-                   shifted.type, {"T": type_attr(shifted)}, named_loc(loc, "clip"))
+                   value.type, {"T": type_attr(value)}, named_loc(loc, "clip"))
     return cast(clipped, integer(bits), loc)
 
 
@@ -109,21 +117,42 @@ def emit_dequantize(value: ir.Value, params: QuantParams, loc: ir.Location) -> i
     return binary("tf.Mul", real, const(scale, named_loc(loc, "scale")), loc)
 
 
-def emit_dynamic_quantize(value: ir.Value, loc: ir.Location) -> tuple[ir.Value, ir.Value]:
-    """f32 -> (int8 values, their f32 scalar scale), symmetric over the whole tensor at run time:
-    scale = max|x| / 127 (a tiny floor keeps an all-zero batch finite), q = clip(round(x / scale))."""
+def _reduce(name: str, flat: ir.Value, loc: ir.Location) -> ir.Value:
+    """tf.Min / tf.Max of a flat f32 tensor, as a scalar."""
+    return emit(name, [flat, const(np.array(0, np.int32), named_loc(loc, "axis"))], ir.RankedTensorType.get([], f32()),
+                {"T": type_attr(flat), "Tidx": ir.TypeAttr.get(i32()), "keep_dims": ir.BoolAttr.get(False)},
+                named_loc(loc, name[3:].lower()))
+
+
+def emit_dynamic_quantize(value: ir.Value, loc: ir.Location,
+                          asymmetric: bool) -> tuple[ir.Value, ir.Value, ir.Value | None]:
+    """f32 -> (int8 values, their f32 scalar scale, their f32 scalar zero point or None), over the
+    whole tensor at run time, 0.0 exact (a tiny floor keeps an all-zero batch finite):
+    asymmetric: scale = (max(x, 0) - min(x, 0)) / 255, zero point = round(-128 - min / scale);
+    symmetric: scale = max|x| / 127, zero point 0."""
     flat = emit("tf.Reshape", [value, const(np.array([-1], np.int32), named_loc(loc, "shape"))],
                 ir.RankedTensorType.get([ir.ShapedType.get_dynamic_size()], f32()),
                 {"T": type_attr(value), "Tshape": ir.TypeAttr.get(i32())}, named_loc(loc, "flatten"))
-    magnitude = emit("tf.Abs", [flat], flat.type, {"T": type_attr(flat)}, named_loc(loc, "abs"))
-    peak = emit("tf.Max", [magnitude, const(np.array(0, np.int32), named_loc(loc, "axis"))],
-                ir.RankedTensorType.get([], f32()), {"T": type_attr(flat), "Tidx": ir.TypeAttr.get(i32()),
-                                                     "keep_dims": ir.BoolAttr.get(False)}, named_loc(loc, "peak"))
-    peak = binary("tf.Maximum", peak, const(np.float32(1e-30), named_loc(loc, "floor")), loc)
-    scale = binary("tf.Mul", peak, const(np.float32(1 / WEIGHT_MAX), named_loc(loc, "per_step")), loc)
+    zero = const(np.float32(0.0), named_loc(loc, "zero"))
+    if asymmetric:
+        low = binary("tf.Minimum", _reduce("tf.Min", flat, loc), zero, loc)
+        high = binary("tf.Maximum", _reduce("tf.Max", flat, loc), zero, loc)
+        spread, steps = binary("tf.Sub", high, low, loc), INT8_STEPS
+    else:
+        magnitude = emit("tf.Abs", [flat], flat.type, {"T": type_attr(flat)}, named_loc(loc, "abs"))
+        spread, steps = _reduce("tf.Max", magnitude, loc), WEIGHT_MAX
+    spread = binary("tf.Maximum", spread, const(np.float32(1e-30), named_loc(loc, "floor")), loc)
+    scale = binary("tf.Mul", spread, const(np.float32(1 / steps), named_loc(loc, "per_step")), loc)
     inverse = binary("tf.RealDiv", const(np.float32(1.0), named_loc(loc, "one")), scale, loc)
-    scaled = binary("tf.Mul", value, inverse, loc)
-    return _round_shift_clip_cast(scaled, np.array(0), -WEIGHT_MAX, WEIGHT_MAX, 8, loc), scale
+    scaled = emit("tf.Round", [binary("tf.Mul", value, inverse, loc)], value.type, {"T": type_attr(value)},
+                  named_loc(loc, "round"))
+    if not asymmetric:
+        return _clip_cast(scaled, -WEIGHT_MAX, WEIGHT_MAX, 8, loc), scale, None
+    # -128 - low / scale lies in [-128, 127] by construction; rounding keeps it there.
+    zero_point = emit("tf.Round", [binary("tf.Sub", const(np.float32(-128.0), named_loc(loc, "min_level")),
+                                          binary("tf.Mul", low, inverse, loc), loc)],
+                      low.type, {"T": type_attr(low)}, named_loc(loc, "zero_point"))
+    return _clip_cast(binary("tf.AddV2", scaled, zero_point, loc), -128, 127, 8, loc), scale, zero_point
 
 
 def activation_bounds(output: QuantParams, activation: str) -> tuple[int, int]:

@@ -99,14 +99,14 @@ from tfquant.mlir import CompileError, ir, ops_named, parse_type_cached
 from tfquant.pass_registry import register_pass
 from tfquant.passes import _tfq
 from tfquant.passes._lowering import (QuantizedOp, channel_scales, default_lower_cast, float_activation,
-                                      lower_quantized_module, lower_with_product)
+                                      lower_quantized_module, lower_with_product, pad_spatially, spatial_pads)
 from tfquant.passes._quant import INT8_MAX, INT8_MIN, WEIGHT_MAX, QuantParams, retyped
 from tfquant.passes._tf_arith import activation_bounds, binary, cast, const, emit, f32, i8
 from tfquant.passes._tf_ops import constant_value, create_op, defining_op, erase_dead_ops, function_blocks, named_loc
 from tfquant.passes.lower_to_uniform_quantized import (_bitcast, _dot_plan, _flat_size, _leading_shape_and, _qint,
                                                        _reshape, _to_quantized, _to_storage, _transpose,
                                                        fold_bitcast_pairs)
-from tfquant.passes.lower_to_xla import _pad_with_zero_point, _spatial_pads, emit_xla_product
+from tfquant.passes.lower_to_xla import emit_xla_product
 
 KERNELS = ("_FusedQuantizedConv2D", "_FusedQuantizedDepthwiseConv2D", "_QuantizedMatMul")
 CONVOLUTIONS = {"conv2d": "tf._FusedQuantizedConv2D", "depthwise_conv2d": "tf._FusedQuantizedDepthwiseConv2D"}
@@ -326,9 +326,12 @@ def _convolution(q: QuantizedOp) -> ir.Value:
     explicit = q.attrs.get("explicit_paddings", ir.ArrayAttr.get([]))
     if kernel_zero_point and padding != "VALID":
         # Zero padding would stand for -zp * s_in: pad with the zero point (real 0.0), convolve VALID.
-        pads = _spatial_pads(q, list(ir.RankedTensorType(q.x.type).shape), list(weight.shape[:2]))
+        pads = spatial_pads(q)
+        if pads is None:
+            raise q.error("SAME padding with a stride above 1 needs static spatial dimensions")
         if any(p != (0, 0) for p in pads):
-            x = _pad_with_zero_point(q, pads)
+            x = pad_spatially(q.x, pads, const(np.array(q.input.zero_point, q.input.storage_dtype),
+                                                named_loc(loc, "zero_point")), loc)
         padding, explicit = "VALID", ir.ArrayAttr.get([])
     xq, input_type, zero_point, input_range = _input_operands(q, x, unsigned, q.float_output, loc)
     weight_sum = weight.astype(np.int64).sum(axis=(0, 1) if depthwise else (0, 1, 2)).reshape(-1)

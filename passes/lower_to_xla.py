@@ -15,13 +15,12 @@ string attributes.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from tfquant.mlir import ir
 from tfquant.pass_registry import register_pass
-from tfquant.passes._lowering import QuantizedOp, dot_letters, lower_quantized_module, lower_with_product
+from tfquant.passes._lowering import (QuantizedOp, dot_letters, lower_quantized_module, lower_with_product, pad_spatially,
+                                      spatial_pads)
 from tfquant.passes._quant import retyped
 from tfquant.passes._tf_arith import binary, const, emit, i32, transpose
 from tfquant.passes._tf_ops import named_loc, type_attr
@@ -62,44 +61,6 @@ def _subtract_correction(q: QuantizedOp, accumulator: ir.Value, weight_sum: np.n
 
 # ---- convolutions ------------------------------------------------------------------------------
 
-def _spatial_pads(q: QuantizedOp, input_shape: list[int], kernel: list[int]) -> list[tuple[int, int]]:
-    """(before, after) padding of H and W for the float op's padding mode."""
-    padding = q.string("padding")
-    if padding == "VALID":
-        return [(0, 0), (0, 0)]
-    if padding == "EXPLICIT":
-        explicit = q.ints("explicit_paddings")
-        if len(explicit) != 8:
-            raise q.error(f"EXPLICIT padding needs 8 explicit_paddings (before and after each NHWC dimension), "
-                          f"got {len(explicit)}")
-        return [(explicit[2], explicit[3]), (explicit[4], explicit[5])]
-    strides, dilations = q.ints("strides")[1:3], q.ints("dilations")[1:3] if "dilations" in q.attrs else [1, 1]
-    pads = []
-    for size, k, stride, dilation in zip(input_shape[1:3], kernel, strides, dilations):
-        effective = (k - 1) * dilation + 1
-        if stride == 1:  # the same padding for every input size: dynamic sizes need no special case
-            total = effective - 1
-        elif size < 0:
-            raise q.error("SAME padding with a stride above 1 needs static spatial dimensions")
-        else:
-            total = max((math.ceil(size / stride) - 1) * stride + effective - size, 0)
-        pads.append((total // 2, total - total // 2))
-    return pads
-
-
-def _pad_with_zero_point(q: QuantizedOp, pads: list[tuple[int, int]]) -> ir.Value:
-    """The int8 input padded with its zero point (the quantized value of real 0.0)."""
-    paddings = np.array([(0, 0), *pads, (0, 0)], np.int32)
-    shape = list(ir.RankedTensorType(q.x.type).shape)
-    dynamic = ir.ShapedType.get_dynamic_size()
-    padded_shape = [d if d == dynamic else d + int(sum(p)) for d, p in zip(shape, paddings)]
-    loc = named_loc(q.loc, "pad")
-    return emit("tf.PadV2", [q.x, const(paddings, named_loc(loc, "paddings")),
-                             const(np.array(q.input.zero_point, q.input.storage_dtype), named_loc(loc, "zero_point"))],
-                ir.RankedTensorType.get(padded_shape, ir.ShapedType(q.x.type).element_type),
-                {"T": type_attr(q.x), "Tpaddings": ir.TypeAttr.get(i32())}, loc)
-
-
 def _conv_dimension_numbers():
     from tensorflow.compiler.xla import xla_data_pb2
     # NHWC input and output, HWIO kernel.
@@ -114,10 +75,13 @@ def _convolution(q: QuantizedOp) -> ir.Value:
         raise q.error("only NHWC convolutions are supported")
     weight = q.weight_array()
     kernel_h, kernel_w = weight.shape[:2]
-    pads = _spatial_pads(q, list(ir.RankedTensorType(q.x.type).shape), [kernel_h, kernel_w])
+    pads = spatial_pads(q)
+    if pads is None:
+        raise q.error("SAME padding with a stride above 1 needs static spatial dimensions")
     lhs = q.x
     if q.input.zero_point and any(p != (0, 0) for p in pads):
-        lhs, pads = _pad_with_zero_point(q, pads), [(0, 0), (0, 0)]
+        zero_point = const(np.array(q.input.zero_point, q.input.storage_dtype), named_loc(q.loc, "zero_point"))
+        lhs, pads = pad_spatially(q.x, pads, zero_point, q.loc), [(0, 0), (0, 0)]
     weight_sum = weight.astype(np.int64).sum(axis=(0, 1, 2))
     dilations = q.ints("dilations")[1:3] if "dilations" in q.attrs else [1, 1]
     loc = named_loc(q.loc, "conv")

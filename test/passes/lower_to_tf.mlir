@@ -163,27 +163,34 @@ func.func @float_output(%x: tensor<4x3xi8>) -> tensor<4x2xf32> {
 
 // -----
 
-// Dynamic range: the input quantized per batch at run time (symmetric int8), an int32 MatMul on
-// int32 casts of both, then acc x (weight scale x the run-time input scale), the f32 bias and Relu.
+// Dynamic range: the input quantized per batch at run time (asymmetric int8 with a run-time zero
+// point), an int32 MatMul on int32 casts of both, the zero point's share (zp x column sums 9, 12)
+// off, then x (weight scale x the run-time input scale), the f32 bias and Relu.
 // CHECK-LABEL: func @dynamic_range
 // CHECK-SAME: (%[[X:.*]]: tensor<4x3xf32>)
 // CHECK: %[[W:.*]] = "tf.Const"() {{.*}} : tensor<3x2xi8>
 // CHECK-NEXT: %[[B:.*]] = "tf.Const"() {{.*}}value = dense<[5.000000e-01, -2.500000e-01]> : tensor<2xf32>
-// CHECK: %[[ABS:.*]] = "tf.Abs"
-// CHECK: %[[PEAK:.*]] = "tf.Max"(%[[ABS]], %{{.*}})
-// CHECK: %[[FLOOR:.*]] = "tf.Maximum"(%[[PEAK]], %{{.*}})
-// CHECK-NEXT: "tf.Const"() {{.*}}value = dense<0.00787401571> : tensor<f32>
+// CHECK: "tf.Min"
+// CHECK: "tf.Max"
+// CHECK: %[[SPREAD:.*]] = "tf.Sub"
+// CHECK: %[[FLOOR:.*]] = "tf.Maximum"(%[[SPREAD]], %{{.*}})
+// CHECK-NEXT: "tf.Const"() {{.*}}value = dense<0.00392156886> : tensor<f32>
 // CHECK-NEXT: %[[SCALE:.*]] = "tf.Mul"(%[[FLOOR]],
 // CHECK: "tf.RealDiv"(%{{.*}}, %[[SCALE]])
 // CHECK: "tf.Round"
+// CHECK: %[[ZP:.*]] = "tf.Round"
+// CHECK-NEXT: "tf.AddV2"(%{{.*}}, %[[ZP]])
 // CHECK: %[[XI:.*]] = "tf.Cast"({{.*}}) {DstT = i8, SrcT = f32, Truncate = false}
 // CHECK-NEXT: %[[X32:.*]] = "tf.Cast"(%[[XI]]) {DstT = i32, SrcT = i8, Truncate = false}
 // CHECK-NEXT: %[[W32:.*]] = "tf.Cast"(%[[W]]) {DstT = i32, SrcT = i8, Truncate = false}
 // CHECK-NEXT: %[[ACC:.*]] = "tf.MatMul"(%[[X32]], %[[W32]]) {T = i32, transpose_a = false, transpose_b = false} : (tensor<4x3xi32>, tensor<3x2xi32>) -> tensor<4x2xi32>
+// CHECK-NEXT: %[[ACCF:.*]] = "tf.Cast"(%[[ACC]]) {DstT = f32, SrcT = i32, Truncate = false}
+// CHECK-NEXT: "tf.Const"() {{.*}}value = dense<{{\[\[}}9.000000e+00, 1.200000e+01]]> : tensor<1x2xf32>
+// CHECK-NEXT: %[[SHARE:.*]] = "tf.Mul"(%{{.*}}, %[[ZP]])
+// CHECK-NEXT: %[[CENTERED:.*]] = "tf.Sub"(%[[ACCF]], %[[SHARE]])
 // CHECK-NEXT: %[[WS:.*]] = "tf.Const"() {{.*}}value = dense<[0.00999999977, 2.000000e-02]> : tensor<2xf32>
 // CHECK-NEXT: %[[S:.*]] = "tf.Mul"(%[[WS]], %[[SCALE]])
-// CHECK-NEXT: %[[ACCF:.*]] = "tf.Cast"(%[[ACC]]) {DstT = f32, SrcT = i32, Truncate = false}
-// CHECK-NEXT: %[[REAL:.*]] = "tf.Mul"(%[[ACCF]], %[[S]])
+// CHECK-NEXT: %[[REAL:.*]] = "tf.Mul"(%[[CENTERED]], %[[S]])
 // CHECK-NEXT: %[[BIASED:.*]] = "tf.BiasAdd"(%[[REAL]], %[[B]])
 // CHECK-NEXT: %[[R:.*]] = "tf.Relu"(%[[BIASED]])
 // CHECK-NEXT: return %[[R]]

@@ -16,8 +16,8 @@
 // CHECK-NOT: quant.
 // CHECK: %[[W:.*]] = "tf.Const"() {{.*}}value = dense<1> : tensor<3x3x2x3xi8>
 // CHECK-NEXT: %[[B:.*]] = "tf.Const"() {{.*}}value = dense<[10, 20, 30]> : tensor<3xi32>
-// CHECK-NEXT: %[[PADS:.*]] = "tf.Const"() {{.*}}value = dense<{{\[\[}}0, 0], [1, 1], [1, 1], [0, 0]]>
 // CHECK-NEXT: %[[ZP:.*]] = "tf.Const"() {{.*}}value = dense<-3> : tensor<i8>
+// CHECK-NEXT: %[[PADS:.*]] = "tf.Const"() {{.*}}value = dense<{{\[\[}}0, 0], [1, 1], [1, 1], [0, 0]]>
 // CHECK-NEXT: %[[P:.*]] = "tf.PadV2"(%[[Q]], %[[PADS]], %[[ZP]]) {T = i8, Tpaddings = i32} : {{.*}} -> tensor<1x6x6x2xi8>
 // CHECK: %[[NOPAD:.*]] = "tf.Const"() {{.*}}value = dense<0> : tensor<2x2xi32>
 // CHECK: %[[ACC:.*]] = "tf.XlaConvV2"(%[[P]], %[[W]], %{{.*}}, %[[NOPAD]], %{{.*}}, %{{.*}}, %{{.*}}) {LhsT = i8, RhsT = i8, Tindices = i32, batch_group_count = 1 : i64, dimension_numbers = "\18\02 \032\02\00\01@\03P\03Z\02\01\02b\02\01\02", precision_config = "", preferred_element_type = i32} : {{.*}} -> tensor<1x4x4x3xi32>
@@ -161,32 +161,45 @@ func.func @gather(%i: tensor<3xi32>) -> tensor<3x4xf32> {
 
 // -----
 
-// Dynamic range: the f32 input is quantized per batch at run time (symmetric int8, scale
-// max|x| / 127, floored so that an all-zero batch stays finite), XlaDotV2 gives int32, and the
-// result is acc x (weight scale per channel x the run-time input scale) in f32, then the f32
-// bias and the fused Relu. No quant type and no requantize remain.
+// Dynamic range: the f32 input is quantized per batch at run time (asymmetric int8: scale
+// (max(x, 0) - min(x, 0)) / 255, floored so that an all-zero batch stays finite, zero point
+// round(-128 - min / scale)), XlaDotV2 gives int32, the zero point's share (zp x the weight's
+// column sums 1+3+5 = 9, 2+4+6 = 12) comes off, and the result is x (weight scale per channel x
+// the run-time input scale) in f32, then the f32 bias and the fused Relu. No quant type and no
+// requantize remain.
 // CHECK-LABEL: func @dynamic_range
 // CHECK-SAME: (%[[X:.*]]: tensor<4x3xf32>)
 // CHECK: %[[W:.*]] = "tf.Const"() {{.*}}value = dense<{{\[\[}}1, 2], [3, 4], [5, 6]]> : tensor<3x2xi8>
 // CHECK-NEXT: %[[B:.*]] = "tf.Const"() {{.*}}value = dense<[5.000000e-01, -2.500000e-01]> : tensor<2xf32>
 // CHECK: %[[FLAT:.*]] = "tf.Reshape"(%[[X]], %{{.*}}) {{.*}} -> tensor<?xf32>
-// CHECK-NEXT: %[[ABS:.*]] = "tf.Abs"(%[[FLAT]])
-// CHECK: %[[PEAK:.*]] = "tf.Max"(%[[ABS]], %{{.*}}) {{{.*}}keep_dims = false} : {{.*}} -> tensor<f32>
-// CHECK: %[[FLOOR:.*]] = "tf.Maximum"(%[[PEAK]], %{{.*}})
-// CHECK-NEXT: %[[STEP:.*]] = "tf.Const"() {{.*}}value = dense<0.00787401571> : tensor<f32>
+// CHECK: %[[MIN:.*]] = "tf.Min"(%[[FLAT]], %{{.*}}) {{{.*}}keep_dims = false} : {{.*}} -> tensor<f32>
+// CHECK-NEXT: %[[LOW:.*]] = "tf.Minimum"(%[[MIN]], %{{.*}})
+// CHECK: %[[MAX:.*]] = "tf.Max"(%[[FLAT]], %{{.*}})
+// CHECK-NEXT: %[[HIGH:.*]] = "tf.Maximum"(%[[MAX]], %{{.*}})
+// CHECK-NEXT: %[[SPREAD:.*]] = "tf.Sub"(%[[HIGH]], %[[LOW]])
+// CHECK: %[[FLOOR:.*]] = "tf.Maximum"(%[[SPREAD]], %{{.*}})
+// CHECK-NEXT: %[[STEP:.*]] = "tf.Const"() {{.*}}value = dense<0.00392156886> : tensor<f32>
 // CHECK-NEXT: %[[SCALE:.*]] = "tf.Mul"(%[[FLOOR]], %[[STEP]])
 // CHECK: %[[INV:.*]] = "tf.RealDiv"(%{{.*}}, %[[SCALE]])
 // CHECK-NEXT: %[[SCALED:.*]] = "tf.Mul"(%[[X]], %[[INV]])
 // CHECK-NEXT: %[[ROUND:.*]] = "tf.Round"(%[[SCALED]])
-// CHECK-NEXT: %[[LO:.*]] = "tf.Const"() {{.*}}value = dense<-1.270000e+02> : tensor<f32>
+// CHECK-NEXT: "tf.Const"() {{.*}}value = dense<-1.280000e+02> : tensor<f32>
+// CHECK-NEXT: %[[LOWSTEPS:.*]] = "tf.Mul"(%[[LOW]], %[[INV]])
+// CHECK-NEXT: %[[ZPF:.*]] = "tf.Sub"(%{{.*}}, %[[LOWSTEPS]])
+// CHECK-NEXT: %[[ZP:.*]] = "tf.Round"(%[[ZPF]])
+// CHECK-NEXT: %[[SHIFTED:.*]] = "tf.AddV2"(%[[ROUND]], %[[ZP]])
+// CHECK-NEXT: %[[LO:.*]] = "tf.Const"() {{.*}}value = dense<-1.280000e+02> : tensor<f32>
 // CHECK-NEXT: %[[HI:.*]] = "tf.Const"() {{.*}}value = dense<1.270000e+02> : tensor<f32>
-// CHECK-NEXT: %[[CLIP:.*]] = "tf.ClipByValue"(%[[ROUND]], %[[LO]], %[[HI]])
+// CHECK-NEXT: %[[CLIP:.*]] = "tf.ClipByValue"(%[[SHIFTED]], %[[LO]], %[[HI]])
 // CHECK-NEXT: %[[XI:.*]] = "tf.Cast"(%[[CLIP]]) {DstT = i8, SrcT = f32, Truncate = false}
 // CHECK-NEXT: %[[ACC:.*]] = "tf.XlaDotV2"(%[[XI]], %[[W]]) {LhsT = i8, RhsT = i8, dimension_numbers = "\0A\01\01\12\01\00", precision_config = "", preferred_element_type = i32} : (tensor<4x3xi8>, tensor<3x2xi8>) -> tensor<4x2xi32>
+// CHECK-NEXT: %[[ACCF:.*]] = "tf.Cast"(%[[ACC]]) {DstT = f32, SrcT = i32, Truncate = false}
+// CHECK-NEXT: %[[SUMS:.*]] = "tf.Const"() {{.*}}value = dense<{{\[\[}}9.000000e+00, 1.200000e+01]]> : tensor<1x2xf32>
+// CHECK-NEXT: %[[SHARE:.*]] = "tf.Mul"(%[[SUMS]], %[[ZP]])
+// CHECK-NEXT: %[[CENTERED:.*]] = "tf.Sub"(%[[ACCF]], %[[SHARE]])
 // CHECK-NEXT: %[[WS:.*]] = "tf.Const"() {{.*}}value = dense<[0.00999999977, 2.000000e-02]> : tensor<2xf32>
 // CHECK-NEXT: %[[S:.*]] = "tf.Mul"(%[[WS]], %[[SCALE]])
-// CHECK-NEXT: %[[ACCF:.*]] = "tf.Cast"(%[[ACC]]) {DstT = f32, SrcT = i32, Truncate = false}
-// CHECK-NEXT: %[[REAL:.*]] = "tf.Mul"(%[[ACCF]], %[[S]])
+// CHECK-NEXT: %[[REAL:.*]] = "tf.Mul"(%[[CENTERED]], %[[S]])
 // CHECK-NEXT: %[[BIASED:.*]] = "tf.BiasAdd"(%[[REAL]], %[[B]]) {T = f32, data_format = "NHWC"}
 // CHECK-NEXT: %[[R:.*]] = "tf.Relu"(%[[BIASED]])
 // CHECK-NEXT: return %[[R]]

@@ -263,8 +263,9 @@ DYNAMIC_CASES = ("conv2d_same", "conv2d_same_stride2", "conv2d_valid_stride2", "
 @pytest.mark.parametrize("opset", OPSETS)
 @pytest.mark.parametrize("name", DYNAMIC_CASES)
 def test_dynamic_range(name: str, opset: str):
-    """Dynamic range: the f32 input quantized per batch at run time (symmetric int8, scale
-    max|x| / 127), the int32 product with the int8 weight, then f32: acc x input scale x weight
+    """Dynamic range: the f32 input quantized per batch at run time (asymmetric int8: scale
+    (max - min) / 255 over a range holding 0, zero point round(-128 - min / scale)), the int32
+    product of the centered input with the int8 weight, then f32: acc x input scale x weight
     scale + the f32 bias and the activation. Equal to that arithmetic in numpy (up to f32
     rounding) and close to float math; depthwise keeps the f32 input (its product is f32 anyway)."""
     case = CASES[name]
@@ -275,8 +276,12 @@ def test_dynamic_range(name: str, opset: str):
     if case.kind == "depthwise_conv2d":
         x_q, x_scale = x.astype(np.float64), np.float32(1.0)
     else:
-        x_scale = np.float32(max(np.abs(x).max(), 1e-30)) * np.float32(1 / 127)
-        x_q = np.clip(np.round(x * (np.float32(1.0) / x_scale)), -127, 127)
+        low, high = np.float32(min(x.min(), 0.0)), np.float32(max(x.max(), 0.0))
+        x_scale = np.float32(max(high - low, 1e-30)) * np.float32(1 / 255)
+        inverse = np.float32(1.0) / x_scale
+        zero_point = np.round(np.float32(-128.0) - low * inverse)
+        # The centered values: zero padding of the convolutions stays the real 0.0.
+        x_q = np.clip(np.round(x * inverse) + zero_point, -128, 127) - zero_point
     acc = case.compute(tf.constant(x_q, tf.float64), tf.constant(w_q, tf.float64)).numpy()
     expected = acc.astype(np.float32) * (_channel_scales(name, w_params, acc.ndim).astype(np.float32) * x_scale)
     if case.bias:
@@ -290,7 +295,7 @@ def test_dynamic_range(name: str, opset: str):
     assert _sqnr(y_float, actual) > 30.0
     assert f'"{PRODUCT_OPS[opset][case.kind]}"' in lowered
     if case.kind != "depthwise_conv2d":
-        assert '"tf.Abs"' in lowered and '"tf.Max"' in lowered and '"tf.RealDiv"' in lowered
+        assert all(f'"tf.{op}"' in lowered for op in ("Min", "Max", "RealDiv", "Round"))
         assert "preferred_element_type = i32" in lowered if opset == "tfq-lower-to-xla" else "T = i32" in lowered
 
 
