@@ -63,6 +63,9 @@ def binary(name: str, lhs: ir.Value, rhs: ir.Value, loc: ir.Location) -> ir.Valu
 
 
 def transpose(value: ir.Value, perm: list[int], loc: ir.Location) -> ir.Value:
+    """tf.Transpose by `perm`; `value` itself for the identity."""
+    if perm == sorted(perm):
+        return value
     shape = ir.RankedTensorType(value.type).shape
     result_type = ir.RankedTensorType.get([shape[p] for p in perm], ir.ShapedType(value.type).element_type)
     return emit("tf.Transpose", [value, const(np.array(perm, np.int32), named_loc(loc, "perm"))], result_type,

@@ -98,14 +98,13 @@ import numpy as np
 from tfquant.mlir import CompileError, ir, ops_named, parse_type_cached
 from tfquant.pass_registry import register_pass
 from tfquant.passes import _tfq
+from tfquant.passes._dot2d import dot_plan, flat_size, leading_shape_and, reshape
 from tfquant.passes._lowering import (QuantizedOp, channel_scales, default_lower_cast, float_activation,
                                       lower_quantized_module, lower_with_product, pad_spatially, spatial_pads)
+from tfquant.passes._qint import bitcast, fold_bitcast_pairs, qint, to_quantized, to_storage
 from tfquant.passes._quant import INT8_MAX, INT8_MIN, WEIGHT_MAX, QuantParams, retyped
-from tfquant.passes._tf_arith import activation_bounds, binary, cast, const, emit, f32, i8
+from tfquant.passes._tf_arith import activation_bounds, binary, cast, const, emit, f32, i8, transpose
 from tfquant.passes._tf_ops import constant_value, create_op, defining_op, erase_dead_ops, function_blocks, named_loc
-from tfquant.passes.lower_to_uniform_quantized import (_bitcast, _dot_plan, _flat_size, _leading_shape_and, _qint,
-                                                       _reshape, _to_quantized, _to_storage, _transpose,
-                                                       fold_bitcast_pairs)
 from tfquant.passes.lower_to_xla import emit_xla_product
 
 KERNELS = ("_FusedQuantizedConv2D", "_FusedQuantizedDepthwiseConv2D", "_QuantizedMatMul")
@@ -151,7 +150,7 @@ def lower_onednn(q: QuantizedOp) -> ir.Value:
             return _lower_as_xla(q)
         return _convolution(q)
     if q.kind in DOTS:
-        plan = _dot_plan(q)
+        plan = dot_plan(q)
         return _lower_as_xla(q) if plan is None else _matmul(q, plan)
     return _lower_as_xla(q)
 
@@ -246,12 +245,12 @@ def _flip_sign(value: ir.Value, loc: ir.Location) -> ir.Value:
 
 def _to_quint8(value: ir.Value, loc: ir.Location) -> ir.Value:
     """int8 storage x as quint8 x + 128."""
-    return _bitcast(_flip_sign(value, loc), _quint8(), loc)
+    return bitcast(_flip_sign(value, loc), _quint8(), loc)
 
 
 def _from_quint8(value: ir.Value, loc: ir.Location) -> ir.Value:
     """quint8 u as int8 storage u - 128."""
-    return _flip_sign(_bitcast(value, i8(), loc), loc)
+    return _flip_sign(bitcast(value, i8(), loc), loc)
 
 
 def _is_sign_flip(op: ir.Operation) -> bool:
@@ -280,7 +279,7 @@ def _input_operands(q: QuantizedOp, x: ir.Value, unsigned: bool, unit_scale: boo
         xq = _to_quint8(x, named_loc(loc, "input"))
         return xq, _quint8(), q.input.zero_point - INT8_MIN, [_f32(0.0, named_loc(loc, "min_input")),
                                                               _f32(255.0 * scale, named_loc(loc, "max_input"))]
-    return (_to_quantized(x, named_loc(loc, "input")), _qint(8), q.input.zero_point,
+    return (to_quantized(x, named_loc(loc, "input")), qint(8), q.input.zero_point,
             _range(np.asarray([scale]), 127.0, loc, "input"))
 
 
@@ -338,8 +337,8 @@ def _convolution(q: QuantizedOp) -> ir.Value:
     scales, _ = channel_scales(q)
     compensated = _bias_int(q, weight_sum.size) - zero_point * weight_sum  # sum((x - zp) * w) + bias
     real_scale = q.input.scale * scales
-    wq = _to_quantized(q.w, named_loc(loc, "filter"))
-    qint8, qint32 = _qint(8), _qint(32)
+    wq = to_quantized(q.w, named_loc(loc, "filter"))
+    qint8, qint32 = qint(8), qint(32)
     dilations = q.attrs.get("dilations", ir.ArrayAttr.get([ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 1)] * 4))
     attrs = {"Tinput": ir.TypeAttr.get(input_type), "Tfilter": ir.TypeAttr.get(qint8),
              "Tbias": ir.TypeAttr.get(f32()), "strides": q.attrs["strides"], "padding": ir.StringAttr.get(padding),
@@ -360,7 +359,7 @@ def _convolution(q: QuantizedOp) -> ir.Value:
         accumulator = kernel(compensated, _range(np.ones(1), WEIGHT_MAX, loc, "filter"), qint32,
                              ["BiasAdd", "Relu"] if relu else ["BiasAdd"])
         scale = real_scale.reshape(-1)
-        value = binary("tf.Mul", cast(_to_storage(accumulator, loc), f32(), loc),
+        value = binary("tf.Mul", cast(to_storage(accumulator, loc), f32(), loc),
                        const((scale if scale.size > 1 else scale.reshape([])).astype(np.float32),
                              named_loc(loc, "scale")), named_loc(loc, "dequantize"))
         return float_activation(value, q.activation, loc) if q.activation == "RELU6" else value
@@ -378,7 +377,7 @@ def _convolution(q: QuantizedOp) -> ir.Value:
     value = kernel(compensated * real_scale + out.zero_point * out.scale,
                    filter_range + _range(np.asarray([out.scale]), 127.0, loc, "freezed_output"), qint8,
                    ["BiasAdd", "Requantize"])
-    return _clip(_to_storage(value, loc), low, high, loc)
+    return _clip(to_storage(value, loc), low, high, loc)
 
 
 # ---- dots ----------------------------------------------------------------------------------------
@@ -397,21 +396,21 @@ def _matmul(q: QuantizedOp, plan) -> ir.Value:
     weight_sum = weight.astype(np.int64).sum(axis=0)
     real_scale = q.input.scale * scales
 
-    m = _flat_size(plan.free_x)
+    m = flat_size(plan.free_x)
     in_loc = named_loc(loc, "input")
     # Transpose (no qint8 kernel) on the int8 storage, then to qint8 / quint8 (folds with a producing
     # kernel's conversion when there is no transpose), then Reshape (which takes qint8 and quint8).
     # quint8 where the zero point is -128: the producing kernel then writes it so.
-    x_free_first = _transpose(q.x, plan.x_perm, in_loc)
+    x_free_first = transpose(q.x, plan.x_perm, in_loc)
     xq, input_type, zero_point, input_range = _input_operands(q, x_free_first, q.input.zero_point == INT8_MIN,
                                                               False, loc)
-    x = _reshape(xq, [m, plan.contracted], in_loc)
+    x = reshape(xq, [m, plan.contracted], in_loc)
     # The weight constant as it is where that is its [K, N] layout, else a rearranged copy (the
     # original, then dead, is erased with the other dead ops).
     same_layout = plan.w_perm == sorted(plan.w_perm) and list(ir.RankedTensorType(q.w.type).shape) == list(weight.shape)
-    wq = _to_quantized(q.w if same_layout else const(weight, named_loc(loc, "weight")), named_loc(loc, "weight"))
+    wq = to_quantized(q.w if same_layout else const(weight, named_loc(loc, "weight")), named_loc(loc, "weight"))
     fused = ["BiasAdd"] + ([{"RELU": "Relu", "RELU6": "Relu6"}[q.activation]] if q.activation != "NONE" else [])
-    qint8 = _qint(8)
+    qint8 = qint(8)
     bias = (_bias_int(q, n) - zero_point * weight_sum) * real_scale  # f32, real units: sum((x - zp) * w) + bias
     operands = [x, wq, const(bias.astype(np.float32), named_loc(loc, "bias")), *input_range,
                 *_range(scales, WEIGHT_MAX, loc, "weight")]
@@ -439,12 +438,12 @@ def _matmul(q: QuantizedOp, plan) -> ir.Value:
     dynamic = ir.ShapedType.get_dynamic_size()
     out_shape = None
     if plan.free_x.count(dynamic) > 1:  # a reshape back to several dynamic dims reads the run-time shape
-        out_shape = _leading_shape_and(x_free_first, len(plan.free_x), plan.free_w, out_loc)
-    value = _reshape(value, plan.free_x + plan.free_w, out_loc, out_shape)  # Reshape takes qint8
+        out_shape = leading_shape_and(x_free_first, len(plan.free_x), plan.free_w, out_loc)
+    value = reshape(value, plan.free_x + plan.free_w, out_loc, out_shape)  # Reshape takes qint8
     if not q.float_output:
         if unsigned_out:
             value = _from_quint8(value, out_loc)
         else:
-            value = _clip(_to_storage(value, loc), q.output.storage_min, q.output.storage_max, loc)
-    return _transpose(value, plan.out_perm, out_loc)
+            value = _clip(to_storage(value, loc), q.output.storage_min, q.output.storage_max, loc)
+    return transpose(value, plan.out_perm, out_loc)
 
