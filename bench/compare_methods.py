@@ -21,6 +21,10 @@ The methods, by tfquant's names (`tfquant.options.METHODS`):
 * weight_only_float16, static_range_int16x8 (calibrated): tfquant's own methods, which
   `quantize_saved_model` has no counterpart of; reported against the float model.
 
+A model whose kernels crash the process (TensorFlow segfaults on some quantized graphs) cannot be
+caught in-process: with --json, the finished rows and the step running are saved after each
+step, and rerunning with --resume records that step as the row's error and goes on.
+
 Quantization-aware training is not compared: the zoo has no QAT model.
 Both tools get the same options proto, so each applies its own defaults where the proto says
 nothing (notably: tfquant quantizes weights per channel unless told otherwise, TensorFlow per
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -99,7 +104,8 @@ def _timed(function, feed):
     return result, time.perf_counter() - started
 
 
-def measure(float_model: FloatModel, out_dirs: dict[str, str], args: argparse.Namespace) -> dict[str, dict]:
+def measure(float_model: FloatModel, out_dirs: dict[str, str], args: argparse.Namespace,
+            step=lambda text: None) -> dict[str, dict]:
     """Size, SQNR, top-1 agreement and interleaved batch-1 / batch-32 latency of each output
     (by tool), and the float model's latency in the same turns (under "float").
 
@@ -120,6 +126,7 @@ def measure(float_model: FloatModel, out_dirs: dict[str, str], args: argparse.Na
     for tool, function in functions.items():  # prices each model: a warm-up call, then a timed one
         if function is None:
             continue
+        step(f"running {tool}'s output (first batch-1 calls)")
         probe[tool], _ = _timed(function, float_model.feed_1)  # the first call also builds the graph
         cost[tool] = _timed(function, float_model.feed_1)[1]
         if cost[tool] > args.slow_call:
@@ -129,6 +136,7 @@ def measure(float_model: FloatModel, out_dirs: dict[str, str], args: argparse.Na
     n_eval = min([total] + [max(1, int(args.eval_budget / cost[t])) for t in quantized])
     reference = float_model.reference[:n_eval]
     for tool in quantized:
+        step(f"running {tool}'s output (SQNR, batches of 32)")
         chunks = [probe[tool][float_model.output].numpy()] if n_eval == 1 else [functions[tool](**{k: tf.constant(v[i:i + 32]) for k, v in float_model.evaluation.items()})
                   [float_model.output].numpy() for i in range(0, n_eval, 32)]
         actual = np.concatenate(chunks)[:n_eval].astype(np.float64)
@@ -140,11 +148,13 @@ def measure(float_model: FloatModel, out_dirs: dict[str, str], args: argparse.Na
         if float_model.labels is not None:
             results[tool]["accuracy"] = float(np.mean(actual.argmax(-1) == float_model.labels[:n_eval]))
     fast = {t: f for t, f in functions.items() if f is not None and cost[t] <= args.slow_call}
+    step("timing batch-1 calls")
     if fast:
         runs = max(3, min(args.runs, int(args.latency_budget / sum(cost[t] for t in fast))))
         for tool, ms in interleaved_latency_ms(fast, float_model.feed_1, runs, warmup=0).items():
             results[tool]["ms_b1"] = ms
     fast32 = {t: f for t, f in fast.items() if 32 * cost[t] <= args.latency_budget / 2}
+    step("timing batch-32 calls")
     if fast32:
         cost32 = {t: _timed(f, float_model.feed_32)[1] for t, f in fast32.items()}  # warm-up and price
         runs32 = max(1, min(args.runs32, int(args.latency_budget / sum(cost32.values()))))
@@ -164,9 +174,12 @@ def run_row(model: str, model_dir: str, float_model: FloatModel, method: str, op
     out_dirs = {}
     for tool in tools:
         out_dir = os.path.join(work, model, method, opset, tool)
+        checkpoint(row, f"quantizing with {tool}")
         row[tool] = compare_ptq.quantize(tool, model_dir, out_dir, opset, args.calibration_method, method, samples)
         if "error" not in row[tool]:
             out_dirs[tool] = out_dir
+            row[tool]["bytes"] = compare_ptq.directory_bytes(out_dir)
+    row["float"] = {"bytes": float_model.bytes}
     if opset == "UNIFORM_QUANTIZED" and model in args.uq_quantize_only:
         row["float"] = {"bytes": float_model.bytes}
         for tool, out_dir in out_dirs.items():
@@ -176,7 +189,7 @@ def run_row(model: str, model_dir: str, float_model: FloatModel, method: str, op
         shutil.rmtree(os.path.join(work, model, method, opset), ignore_errors=True)
         return row
     try:
-        measured = measure(float_model, out_dirs, args)
+        measured = measure(float_model, out_dirs, args, lambda step: checkpoint(row, step))
     except Exception as error:  # an output that loads or runs wrong is a row's error, not fatal
         row["measure_error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
         return row
@@ -187,6 +200,44 @@ def run_row(model: str, model_dir: str, float_model: FloatModel, method: str, op
     if not args.keep:
         shutil.rmtree(os.path.join(work, model, method, opset), ignore_errors=True)
     return row
+
+
+# --- checkpoints: a model that kills the process (a segfault in a kernel) is a row's error ---
+
+_CHECKPOINT = {"path": None, "rows": []}
+
+
+def checkpoint(row: dict | None, step: str = "") -> None:
+    """Write the finished rows and the step now running to --json, so that `--resume` after a
+    crash skips what is done and records the step that crashed as the row's error."""
+    if not _CHECKPOINT["path"]:
+        return
+    state = {"rows": _CHECKPOINT["rows"], "pending": {**row, "step": step} if row else None}
+    with open(_CHECKPOINT["path"] + ".tmp", "w") as f:
+        json.dump(state, f, indent=1)
+    os.replace(_CHECKPOINT["path"] + ".tmp", _CHECKPOINT["path"])
+
+
+def _resume(path: str) -> list[dict]:
+    """The rows of an earlier run's --json; its pending step, if any, crashed the process."""
+    with open(path) as f:
+        state = json.load(f)
+    if isinstance(state, list):  # a finished run's plain list of rows
+        return state
+    rows, pending = state["rows"], state.get("pending")
+    if pending:
+        step = pending.pop("step")
+        crash = f"the process died (segfault?) while {step}"
+        ran = re.match(r"running (\w+)'s output", step)
+        if step.startswith("quantizing with "):
+            pending[step[len("quantizing with "):]] = {"error": crash}
+        elif ran:  # that tool's output crashed TensorFlow's kernels
+            pending[ran.group(1)]["error"] = crash
+        else:
+            pending["measure_error"] = crash
+        pending["crashed"] = True
+        rows.append(pending)
+    return rows
 
 
 # --- tables -----------------------------------------------------------------------------------
@@ -210,6 +261,8 @@ def _notes(row: dict) -> str:
     for tool, label in (("tf", "TF"), ("tfquant", "tfquant")):
         if "error" in row.get(tool, {}):
             notes.append(f"{label} fails: {row[tool]['error']}")
+    if "note" in row:
+        notes.append(row["note"])
     if "not_measured" in row:
         notes.append(row["not_measured"])
     if "measure_error" in row:
@@ -367,7 +420,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibration-method", default="min_max", help="tfquant's; TensorFlow's default is MIN_MAX")
     parser.add_argument("--no-warmup", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the quantized models (in a temporary directory)")
-    parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--json", help="write the results here, and after each step what is done and what runs")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run whose --json this is: skip the rows done; the step that was running "
+                             "when the process died becomes that row's error")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import absl.logging
@@ -383,22 +439,24 @@ def main(argv: list[str] | None = None) -> int:
             compare_ptq.quantize(tool, os.path.join(args.zoo_dir, smallest), os.path.join(work, "warmup", tool),
                                  "XLA", args.calibration_method)
         shutil.rmtree(os.path.join(work, "warmup"), ignore_errors=True)
-    rows = []
+    rows = _resume(args.json) if args.resume else []
+    _CHECKPOINT.update(path=args.json, rows=rows)
+    done = {(r["model"], r["method"], r["opset"]) for r in rows}
     for model in models:
+        todo = [(m, o) for m in args.methods for o in METHODS[m][1] if (model, m, o) not in done]
+        if not todo:
+            continue
         model_dir = os.path.join(args.zoo_dir, model)
         float_model = FloatModel(model_dir)
         samples = compare_ptq.load_samples(model_dir)
-        for method in args.methods:
-            for opset in METHODS[method][1]:
-                row = run_row(model, model_dir, float_model, method, opset, work, len(rows) % 2 == 0, args, samples)
-                rows.append(row)
-                cells = _vs_tf_cells(row) if METHODS[method][0] else _ours_cells(row)
-                print(f"[{time.perf_counter() - started:6.0f} s] {method}: " + " | ".join(cells),
-                      file=sys.stderr, flush=True)
+        for method, opset in todo:
+            row = run_row(model, model_dir, float_model, method, opset, work, len(rows) % 2 == 0, args, samples)
+            rows.append(row)
+            checkpoint(None)
+            cells = _vs_tf_cells(row) if METHODS[method][0] else _ours_cells(row)
+            print(f"[{time.perf_counter() - started:6.0f} s] {method}: " + " | ".join(cells),
+                  file=sys.stderr, flush=True)
         del float_model
-        if args.json:  # partial results survive an interrupted run
-            with open(args.json, "w") as f:
-                json.dump(rows, f, indent=2)
     import tensorflow as tf
     print(f"tfquant vs TensorFlow {tf.__version__}, one process; calibration {args.calibration_method} "
           f"(static methods); latency = median of up to {args.runs} batch-1 / {args.runs32} batch-32 calls, interleaved "
