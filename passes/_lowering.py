@@ -191,10 +191,14 @@ def lower_with_product(emit_product: EmitProduct) -> LowerOp:
             return _lower_depthwise(q)
         if q.dynamic:
             return _lower_dynamic(q, emit_product)
-        accumulator = emit_product(q)
+        # Wider than 8-bit inputs compute in f32 (exact below 2**24, within f32 rounding above):
+        # XLA's int16 convolution on CPU is ~35x slower than float, the f32 kernels as fast as float.
+        wide = q.input.storage_bits > 8
+        accumulator = product_in(q, f32()) if wide else emit_product(q)
         if q.bias is not None:
             # The lifted BiasAdd adds along the last axis; an int32 vector there broadcasts the same way.
-            accumulator = binary("tf.AddV2", accumulator, q.bias, named_loc(q.loc, "bias"))
+            bias = cast(q.bias, f32(), named_loc(q.loc, "bias")) if wide else q.bias
+            accumulator = binary("tf.AddV2", accumulator, bias, named_loc(q.loc, "bias"))
         scales, axis = channel_scales(q)
         if q.float_output:
             return _dequantize_accumulator(accumulator, const(along_axis(
@@ -370,6 +374,20 @@ def centered_operands(q: QuantizedOp, element: ir.Type) -> tuple[ir.Value, ir.Va
         x = binary("tf.Sub", x, const(np.array(q.input.zero_point, dtype), named_loc(q.loc, "input_zero_point")),
                    named_loc(q.loc, "input"))
     return x, cast(q.w, element, named_loc(q.loc, "weight"))
+
+
+# kind -> the TensorFlow op computing its product (on int32 or f32 operands).
+PRODUCT_OPS = {"conv2d": "tf.Conv2D", "matmul": "tf.MatMul", "batch_matmul": "tf.BatchMatMulV2", "einsum": "tf.Einsum"}
+
+
+def product_in(q: QuantizedOp, element: ir.Type) -> ir.Value:
+    """The product of `q` computed by the float op's TensorFlow kernel on `element` (i32 or f32)
+    casts of both operands, the input zero point subtracted first."""
+    if q.kind not in PRODUCT_OPS:
+        raise q.error(f"no {element} product for this kind")
+    x, w = centered_operands(q, element)
+    return emit(PRODUCT_OPS[q.kind], [x, w], retyped(q.result_type, element), {**q.attrs, "T": ir.TypeAttr.get(element)},
+                named_loc(q.loc, q.kind))
 
 
 def float_depthwise(q: QuantizedOp) -> ir.Value:

@@ -7,7 +7,8 @@ minus the input zero point times the weight summed over the contracted dimension
 int32 constant per output channel), then [AddV2 int32 bias] -> requantize -> i8. SAME/EXPLICIT
 padding with a non-zero input zero point pads the int8 input with the zero point (tf.PadV2) and
 convolves VALID, so that the correction stays one constant per channel. GatherV2 runs on the
-int8 table; quant.qcast/dcast/scast become TF quantize/dequantize ops. depthwise_conv2d runs as
+int8 table; quant.qcast/dcast/scast become TF quantize/dequantize ops. A 16-bit input computes
+in f32 (`_lowering.lower_with_product`): XLA's int16 convolution on CPU is ~35x slower than float. depthwise_conv2d runs as
 a DepthwiseConv2dNative in f32 on the int8 values (`_lowering.float_depthwise`): XLA's grouped
 int8 convolution is ~25x slower on CPU.
 The dimension numbers and precision config are serialized XLA protos held as raw bytes in

@@ -205,16 +205,17 @@ func.func @dynamic_range(%x: tensor<4x3xf32>) -> tensor<4x2xf32> {
 
 // -----
 
-// A 16-bit input: quantized to i16 (clip at +-32767), cast to int32 for the MatMul with no zero
-// point to subtract, then requantized to the i16 output.
+// A 16-bit input: quantized to i16 (clip at +-32767), cast to f32 for the MatMul (exact below
+// 2**24, f32 rounding above) with no zero point to subtract, then requantized to the i16 output.
 // CHECK-LABEL: func @int16_input
 // CHECK: %[[XI:.*]] = "tf.Cast"({{.*}}) {DstT = i16, SrcT = f32, Truncate = false} : (tensor<4x3xf32>) -> tensor<4x3xi16>
 // CHECK-NEXT: %[[W:.*]] = "tf.Const"() {{.*}} : tensor<3x2xi8>
 // CHECK-NEXT: %[[B:.*]] = "tf.Const"() {{.*}}value = dense<[100, -200]> : tensor<2xi32>
-// CHECK-NEXT: %[[X32:.*]] = "tf.Cast"(%[[XI]]) {DstT = i32, SrcT = i16, Truncate = false}
-// CHECK-NEXT: %[[W32:.*]] = "tf.Cast"(%[[W]]) {DstT = i32, SrcT = i8, Truncate = false}
-// CHECK-NEXT: %[[ACC:.*]] = "tf.MatMul"(%[[X32]], %[[W32]]) {T = i32
-// CHECK-NEXT: "tf.AddV2"(%[[ACC]], %[[B]]) {T = i32}
+// CHECK-NEXT: %[[XF:.*]] = "tf.Cast"(%[[XI]]) {DstT = f32, SrcT = i16, Truncate = false}
+// CHECK-NEXT: %[[WF:.*]] = "tf.Cast"(%[[W]]) {DstT = f32, SrcT = i8, Truncate = false}
+// CHECK-NEXT: %[[ACC:.*]] = "tf.MatMul"(%[[XF]], %[[WF]]) {T = f32
+// CHECK-NEXT: %[[BF:.*]] = "tf.Cast"(%[[B]]) {DstT = f32, SrcT = i32, Truncate = false}
+// CHECK-NEXT: "tf.AddV2"(%[[ACC]], %[[BF]]) {T = f32}
 // CHECK: "tf.Const"() {{.*}}value = dense<-3.276700e+04> : tensor<f32>
 // CHECK-NEXT: "tf.Const"() {{.*}}value = dense<3.276700e+04> : tensor<f32>
 // CHECK-NEXT: "tf.ClipByValue"

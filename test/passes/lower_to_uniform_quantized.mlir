@@ -210,11 +210,11 @@ func.func @gather(%i: tensor<3xi32>) -> tensor<3x4xi8> {
 // -----
 
 // 16-bit activations: the kernels take qint8 only, so the op is lowered as tfq-lower-to-tf
-// lowers it (int32 Conv2D) and its casts become plain TF ops.
+// lowers it (a Conv2D on f32 casts) and its casts become plain TF ops.
 // CHECK-LABEL: func @int16_activations
 // CHECK-NOT: Uniform
 // CHECK: "tf.Cast"({{.*}}) {DstT = i16, SrcT = f32
-// CHECK: "tf.Conv2D"({{.*}}) {T = i32
+// CHECK: "tf.Conv2D"({{.*}}) {T = f32
 // CHECK-NOT: Uniform
 // CHECK: return
 
