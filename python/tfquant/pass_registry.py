@@ -142,5 +142,8 @@ def lookup_pass(name: str) -> RegisteredPass | None:
 
 
 def closest_pass_names(name: str) -> list[str]:
-    """Registered pass names closest to a misspelt one."""
-    return difflib.get_close_matches(name, list(registered_passes()), n=3, cutoff=0.5)
+    """Registered pass names closest to a misspelt one, compared without the "tfq-" every one shares
+    (which would make any two names look alike)."""
+    stems = {registered.removeprefix("tfq-"): registered for registered in registered_passes()}
+    close = difflib.get_close_matches(name.removeprefix("tfq-"), list(stems), n=3, cutoff=0.5)
+    return [stems[stem] for stem in close]

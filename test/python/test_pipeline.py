@@ -68,7 +68,8 @@ def test_stages_follow_the_options(opset, lowering):
     assert [stage.name for stage in stages] == [PRE_CALIBRATION, CALIBRATE, QUANTIZE, LOWER]
     assert stages[1].pipeline is None
     assert str(stages[0].pipeline) == (
-        "builtin.module(tfq-convert-fake-quant-to-qdq,tfq-prepare-lifting,tfq-lift-quantizable-spots-as-functions,"
+        "builtin.module(tfq-specialize-function-arguments,tfq-convert-fake-quant-to-qdq,tfq-prepare-lifting,"
+        "tfq-lift-quantizable-spots-as-functions,"
         "tfq-assign-quantization-spec{method=static activation-bits=8 per-channel=false min-weight-elements=1024 "
         "units=[]},tfq-insert-calibration-stats{method=CALIBRATION_METHOD_HISTOGRAM_MSE_SYMMETRIC})")
     assert str(stages[2].pipeline) == (
