@@ -27,6 +27,17 @@ class DotPlan:
     channel: int | None        # the per-channel weight letter's index in free_w
 
 
+def tiled_weight_scales(q: QuantizedOp, plan: DotPlan) -> np.ndarray:
+    """The weight's scales per column of the 2-D weight: per-channel scales repeated over the
+    weight's other free dims, or the one scale (a vector of 1) per tensor."""
+    scales = np.asarray(q.weight.scales, np.float64)
+    if plan.channel is None:
+        return scales[:1]
+    along = [1] * len(plan.free_w)
+    along[plan.channel] = -1
+    return np.broadcast_to(scales.reshape(along), plan.free_w).reshape(-1)
+
+
 def dot_plan(q: QuantizedOp) -> DotPlan | None:
     """How `q` maps onto a 2-D dot; None where it does not (a weight dimension shared with the
     activation but not contracted, a dimension summed within one operand, a bias along the

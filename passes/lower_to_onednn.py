@@ -98,7 +98,7 @@ import numpy as np
 from tfquant.mlir import CompileError, ir, ops_named, parse_type_cached
 from tfquant.pass_registry import register_pass
 from tfquant.passes import _tfq
-from tfquant.passes._dot2d import dot_plan, flat_size, leading_shape_and, reshape
+from tfquant.passes._dot2d import dot_plan, flat_size, leading_shape_and, reshape, tiled_weight_scales
 from tfquant.passes._lowering import (QuantizedOp, channel_scales, default_lower_cast, float_activation,
                                       lower_quantized_module, lower_with_product, pad_spatially, spatial_pads)
 from tfquant.passes._qint import bitcast, fold_bitcast_pairs, qint, to_quantized, to_storage
@@ -385,13 +385,7 @@ def _convolution(q: QuantizedOp) -> ir.Value:
 def _matmul(q: QuantizedOp, plan) -> ir.Value:
     loc = named_loc(q.loc, "onednn")
     n = int(np.prod(plan.free_w))
-    scales = np.asarray(q.weight.scales, np.float64)
-    if plan.channel is not None:
-        along = [1] * len(plan.free_w)
-        along[plan.channel] = -1
-        scales = np.broadcast_to(scales.reshape(along), plan.free_w).reshape(-1)
-    else:
-        scales = scales[:1]
+    scales = tiled_weight_scales(q, plan)
     weight = np.transpose(q.weight_array(), plan.w_perm).reshape(plan.contracted, n)
     weight_sum = weight.astype(np.int64).sum(axis=0)
     real_scale = q.input.scale * scales

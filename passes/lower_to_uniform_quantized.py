@@ -41,7 +41,7 @@ from tfquant.pass_registry import register_pass
 from tfquant.passes import _lowering
 from tfquant.passes._lowering import (QuantizedOp, channel_scales, default_lower_cast,
                                       lower_quantized_module, lower_with_product)
-from tfquant.passes._dot2d import dot_plan, flat_size, leading_shape_and, reshape
+from tfquant.passes._dot2d import dot_plan, flat_size, leading_shape_and, reshape, tiled_weight_scales
 from tfquant.passes._qint import as_storage, fold_bitcast_pairs, qint, to_quantized, to_storage
 from tfquant.passes._quant import QuantParams, retyped
 from tfquant.passes._tf_arith import activation_bounds, const, emit, f32, transpose
@@ -256,13 +256,7 @@ def _dot(q: QuantizedOp) -> _Product:
     plan = dot_plan(q)
     loc = named_loc(q.loc, "dot")
     n = math.prod(plan.free_w)
-    scales = np.asarray(q.weight.scales, np.float64)
-    if plan.channel is not None:
-        along = [1] * len(plan.free_w)
-        along[plan.channel] = -1
-        scales = np.broadcast_to(scales.reshape(along), plan.free_w).reshape(-1)
-    else:
-        scales = scales[:1]
+    scales = tiled_weight_scales(q, plan)
     rhs_axis = None if plan.channel is None else 1
     rhs = _quantized_weight(q, plan.w_perm, [plan.contracted, n], named_loc(loc, "weight"))
     rhs_side = _side(scales, np.zeros(scales.shape, np.int32), rhs_axis, q.weight.storage_min,

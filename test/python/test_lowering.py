@@ -73,12 +73,12 @@ CASES = {
 }
 
 
-def _shape(shape) -> str:
-    return "x".join(str(d) for d in shape)
+def _shape(shape, dynamic_dims=()) -> str:
+    return "x".join("?" if i in dynamic_dims else str(d) for i, d in enumerate(shape))
 
 
-def _tensor(shape, element: str) -> str:
-    return f"tensor<{_shape(shape)}x{element}>" if shape else f"tensor<{element}>"
+def _tensor(shape, element: str, dynamic_dims=()) -> str:
+    return f"tensor<{_shape(shape, dynamic_dims)}x{element}>" if shape else f"tensor<{element}>"
 
 
 def _dense(array: np.ndarray, element: str) -> str:

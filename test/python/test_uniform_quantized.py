@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from test_lowering import _const, _tensor  # noqa: E402
 from tfquant.exporter import to_concrete_function  # noqa: E402
 from tfquant.mlir import new_context, ops_named, parse_module  # noqa: E402
 from tfquant.options import OpSet, QuantizationMethod, QuantizationOptions  # noqa: E402
@@ -93,24 +94,6 @@ CASES = {
                                         lambda x, w: tf.matmul(x, w, adjoint_b=True), 1, "tf.BatchMatMulV2",
                                         bias=False),
 }
-
-
-def _shape(shape, dynamic_dims=()) -> str:
-    return "x".join("?" if i in dynamic_dims else str(d) for i, d in enumerate(shape))
-
-
-def _tensor(shape, element: str, dynamic_dims=()) -> str:
-    return f"tensor<{_shape(shape, dynamic_dims)}x{element}>" if shape else f"tensor<{element}>"
-
-
-def _dense(array: np.ndarray, element: str) -> str:
-    return f"dense<{np.array2string(array, separator=', ', threshold=1 << 30).replace(chr(10), '')}> : " \
-           f"{_tensor(array.shape, element)}"
-
-
-def _const(name: str, array: np.ndarray, element: str) -> str:
-    return (f'  %{name} = "tf.Const"() {{value = {_dense(array, element)}, dtype = {element}}} : () -> '
-            f'{_tensor(array.shape, element)}\n')
 
 
 def _scast(name: str, storage: str, params: QuantParams, shape) -> str:
