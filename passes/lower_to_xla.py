@@ -1,7 +1,7 @@
 """tfq-lower-to-xla: lower quantized functions to XlaConvV2 / XlaDotV2 with int8 operands.
 
 Each `tfq.quantized_op` becomes an int8 x int8 -> int32 product (`preferred_element_type = i32`)
-    conv2d -> tf.XlaConvV2
+    conv2d -> tf.XlaConvV2 (a 1x1 convolution with unit strides: tf.XlaDotV2 over the channels)
     matmul, batch_matmul, einsum -> tf.XlaDotV2 (einsum: + tf.Transpose to the equation's output order)
 minus the input zero point times the weight summed over the contracted dimensions (a precomputed
 int32 constant per output channel), then [AddV2 int32 bias] -> requantize -> i8. SAME/EXPLICIT
@@ -71,10 +71,31 @@ def _conv_dimension_numbers():
         output_batch_dimension=0, output_feature_dimension=3, output_spatial_dimensions=[1, 2])
 
 
+def _is_pointwise(q: QuantizedOp, weight: np.ndarray) -> bool:
+    """A 1x1 convolution with unit strides and no padding: a dot over the channels."""
+    return weight.shape[:2] == (1, 1) and q.ints("strides")[1:3] == [1, 1] and spatial_pads(q) == [(0, 0), (0, 0)]
+
+
+def _pointwise(q: QuantizedOp, weight: np.ndarray) -> ir.Value:
+    """A 1x1 convolution as XlaDotV2 of [N, H, W, Cin] with [Cin, Cout] over Cin.
+
+    XlaConvV2 on this CPU returns garbage for a 1x1 convolution of a [1, 1, 1, C] input (batch 1,
+    as squeeze-and-excite blocks have; TensorFlow's own XLA output too); the dot is exact.
+    """
+    from tensorflow.compiler.xla import xla_data_pb2
+    loc = named_loc(q.loc, "pointwise")
+    w = const(weight.reshape(weight.shape[2:]), named_loc(loc, "weight"))
+    numbers = xla_data_pb2.DotDimensionNumbers(lhs_contracting_dimensions=[3], rhs_contracting_dimensions=[0])
+    accumulator = emit("tf.XlaDotV2", [q.x, w], retyped(q.result_type, i32()), _product_attrs(q.x, w, numbers), loc)
+    return _subtract_correction(q, accumulator, weight.astype(np.int64).sum(axis=(0, 1, 2)))
+
+
 def _convolution(q: QuantizedOp) -> ir.Value:
     if q.string("data_format", "NHWC") != "NHWC":
         raise q.error("only NHWC convolutions are supported")
     weight = q.weight_array()
+    if _is_pointwise(q, weight):
+        return _pointwise(q, weight)
     kernel_h, kernel_w = weight.shape[:2]
     pads = spatial_pads(q)
     if pads is None:

@@ -52,6 +52,9 @@ CASES = {
                                 activation="RELU6"),
     "conv2d_valid_stride2": Case("conv2d", (2, 9, 9, 3), (3, 3, 3, 4), _conv_attrs(2, "VALID"),
                                  _conv(2, "VALID"), 3),
+    # A squeeze-and-excite block's 1x1 convolution at batch 1: XlaConvV2 returns garbage for it.
+    "conv2d_pointwise_batch1": Case("conv2d", (1, 1, 1, 32), (1, 1, 32, 8), _conv_attrs(1, "SAME"),
+                                    _conv(1, "SAME"), 3),
     "depthwise_conv2d": Case("depthwise_conv2d", (2, 8, 8, 3), (3, 3, 3, 1), _conv_attrs(1, "SAME"),
                              lambda x, w: tf.nn.depthwise_conv2d(x, w, [1, 1, 1, 1], "SAME"), 2, activation="RELU"),
     "depthwise_conv2d_multiplier": Case("depthwise_conv2d", (1, 7, 7, 2), (3, 3, 2, 3), _conv_attrs(2, "VALID"),
@@ -201,6 +204,16 @@ PRODUCT_OPS = {"tfq-lower-to-xla": {"conv2d": "tf.XlaConvV2", "depthwise_conv2d"
                                    "matmul": "tf.MatMul", "batch_matmul": "tf.BatchMatMulV2", "einsum": "tf.Einsum"}}
 
 
+def _product_op(case: Case, opset: str, bits: int) -> str:
+    """The op computing a case's product: 16-bit inputs compute on the float op in f32 on every
+    opset (XLA's int16 kernels are slow); XLA computes a 1x1 convolution as a dot."""
+    if bits == 16:
+        return PRODUCT_OPS["tfq-lower-to-tf"][case.kind]
+    if opset == "tfq-lower-to-xla" and case.kind == "conv2d" and case.w_shape[:2] == (1, 1):
+        return "tf.XlaDotV2"
+    return PRODUCT_OPS[opset][case.kind]
+
+
 def _check_static(name: str, opset: str, bits: int) -> tuple[np.ndarray, np.ndarray]:
     """Lower a static case with `bits`-bit activations; it must equal the quantized arithmetic in
     numpy to one output step. Returns (float result, lowered result)."""
@@ -229,8 +242,7 @@ def _check_static(name: str, opset: str, bits: int) -> tuple[np.ndarray, np.ndar
     assert "!quant" not in lowered
     assert np.max(np.abs(actual - expected)) <= out_params.scale * 1.001
     assert _sqnr(y_float, actual) > 30.0
-    # 16-bit inputs compute on the float op in f32 on every opset (XLA's int16 kernels are slow).
-    product = PRODUCT_OPS["tfq-lower-to-tf" if bits == 16 else opset][case.kind]
+    product = _product_op(case, opset, bits)
     assert f'"{product}"' in lowered
     if bits == 16 and case.kind != "depthwise_conv2d":
         assert "T = f32" in lowered.split(f'"{product}"')[1].split("\n")[0]
@@ -297,7 +309,7 @@ def test_dynamic_range(name: str, opset: str):
     assert "!quant" not in lowered
     np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
     assert _sqnr(y_float, actual) > 30.0
-    assert f'"{PRODUCT_OPS[opset][case.kind]}"' in lowered
+    assert f'"{_product_op(case, opset, 8)}"' in lowered
     if case.kind != "depthwise_conv2d":
         assert all(f'"tf.{op}"' in lowered for op in ("Min", "Max", "RealDiv", "Round"))
         assert "preferred_element_type = i32" in lowered if opset == "tfq-lower-to-xla" else "T = i32" in lowered
