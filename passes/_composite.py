@@ -12,7 +12,7 @@ import numpy as np
 
 from tfquant.mlir import ir, ops_named, str_attr
 from tfquant.passes._op_specs import TF
-from tfquant.passes._tf_ops import string_attribute
+from tfquant.passes._tf_ops import callee_name, string_attribute
 
 KINDS = TF.kinds
 
@@ -83,6 +83,18 @@ def analyze_composite(function: ir.Operation) -> Composite | None:
         op_attrs["equation"] = str_attr(_swap_einsum_terms(string_attribute(main, "equation")))
         roles.reverse()
     return Composite(kind, main, roles[0], roles[1], bias_index, None, activation, op_attrs)
+
+
+def call_composite(call: ir.Operation, functions: dict[str, ir.Operation]) -> Composite | None:
+    """What the composite function a lifted call calls computes; None for a callee not in `functions`
+    or one with no quantized form."""
+    callee = callee_name(call)
+    return analyze_composite(functions[callee]) if callee in functions else None
+
+
+def op_type(composite: Composite | None) -> str:
+    """The TensorFlow op type a composite computes ("Conv2D"; "call" when it has no quantized form)."""
+    return composite.main.name.partition(".")[2] if composite is not None else "call"
 
 
 def weight_operand(function: ir.Operation) -> int:

@@ -246,7 +246,8 @@ def _lower_dynamic(q: QuantizedOp, emit_product: EmitProduct) -> ir.Value:
     accumulator = emit_product(product_input)
     value = cast(accumulator, f32(), loc)
     if zero_point is not None:
-        offset = binary("tf.Mul", const(weight_sums(q), named_loc(loc, "weight_sums")), zero_point, loc)
+        offset = binary("tf.Mul", const(weight_sums(q).astype(np.float32), named_loc(loc, "weight_sums")),
+                        zero_point, loc)
         value = binary("tf.Sub", value, offset, loc)
     scales, axis = channel_scales(q)
     weight_scale = const(along_axis(scales, rank(accumulator), axis).astype(np.float32), named_loc(loc, "weight_scale"))
@@ -263,10 +264,10 @@ def weight_sums(q: QuantizedOp) -> np.ndarray:
     (z times it), padding included when the input is padded with z."""
     weight = q.weight_array().astype(np.int64)
     if q.kind == "conv2d":
-        return weight.sum(axis=(0, 1, 2)).astype(np.float32)
+        return weight.sum(axis=(0, 1, 2))
     lhs, rhs, out = dot_letters(q)
     ones = np.ones([weight.shape[rhs.index(c)] if c in rhs else 1 for c in lhs], np.int64)
-    return np.einsum(f"{lhs},{rhs}->{out}", ones, weight).astype(np.float32)
+    return np.einsum(f"{lhs},{rhs}->{out}", ones, weight)
 
 
 def spatial_pads(q: QuantizedOp) -> list[tuple[int, int]] | None:

@@ -68,6 +68,19 @@ def set_unit_spec(call: ir.Operation, spec: UnitSpec) -> None:
     call.attributes[SPEC] = spec.to_attr()
 
 
+def takes_ranges(call: ir.Operation) -> bool:
+    """Whether a lifted call is quantized with calibrated (or trained) activation ranges: its spec's
+    method is static, or it has no spec yet (static int8 then)."""
+    spec = unit_spec(call)
+    return spec is None or spec.method in CALIBRATED_METHODS
+
+
+def narrows_weights(call: ir.Operation) -> bool:
+    """Whether a lifted call computes in float on narrowed weights (weight-only int8 or float16)."""
+    spec = unit_spec(call)
+    return spec is not None and spec.method in (WEIGHT_ONLY, FLOAT16) and float_reason(call) is None
+
+
 def leave_float(call: ir.Operation, reason: str) -> None:
     """Record why `call` stays float, on the call and as a remark at its location."""
     call.attributes[FLOAT_REASON] = str_attr(reason)

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tfquant.mlir import CompileError, ir, name_of, symbol_table
+from tfquant.mlir import CompileError, enclosing_function_name, ir, name_of, symbol_table
 from tfquant.pass_registry import PassOption, register_pass
 from tfquant.passes._spec import DYNAMIC_RANGE, METHODS, NO_QUANTIZE, WEIGHT_ONLY, UnitSpec, leave_float, set_unit_spec
-from tfquant.passes._tf_ops import callee_name, weight_constant
-from tfquant.passes._composite import Composite, analyze_composite, lifted_calls
+from tfquant.passes._tf_ops import weight_constant
+from tfquant.passes._composite import Composite, call_composite, lifted_calls, op_type
 
 # Methods whose weights below `min-weight-elements` elements stay float (TensorFlow's rule).
 SIZE_LIMITED_METHODS = (DYNAMIC_RANGE, WEIGHT_ONLY)
@@ -68,7 +68,7 @@ def assign_quantization_spec(module_op: ir.Operation, method: str, activation_bi
     functions = symbol_table(module_op)
     matched: set[int] = set()
     for call in lifted_calls(module_op):
-        composite = analyze_composite(functions[callee_name(call)]) if callee_name(call) in functions else None
+        composite = call_composite(call, functions)
         if composite is None:
             set_unit_spec(call, UnitSpec(NO_QUANTIZE))
             leave_float(call, "no quantized form for this pattern")
@@ -110,12 +110,8 @@ def _float_reason(spec: UnitSpec, rule: UnitRule | None, call: ir.Operation, com
 
 def _unit_names(call: ir.Operation, composite: Composite) -> dict[str, str]:
     """What unit-wise specs match a call on: its op type, node name and enclosing function."""
-    function = call.parent
-    while function is not None and function.name != "func.func":
-        function = function.parent
-    func_name = ir.StringAttr(function.attributes["sym_name"]).value if function is not None else ""
-    return {"op_type": composite.main.name.partition(".")[2], "node_name": name_of(call.location),
-            "func_name": func_name}
+    return {"op_type": op_type(composite), "node_name": name_of(call.location),
+            "func_name": enclosing_function_name(call)}
 
 
 def parse_unit_rules(text: str, loc: ir.Location) -> list[UnitRule]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from tfquant.mlir import ir, ops_named
 from tfquant.pass_registry import PassOption, register_pass
 from tfquant.passes._composite import lifted_calls
-from tfquant.passes._spec import CALIBRATED_METHODS, unit_spec
+from tfquant.passes._spec import takes_ranges, unit_spec
 from tfquant.passes._tf_ops import constant_value, defining_op, is_float, uses
 from tfquant.passes._tfq import CalibrationPointOp
 from tfquant.passes._verify import reading, verify_ops
@@ -42,9 +42,9 @@ def insert_calibration_stats(module_op: ir.Operation, method: str) -> None:
     for point in calibration_points(module_op):
         point.verify()
     for call in lifted_calls(module_op):
-        spec = unit_spec(call)
-        if spec is not None and spec.method not in CALIBRATED_METHODS:
+        if not takes_ranges(call):
             continue
+        spec = unit_spec(call)
         bits = spec.activation_bits if spec is not None else 8
         for index, operand in enumerate(call.operands):
             if is_float(operand) and constant_value(operand) is None and not _is_quantized(operand):

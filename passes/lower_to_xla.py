@@ -21,7 +21,7 @@ import numpy as np
 from tfquant.mlir import ir
 from tfquant.pass_registry import register_pass
 from tfquant.passes._lowering import (QuantizedOp, dot_letters, lower_quantized_module, lower_with_product, pad_spatially,
-                                      spatial_pads)
+                                      spatial_pads, weight_sums)
 from tfquant.passes._quant import retyped
 from tfquant.passes._tf_arith import binary, const, emit, i32, transpose
 from tfquant.passes._tf_ops import named_loc, type_attr
@@ -51,11 +51,11 @@ def _product_attrs(lhs: ir.Value, rhs: ir.Value, dimension_numbers, precision_co
             "preferred_element_type": ir.TypeAttr.get(i32())}
 
 
-def _subtract_correction(q: QuantizedOp, accumulator: ir.Value, weight_sum: np.ndarray) -> ir.Value:
-    """acc - input_zero_point * weight_sum: sum((x - zp) * w) = sum(x * w) - zp * sum(w)."""
+def _subtract_correction(q: QuantizedOp, accumulator: ir.Value) -> ir.Value:
+    """acc - input_zero_point * the weight's sums: sum((x - zp) * w) = sum(x * w) - zp * sum(w)."""
     if not q.input.zero_point:
         return accumulator
-    correction = (q.input.zero_point * weight_sum.astype(np.int64)).astype(np.int32)
+    correction = (q.input.zero_point * weight_sums(q)).astype(np.int32)
     return binary("tf.Sub", accumulator, const(correction, named_loc(q.loc, "zero_point_correction")),
                   named_loc(q.loc, "zero_point_correction"))
 
@@ -87,7 +87,7 @@ def _pointwise(q: QuantizedOp, weight: np.ndarray) -> ir.Value:
     w = const(weight.reshape(weight.shape[2:]), named_loc(loc, "weight"))
     numbers = xla_data_pb2.DotDimensionNumbers(lhs_contracting_dimensions=[3], rhs_contracting_dimensions=[0])
     accumulator = emit("tf.XlaDotV2", [q.x, w], retyped(q.result_type, i32()), _product_attrs(q.x, w, numbers), loc)
-    return _subtract_correction(q, accumulator, weight.astype(np.int64).sum(axis=(0, 1, 2)))
+    return _subtract_correction(q, accumulator)
 
 
 def _convolution(q: QuantizedOp) -> ir.Value:
@@ -104,7 +104,6 @@ def _convolution(q: QuantizedOp) -> ir.Value:
     if q.input.zero_point and any(p != (0, 0) for p in pads):
         zero_point = const(np.array(q.input.zero_point, q.input.storage_dtype), named_loc(q.loc, "zero_point"))
         lhs, pads = pad_spatially(q.x, pads, zero_point, q.loc), [(0, 0), (0, 0)]
-    weight_sum = weight.astype(np.int64).sum(axis=(0, 1, 2))
     dilations = q.ints("dilations")[1:3] if "dilations" in q.attrs else [1, 1]
     loc = named_loc(q.loc, "conv")
     operands = [lhs, q.w,
@@ -116,7 +115,7 @@ def _convolution(q: QuantizedOp) -> ir.Value:
     attrs = {**_product_attrs(lhs, q.w, _conv_dimension_numbers()), "Tindices": ir.TypeAttr.get(i32()),
              "batch_group_count": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 1)}
     accumulator = emit("tf.XlaConvV2", operands, retyped(q.result_type, i32()), attrs, loc)
-    return _subtract_correction(q, accumulator, weight_sum)
+    return _subtract_correction(q, accumulator)
 
 
 # ---- dots --------------------------------------------------------------------------------------
@@ -151,11 +150,4 @@ def _dot(q: QuantizedOp) -> ir.Value:
     accumulator = emit("tf.XlaDotV2", [q.x, q.w], dot_type, _product_attrs(q.x, q.w, numbers), loc)
     if dot_order != list(out):
         accumulator = transpose(accumulator, [dot_order.index(c) for c in out], loc)
-    if not q.input.zero_point:
-        return accumulator
-    weight = q.weight_array().astype(np.int64)
-    kept = [c for c in rhs if c not in contract]
-    weight_sum = weight.sum(axis=tuple(rhs.index(c) for c in contract))
-    weight_sum = np.transpose(weight_sum, sorted(range(len(kept)), key=lambda i: out.index(kept[i])))
-    weight_sum = weight_sum.reshape([weight.shape[rhs.index(c)] if c in kept else 1 for c in out])
-    return _subtract_correction(q, accumulator, weight_sum)
+    return _subtract_correction(q, accumulator)

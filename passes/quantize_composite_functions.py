@@ -36,7 +36,7 @@ from tfquant.passes._op_specs import TF
 from tfquant.passes._quant import (QuantParams, bias_params, dequantize_weight, quantize_bias, quantize_weight,
                                    quantized_tensor_type, retyped, storage_tensor_type, storage_type_of, tensor_params,
                                    weight_params, widen_for_bias)
-from tfquant.passes._spec import DYNAMIC_RANGE, STATIC, UnitSpec, leave_float, unit_spec
+from tfquant.passes._spec import DYNAMIC_RANGE, STATIC, UnitSpec, leave_float, takes_ranges, unit_spec
 from tfquant.passes._tf_ops import (CALL_OPS, callee_name, constant_value, create_const, create_op, defining_op,
                                     function_blocks, referenced_symbols, trained_weight, uses, weight_constant)
 from tfquant.passes._tfq import QuantizedOp
@@ -337,5 +337,4 @@ def _run_on_storage(op: ir.Operation) -> bool:
 
 def _is_static_call(op: ir.Operation) -> bool:
     """Whether `op` is a lifted call quantized with calibrated (or trained) activation ranges."""
-    spec = unit_spec(op) if is_lifted_call(op) else None
-    return is_lifted_call(op) and (spec is None or spec.method == STATIC)
+    return is_lifted_call(op) and takes_ranges(op)

@@ -16,11 +16,11 @@ import numpy as np
 
 from tfquant.mlir import ir, symbol_table
 from tfquant.pass_registry import register_pass
-from tfquant.passes._composite import analyze_composite, lifted_calls, weight_axis
+from tfquant.passes._composite import call_composite, lifted_calls, weight_axis
 from tfquant.passes._quant import quantize_weight, quantized_tensor_type, weight_params
 from tfquant.passes._spec import FLOAT16, WEIGHT_ONLY, leave_float, unit_spec
 from tfquant.passes._tf_arith import cast, f32
-from tfquant.passes._tf_ops import callee_name, constant_value, create_const, create_op, defining_op
+from tfquant.passes._tf_ops import constant_value, create_const, create_op, defining_op
 
 
 @register_pass("tfq-quantize-weights",
@@ -30,9 +30,9 @@ def quantize_weights(module_op: ir.Operation) -> None:
     functions = symbol_table(module_op)
     for call in lifted_calls(module_op):
         spec = unit_spec(call)
-        if spec is None or spec.method not in (WEIGHT_ONLY, FLOAT16) or callee_name(call) not in functions:
+        if spec is None or spec.method not in (WEIGHT_ONLY, FLOAT16):
             continue
-        composite = analyze_composite(functions[callee_name(call)])
+        composite = call_composite(call, functions)
         weight_value = call.operands[composite.weight_index] if composite is not None else None
         weight = None if weight_value is None else constant_value(weight_value)
         if weight is None or weight.dtype != np.float32:

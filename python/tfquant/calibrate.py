@@ -27,7 +27,7 @@ from tqdm import tqdm
 from tfquant import calibration
 from tfquant.dataset import Batch, InputSpecs, Sample, batches, error_summary
 from tfquant.exporter import to_concrete_function
-from tfquant.mlir import ir, ops_named
+from tfquant.mlir import enclosing_function_name, ir, ops_named
 from tfquant.passes.insert_calibration_stats import CALIBRATION_POINT, calibration_points
 
 # Samples kept (inputs and float outputs) to measure the quantized model's SQNR afterwards.
@@ -51,13 +51,6 @@ class CalibrationRun:
 
 def _point_id(op: ir.Operation) -> int:
     return ir.IntegerAttr(op.attributes["id"]).value
-
-
-def _enclosing_function(op: ir.Operation) -> str:
-    parent = op.parent
-    while parent is not None and parent.operation.name != "func.func":
-        parent = parent.operation.parent
-    return ir.StringAttr(parent.operation.attributes["sym_name"]).value if parent is not None else ""
 
 
 TAP = "tfq_calibration_"
@@ -110,7 +103,7 @@ def _instrumented_function(module: ir.Module, signature: str, num_bins: int | No
         if op.name != CALIBRATION_POINT:
             return None
         point_id, summary = _point_id(op), _summary(inputs[0], num_bins)
-        if _enclosing_function(op) == signature:
+        if enclosing_function_name(op) == signature:
             names[point_id] = {suffix: f"{TAP}{point_id}{suffix}" for suffix in summary}
             taps.update({names[point_id][suffix]: tensor for suffix, tensor in summary.items()})
             return [inputs[0]]

@@ -48,11 +48,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from tfquant import pipeline
-from tfquant.mlir import func, ir, name_of, walk_ops
-from tfquant.passes._composite import analyze_composite, is_lifted_call, lifted_calls
+from tfquant.mlir import enclosing_function_name, func, ir, name_of, walk_ops
+from tfquant.passes._composite import call_composite, is_lifted_call, lifted_calls, op_type
 from tfquant.passes._quant import storage_type_of, tensor_params
-from tfquant.passes._spec import (FLOAT16, NO_QUANTIZE, STATIC, WEIGHT_ONLY, UnitSpec, float_reason,
-                                  leave_float, set_unit_spec, unit_spec)
+from tfquant.passes._spec import (NO_QUANTIZE, STATIC, UnitSpec, float_reason, leave_float, narrows_weights,
+                                  set_unit_spec, takes_ranges, unit_spec)
 from tfquant.passes._tf_ops import callee_name, constant_value, create_op, defining_op, uses, weight_constant
 from tfquant.passes._tfq import CalibrationPointOp, QuantizedOp
 
@@ -321,18 +321,11 @@ def _batches(inputs: dict[str, np.ndarray], specs: dict[str, tuple]) -> list[tup
 
 # ----------------------------------------------------------------------------- units
 
-def _enclosing_function(op: ir.Operation) -> str:
-    parent = op.parent
-    while parent is not None and parent.operation.name != "func.func":
-        parent = parent.operation.parent
-    return ir.StringAttr(parent.operation.attributes["sym_name"]).value if parent is not None else ""
-
-
 def _keyed(ops: Sequence[ir.Operation]) -> dict[tuple[str, str, int], ir.Operation]:
     """Ops by (enclosing function, node name, how many ops of that function and name came before)."""
     keyed, seen = {}, Counter()
     for op in ops:
-        base = (_enclosing_function(op), name_of(op.location))
+        base = (enclosing_function_name(op), name_of(op.location))
         keyed[(*base, seen[base])] = op
         seen[base] += 1
     return keyed
@@ -345,10 +338,7 @@ def _is_unit_op(op: ir.Operation) -> bool:
 
 def _is_quantized_unit(op: ir.Operation) -> bool:
     """A quantized op, or a weight-only / float16 call whose weight was made narrow."""
-    if op.name == QuantizedOp.OPERATION_NAME:
-        return True
-    spec = unit_spec(op)
-    return spec is not None and spec.method in (WEIGHT_ONLY, FLOAT16) and float_reason(op) is None
+    return op.name == QuantizedOp.OPERATION_NAME or narrows_weights(op)
 
 
 def _boundaries(unit: ir.Operation) -> tuple[str, str]:
@@ -364,11 +354,6 @@ def _boundaries(unit: ir.Operation) -> tuple[str, str]:
     if tensor_params(result.type) is None:
         return source, "float"
     return source, "dequantize" if any(u.name == "quant.dcast" for u in uses(result)) else "integer"
-
-
-def _op_type(call: ir.Operation, functions: dict[str, ir.Operation]) -> str:
-    composite = analyze_composite(functions[callee_name(call)]) if callee_name(call) in functions else None
-    return composite.main.name.partition(".")[2] if composite is not None else "call"
 
 
 def _keep_float(call: ir.Operation, reason: str) -> None:
@@ -391,10 +376,7 @@ def _keep_float(call: ir.Operation, reason: str) -> None:
 
 def _needs_ranges(op: ir.Operation) -> bool:
     """Whether `op` is a lifted call still to be quantized with calibrated ranges."""
-    if op.name != "tf.PartitionedCall" or not is_lifted_call(op) or float_reason(op) is not None:
-        return False
-    spec = unit_spec(op)
-    return spec is None or spec.method == STATIC
+    return op.name == "tf.PartitionedCall" and is_lifted_call(op) and float_reason(op) is None and takes_ranges(op)
 
 
 def _copy(module: ir.Module) -> ir.Module:
@@ -414,9 +396,9 @@ def _bytecode(module: ir.Module) -> bytes:
 def _check_unit(call: ir.Operation, unit: ir.Operation, module: ir.Module, copy: ir.Module,
                 lower: pipeline.Pipeline, batch_sizes: Sequence[int], measure: Measure) -> UnitLatency:
     functions = _functions(module)
-    op_type = _op_type(call, functions)
-    node_name, function = name_of(call.location) or str(call.location), _enclosing_function(call)
-    composite = analyze_composite(functions[callee_name(call)])
+    composite = call_composite(call, functions)
+    unit_type = op_type(composite)
+    node_name, function = name_of(call.location) or str(call.location), enclosing_function_name(call)
     try:
         if composite is None:
             raise _Unmeasurable("its pattern has no quantized form")
@@ -430,26 +412,26 @@ def _check_unit(call: ir.Operation, unit: ir.Operation, module: ir.Module, copy:
         rows = _gather_rows(call, composite)
         timings = []
         for shape in shapes:
-            probe = Probe(op_type, node_name, function, shape[0] if shape else 1, shape)
+            probe = Probe(unit_type, node_name, function, shape[0] if shape else 1, shape)
             float_runner = float_fn.runner(_sample(float_fn.arg_type, shape, rows))
             int8_runner = int8_fn.runner(_sample(int8_fn.arg_type, shape, rows))
             float_ms, int8_ms = measure(float_runner, int8_runner, probe)
             timings.append((probe.batch, float(float_ms), float(int8_ms)))
     except _Unmeasurable as reason:
-        return UnitLatency(op_type, node_name, function, UNCHECKED, note=str(reason))
+        return UnitLatency(unit_type, node_name, function, UNCHECKED, note=str(reason))
     except Exception as error:  # a unit that cannot be measured keeps its spec; say why
         detail = " ".join(str(error).split())
-        return UnitLatency(op_type, node_name, function, UNCHECKED,
+        return UnitLatency(unit_type, node_name, function, UNCHECKED,
                            note=f"could not be measured ({type(error).__name__}: {detail[:200]})")
     narrow = unit.name != QuantizedOp.OPERATION_NAME
     form = unit_spec(unit).method.replace("_", "-") if narrow else "int8"
     slower = [(b, f, i) for b, f, i in timings if (i > f * (1 + NARROW_TOLERANCE) if narrow else i >= f)]
     if not slower:
-        return UnitLatency(op_type, node_name, function, QUANTIZED, tuple(timings), form=form)
+        return UnitLatency(unit_type, node_name, function, QUANTIZED, tuple(timings), form=form)
     batch, float_ms, int8_ms = min(slower, key=lambda t: t[1] / t[2] if t[2] else float("inf"))
     verdict = "slower" if int8_ms > float_ms else "no faster"
     reason = f"{form} is {verdict} here: {int8_ms:.2f} ms vs {float_ms:.2f} ms float (batch {batch})"
-    return UnitLatency(op_type, node_name, function, FLOAT, tuple(timings), reason, form)
+    return UnitLatency(unit_type, node_name, function, FLOAT, tuple(timings), reason, form)
 
 
 def _functions(module: ir.Module) -> dict[str, ir.Operation]:

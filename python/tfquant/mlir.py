@@ -20,7 +20,8 @@ ir._globals.append_dialect_search_prefix("tfquant._pydialects")
 
 __all__ = ["ir", "passmanager", "rewrite", "func", "new_context", "ops_named", "walk_ops",
            "name_of", "CompileError", "format_diagnostic", "parse_module", "module_funcs",
-           "symbol_table", "i64_attr", "str_attr", "parse_type_cached", "emit_remark", "collecting_remarks"]
+           "symbol_table", "i64_attr", "str_attr", "parse_type_cached", "emit_remark", "collecting_remarks",
+           "enclosing_function_name"]
 
 
 def new_context() -> ir.Context:
@@ -170,6 +171,14 @@ def collecting_remarks(sink: Callable[[ir.Location, str], None]) -> Iterator[Non
         yield
     finally:
         _REMARK_SINKS.remove(sink)
+
+
+def enclosing_function_name(op: ir.Operation) -> str:
+    """The name of the func.func holding `op` ("" outside any)."""
+    parent = op.parent
+    while parent is not None and parent.operation.name != "func.func":
+        parent = parent.operation.parent
+    return ir.StringAttr(parent.operation.attributes["sym_name"]).value if parent is not None else ""
 
 
 def parse_module(text: str, ctx: ir.Context) -> ir.Module:

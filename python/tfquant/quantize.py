@@ -30,14 +30,13 @@ from tfquant.exporter import LARGE_CONSTANT, export_saved_model, signature_input
 from tfquant.importer import import_saved_model
 from tfquant.meta_graph import copy_assets
 from tfquant.mlir import ir, name_of, ops_named, symbol_table, walk_ops
-from tfquant.passes._composite import KINDS, analyze_composite, lifted_calls
-from tfquant.passes._spec import FLOAT16, WEIGHT_ONLY, float_reason, unit_spec
-from tfquant.passes._tf_ops import callee_name
+from tfquant.passes._composite import KINDS, call_composite, lifted_calls, op_type
+from tfquant.passes._spec import float_reason, narrows_weights
 from tfquant.passes._tfq import QuantizedOp
+from tfquant.passes.convert_fake_quant_to_qdq import FAKE_QUANT_OPS
 
 # Op types as TensorFlow's summary names them, by the kind our composite functions carry.
 OP_TYPES = {kind: op_name[len("tf."):] for op_name, kind in KINDS.items()}
-FAKE_QUANT_OPS = ("tf.FakeQuantWithMinMaxVars", "tf.FakeQuantWithMinMaxVarsPerChannel", "tf.FakeQuantWithMinMaxArgs")
 
 
 @dataclass(frozen=True)
@@ -242,9 +241,8 @@ def _quantized_layers(module: ir.Module) -> Counter:
     kinds = Counter(QuantizedOp(op).kind for op in ops_named(module.operation, QuantizedOp.OPERATION_NAME))
     functions = symbol_table(module.operation)
     for call in lifted_calls(module.operation):
-        spec = unit_spec(call)
-        if spec is not None and spec.method in (WEIGHT_ONLY, FLOAT16) and float_reason(call) is None:
-            kinds[analyze_composite(functions[callee_name(call)]).kind] += 1
+        if narrows_weights(call):
+            kinds[call_composite(call, functions).kind] += 1
     return kinds
 
 
@@ -255,9 +253,7 @@ def _float_units(module: ir.Module) -> list[FloatUnit]:
     for call in lifted_calls(module.operation):
         reason = float_reason(call)
         if reason is not None:
-            composite = analyze_composite(functions[callee_name(call)])
-            op_type = composite.main.name.partition(".")[2] if composite is not None else "call"
-            units.append(FloatUnit(op_type, name_of(call.location), reason))
+            units.append(FloatUnit(op_type(call_composite(call, functions)), name_of(call.location), reason))
     return units
 
 
