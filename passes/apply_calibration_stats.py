@@ -19,7 +19,7 @@ from tfquant.pass_registry import register_pass
 from tfquant.passes._quant import activation_params, quantized_tensor_type
 from tfquant.passes._tf_ops import create_op, replace_op
 from tfquant.passes._tfq import CalibrationPointOp
-from tfquant.passes.insert_calibration_stats import calibration_points
+from tfquant.passes._points import calibration_points
 
 
 @register_pass("tfq-apply-calibration-stats",

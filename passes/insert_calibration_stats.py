@@ -16,15 +16,15 @@ the range it chose onto each point as `min`/`max` f32 attributes (see passes/_qu
 """
 from __future__ import annotations
 
-from tfquant.mlir import ir, ops_named
+from tfquant.mlir import ir
 from tfquant.pass_registry import PassOption, register_pass
 from tfquant.passes._composite import lifted_calls
 from tfquant.passes._spec import takes_ranges, unit_spec
-from tfquant.passes._tf_ops import constant_value, defining_op, is_float, uses
-from tfquant.passes._tfq import CalibrationPointOp
+from tfquant.passes._tf_ops import constant_value, is_float
+from tfquant.passes._points import (calibration_points, feeds_qcast, is_quantized, number_points, point_for_operand,
+                                    point_for_result)
 from tfquant.passes._verify import reading, verify_ops
 
-CALIBRATION_POINT = CalibrationPointOp.OPERATION_NAME
 DEFAULT_METHOD = "CALIBRATION_METHOD_MIN_MAX"
 # The names of TensorFlow's CalibrationOptions.CalibrationMethod but UNSPECIFIED, spelled out so
 # that tfquant-opt needs no TensorFlow (~4 s) to check them; a test compares them with the enum.
@@ -47,70 +47,9 @@ def insert_calibration_stats(module_op: ir.Operation, method: str) -> None:
         spec = unit_spec(call)
         bits = spec.activation_bits if spec is not None else 8
         for index, operand in enumerate(call.operands):
-            if is_float(operand) and constant_value(operand) is None and not _is_quantized(operand):
-                call.operands[index] = _point_for_operand(operand, call, method, bits)
+            if is_float(operand) and constant_value(operand) is None and not is_quantized(operand):
+                call.operands[index] = point_for_operand(operand, call.location, method, bits)
         for result in call.results:
-            if is_float(result) and not _feeds_qcast(result):
-                point = _existing_point(result) or _add_result_point(result, call, method, bits)
-                _widen(point, bits)
-    for index, point in enumerate(calibration_points(module_op)):
-        point.id = index
-
-
-def calibration_points(module_op: ir.Operation) -> list[CalibrationPointOp]:
-    """Every tfq.calibration_point of the module, in walk order (the order of their ids)."""
-    return [CalibrationPointOp(op) for op in ops_named(module_op, CALIBRATION_POINT)]
-
-
-def _is_quantized(value: ir.Value) -> bool:
-    """Whether `value` comes from a qcast/dcast pair already (a QAT model's fake-quant range)."""
-    producer = defining_op(value)
-    return producer is not None and producer.name == "quant.dcast"
-
-
-def _feeds_qcast(value: ir.Value) -> bool:
-    return any(user.name == "quant.qcast" for user in uses(value))
-
-
-def _widen(point: ir.Value, bits: int) -> None:
-    op = CalibrationPointOp(defining_op(point))
-    if bits > op.activation_bits:
-        op.activation_bits = bits
-
-
-def _existing_point(value: ir.Value) -> ir.Value | None:
-    """The result of the calibration point on `value` (or `value` itself if it is one), else None."""
-    producer = defining_op(value)
-    if producer is not None and producer.name == CALIBRATION_POINT:
-        return value
-    for user in uses(value):
-        if user.name == CALIBRATION_POINT:
-            return user.results[0]
-    return None
-
-
-def _point_for_operand(value: ir.Value, call: ir.Operation, method: str, bits: int) -> ir.Value:
-    """The point on an activation operand, created after its producer so that every user can share it."""
-    existing = _existing_point(value)
-    if existing is not None:
-        _widen(existing, bits)
-        return existing
-    producer = defining_op(value)
-    if producer is None:
-        # A block argument: after the points already at the block's start, to keep them in id order.
-        block = value.owner
-        first = next(op.operation for op in block.operations if op.operation.name != CALIBRATION_POINT)
-        insertion_point = ir.InsertionPoint(first)
-        loc = call.location
-    else:
-        insertion_point = ir.InsertionPoint.after(producer)
-        loc = producer.location
-    with insertion_point:
-        return CalibrationPointOp.build(value, method, bits, loc).result
-
-
-def _add_result_point(result: ir.Value, call: ir.Operation, method: str, bits: int) -> ir.Value:
-    with ir.InsertionPoint.after(call):
-        point = CalibrationPointOp.build(result, method, bits, call.location).result
-    result.replace_all_uses_except(point, point.owner.operation)
-    return point
+            if is_float(result) and not feeds_qcast(result):
+                point_for_result(result, call, method, bits)
+    number_points(module_op)

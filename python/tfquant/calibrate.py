@@ -28,7 +28,7 @@ from tfquant import calibration
 from tfquant.dataset import Batch, InputSpecs, Sample, batches, error_summary
 from tfquant.exporter import to_concrete_function
 from tfquant.mlir import enclosing_function_name, ir, ops_named
-from tfquant.passes.insert_calibration_stats import CALIBRATION_POINT, calibration_points
+from tfquant.passes._points import CALIBRATION_POINT, calibration_points
 
 # Samples kept (inputs and float outputs) to measure the quantized model's SQNR afterwards.
 KEPT_SAMPLES = 32

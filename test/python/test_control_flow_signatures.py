@@ -26,7 +26,7 @@ from tfquant import calibrate as calibrate_lib, calibration  # noqa: E402
 from tfquant.exporter import export_saved_model, signature_input_specs  # noqa: E402
 from tfquant.mlir import ir, new_context, ops_named  # noqa: E402
 from tfquant.options import CalibrationOptions, QuantizationOptions, resolve_options  # noqa: E402
-from tfquant.passes.insert_calibration_stats import CALIBRATION_POINT  # noqa: E402
+from tfquant.passes._points import CALIBRATION_POINT  # noqa: E402
 
 # ----------------------------------------------------------------------------------------------
 # Calibration inside branches and loop bodies, on a module written by hand.

@@ -18,7 +18,7 @@ import tfquant  # noqa: E402
 from conftest import keep_context  # noqa: E402
 from tfquant.exporter import to_concrete_function  # noqa: E402
 from tfquant.mlir import ir, name_of, ops_named, symbol_table  # noqa: E402
-from tfquant.passes.insert_calibration_stats import calibration_points  # noqa: E402
+from tfquant.passes._points import calibration_points  # noqa: E402
 from tfquant.pipeline import run_pipeline  # noqa: E402
 
 LIFT = "builtin.module(tfq-prepare-lifting,tfq-lift-quantizable-spots-as-functions)"
