@@ -18,3 +18,7 @@ from tfquant.passes import assign_quantization_spec  # noqa: F401
 from tfquant.passes import quantize_weights  # noqa: F401
 from tfquant.passes import lower_to_uniform_quantized  # noqa: F401
 from tfquant.passes import lower_to_onednn  # noqa: F401
+from tfquant.passes import tfl_prepare_quantize  # noqa: F401
+from tfquant.passes import tfl_quantize  # noqa: F401
+from tfquant.passes import tfl_post_quantize  # noqa: F401
+from tfquant.passes import tfl_modify_io  # noqa: F401

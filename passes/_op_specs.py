@@ -92,3 +92,73 @@ TF = DialectOpSpecs(
     bias_add="tf.BiasAdd",
     activations={"tf.Relu": "RELU", "tf.Relu6": "RELU6"},
 )
+
+
+# --- TFLite -----------------------------------------------------------------------------------
+
+# How a TFLite op's result is quantized (the TFLite quantization spec).
+OWN_RANGE = "own"     # its own calibrated range
+SAME_SCALE = "same"   # its (first) activation's scale and zero point
+# Fixed output ranges are given as (int8 params, int16 params): (scale, zero point).
+
+
+@dataclass(frozen=True)
+class TflOp:
+    """How one TFLite builtin op is quantized (TFLite's int8 and 16x8 quantization specs).
+
+    `activations` are the operands quantized as activations (asymmetric int8 / symmetric int16;
+    a constant one is quantized from its own range); `weight` the operand quantized as a symmetric
+    narrow-range int8 weight, per channel along `channel_axis`; `bias` the operand quantized at
+    input scale x weight scale (int32, int64 with 16-bit activations). `int16` says whether a 16x8
+    kernel exists; `hybrid` whether a dynamic-range kernel reads int8 weights with float inputs
+    (else dynamic-range weights are dequantized before the op). `versions` are the opcode versions
+    the quantized kernels need, as (int8, 16x8), and `options` the builtin options a form needs.
+    """
+    activations: tuple[int, ...] | None = (0,)   # None: every operand (concatenation)
+    output: object = OWN_RANGE
+    weight: int | None = None
+    channel_axis: int | None = None
+    bias: int | None = None
+    int16: bool = True
+    hybrid: bool = False
+    versions: tuple[int, int] = (2, 3)
+    # Other operands (shapes, axes, indices, paddings) are left as they are.
+
+
+def _fixed(int8: tuple[float, int], int16: tuple[float, int]) -> tuple[tuple[float, int], tuple[float, int]]:
+    return int8, int16
+
+
+TFL: Mapping[str, TflOp] = {
+    "tfl.conv_2d": TflOp(weight=1, channel_axis=0, bias=2, hybrid=True, versions=(3, 4)),
+    "tfl.depthwise_conv_2d": TflOp(weight=1, channel_axis=3, bias=2, hybrid=True, versions=(3, 5)),
+    "tfl.fully_connected": TflOp(weight=1, channel_axis=0, bias=2, hybrid=True, versions=(4, 7)),
+    "tfl.transpose_conv": TflOp(activations=(2,), weight=1, channel_axis=0, bias=3, versions=(2, 3)),
+    "tfl.batch_matmul": TflOp(activations=(0, 1), hybrid=False, versions=(2, 3)),
+    "tfl.add": TflOp(activations=(0, 1), versions=(2, 3)),
+    "tfl.sub": TflOp(activations=(0, 1), versions=(2, 3)),
+    "tfl.mul": TflOp(activations=(0, 1), versions=(2, 4)),
+    "tfl.mean": TflOp(versions=(2, 3)),
+    "tfl.hard_swish": TflOp(int16=False, versions=(1, 1)),
+    "tfl.average_pool_2d": TflOp(output=SAME_SCALE, versions=(2, 3)),
+    "tfl.max_pool_2d": TflOp(output=SAME_SCALE, versions=(2, 3)),
+    "tfl.reshape": TflOp(output=SAME_SCALE, versions=(1, 1)),
+    "tfl.squeeze": TflOp(output=SAME_SCALE, versions=(1, 1)),
+    "tfl.expand_dims": TflOp(output=SAME_SCALE, versions=(1, 1)),
+    "tfl.transpose": TflOp(output=SAME_SCALE, versions=(2, 5)),
+    "tfl.pad": TflOp(output=SAME_SCALE, versions=(2, 4)),
+    "tfl.padv2": TflOp(output=SAME_SCALE, versions=(2, 4)),
+    "tfl.strided_slice": TflOp(output=SAME_SCALE, versions=(2, 4)),
+    "tfl.slice": TflOp(output=SAME_SCALE, versions=(2, 4)),
+    "tfl.gather": TflOp(output=SAME_SCALE, versions=(2, 5)),
+    "tfl.resize_bilinear": TflOp(output=SAME_SCALE, versions=(2, 4)),
+    "tfl.resize_nearest_neighbor": TflOp(output=SAME_SCALE, versions=(2, 4)),
+    # Every input takes the output's scale (an input at another scale is requantized first).
+    "tfl.concatenation": TflOp(activations=None, output=SAME_SCALE, versions=(2, 3)),
+    "tfl.relu": TflOp(versions=(2, 3)),
+    "tfl.relu6": TflOp(versions=(2, 3)),
+    "tfl.leaky_relu": TflOp(versions=(2, 2)),
+    "tfl.softmax": TflOp(output=_fixed((1 / 256, -128), (1 / 32768, 0)), versions=(2, 3)),
+    "tfl.logistic": TflOp(output=_fixed((1 / 256, -128), (1 / 32768, 0)), versions=(2, 3)),
+    "tfl.tanh": TflOp(output=_fixed((1 / 128, 0), (1 / 32768, 0)), versions=(2, 3)),
+}

@@ -159,15 +159,18 @@ def widen_for_bias(weights: QuantParams, bias: np.ndarray, input_scale: float) -
     return replace(weights, scales=tuple(float(s) for s in scales))
 
 
-def bias_params(input_scale: float, weights: QuantParams) -> QuantParams:
-    """int32 bias parameters: scale input scale x weight scale, per channel (axis 0) when the weight is."""
+def bias_params(input_scale: float, weights: QuantParams, bits: int = 32) -> QuantParams:
+    """Bias parameters: scale input scale x weight scale, per channel (axis 0) when the weight is,
+    stored in `bits` (32; 64 for TFLite's 16x8 kernels)."""
     scales = tuple(input_scale * s for s in weights.scales)
-    return QuantParams(scales, (0,) * len(scales), None if weights.axis is None else 0, -INT32_LIMIT, INT32_LIMIT)
+    limit = 2 ** (bits - 1) - 1
+    return QuantParams(scales, (0,) * len(scales), None if weights.axis is None else 0, -limit, limit, bits)
 
 
 def quantize_bias(bias: np.ndarray, params: QuantParams) -> np.ndarray:
-    """int32 storage of a bias for `bias_params`."""
-    return np.clip(np.round(bias / np.asarray(params.scales)), -INT32_LIMIT, INT32_LIMIT).astype(np.int32)
+    """Integer storage of a bias for `bias_params`."""
+    return np.clip(np.round(bias / np.asarray(params.scales)), params.storage_min,
+                   params.storage_max).astype(params.storage_dtype)
 
 
 def _float_text(value: float) -> str:

@@ -1,0 +1,224 @@
+"""tfq-tfl-quantize: rewrite each tfl unit into its quantized form, as its `tfq.spec` says.
+
+Static units (after tfq-apply-calibration-stats turned the calibration points into
+`quant.qcast`/`quant.dcast` pairs), with the TFLite quantization spec of the `tfl` table
+(passes/_op_specs.py):
+
+    %d = quant.dcast %q                        %y = "tfl.conv_2d"(%q, %wq, %bq) : (..i8.., ..) -> ..!quant.uniform<i8..>
+    %y = "tfl.conv_2d"(%d, %w, %b)     ==>     %d2 = quant.dcast %y
+    %r = quant.qcast %y : .. to T              %r = quant.qcast %d2 : .. to T
+
+* activations: the quantized value behind the operand's dcast (the producer's own quantized
+  result when it has the same width: a consumer reads what its producer wrote); a constant
+  activation is quantized from its own range;
+* the weight: symmetric int8 in [-127, 127], per channel along the table's axis (per tensor when
+  the spec says so); a bias that would overflow its storage at input x weight scale widens that
+  channel's weight scale;
+* the bias: int32 (int8 activations) or int64 storage (16-bit activations, with `quantizedBiasType`
+  INT64) at input x weight scale;
+* the result: its calibrated range (the qcast on it), its activation's scale (same-scale ops;
+  a concatenation requantizes any input at another scale to its result's), or the fixed range
+  of softmax, logistic and tanh;
+* the opcode version rises to what the quantized kernel needs.
+
+tfq-tfl-post-quantize then folds the pairs left around the units. A unit that cannot be
+quantized (an activation without a range, a weight that is not a constant) stays float with a
+remark. Dynamic-range units get int8 weights that the op reads directly (hybrid kernels, inputs
+quantized asymmetrically at run time), or behind a `tfl.dequantize` where TFLite has no hybrid
+kernel; float16 units read float16 constants behind a `tfl.dequantize`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tfquant.mlir import ir
+from tfquant.pass_registry import register_pass
+from tfquant.passes._op_specs import OWN_RANGE, SAME_SCALE, TFL, TflOp
+from tfquant.passes._quant import (INT16_MAX, QuantParams, activation_params, bias_params, quantize_bias,
+                                   quantize_weight, quantized_tensor_type, retyped, tensor_params, weight_params,
+                                   widen_for_bias)
+from tfquant.passes._spec import DYNAMIC_RANGE, FLOAT16, SPEC, STATIC, float_reason, leave_float, unit_spec
+from tfquant.passes._tf_ops import create_op, defining_op, is_float, is_float32, uses
+from tfquant.passes._tfl import (DEQUANTIZE, QUANTIZE, create_tfl_const, create_tfl_qconst, set_version,
+                                 tfl_constant, tfl_ops)
+
+# The option a hybrid kernel reads to quantize its float input asymmetrically at run time.
+ASYMMETRIC_INPUTS = "asymmetricQuantizeInputs"
+# The option saying a 16x8 kernel's bias is int64 (the schema's TensorType INT64).
+BIAS_TYPE = "quantizedBiasType"
+INT64_TENSOR_TYPE = 4
+
+
+class _StaysFloat(Exception):
+    """Why a unit cannot be quantized; the unit keeps its float form."""
+
+
+@register_pass("tfq-tfl-quantize",
+               "Rewrite each tfl unit into its quantized form (static int8/16x8, dynamic-range or float16 "
+               "weights) as its tfq.spec says")
+def tfl_quantize(module_op: ir.Operation) -> None:
+    for op in list(tfl_ops(module_op)):
+        spec = unit_spec(op)
+        if spec is None or float_reason(op) is not None:
+            continue
+        try:
+            if spec.method == STATIC:
+                _quantize_static(op, TFL[op.name], spec.activation_bits, spec.per_channel)
+            elif spec.method == DYNAMIC_RANGE:
+                _quantize_weights(op, TFL[op.name], spec.per_channel)
+            elif spec.method == FLOAT16:
+                _narrow_constants(op)
+        except _StaysFloat as reason:
+            leave_float(op, str(reason))
+
+
+# --- static -------------------------------------------------------------------------------------
+
+def _quantize_static(op: ir.Operation, table: TflOp, bits: int, per_channel: bool) -> None:
+    if len(op.results) != 1 or not is_float(op.results[0]):
+        raise _StaysFloat("it does not have exactly one float result")
+    result = op.results[0]
+    operands = list(op.operands)
+    indices = range(len(operands)) if table.activations is None else table.activations
+    output = _fixed_params(table.output, bits) if isinstance(table.output, tuple) else None
+    if table.activations is None:  # every input at the result's scale
+        output = _calibrated(result, bits)
+    with ir.InsertionPoint(op), op.location:
+        for index in indices:
+            if is_float(operands[index]):
+                operands[index] = _activation(operands[index], bits, index)
+                if table.activations is None:
+                    operands[index] = _requantized(operands[index], output, op.location)
+        if output is None:
+            output = (tensor_params(operands[indices[0]].type) if table.output == SAME_SCALE
+                      else _calibrated(result, bits))
+        attributes = _attributes(op)
+        if table.weight is not None:
+            _quantize_weight_and_bias(op, table, operands, bits, per_channel)
+            if bits == 16 and BIAS_TYPE in attributes:
+                attributes[BIAS_TYPE] = ir.IntegerAttr.get(ir.IntegerType.get_signless(32), INT64_TENSOR_TYPE)
+        quantized = create_op(op.name, operands, [quantized_tensor_type(result.type, output)], attributes,
+                              op.location)
+        set_version(quantized, table.versions[bits == 16])
+    with ir.InsertionPoint.after(quantized), op.location:
+        dequantized = create_op("quant.dcast", [quantized.result], [result.type], {}, op.location).result
+    result.replace_all_uses_with(dequantized)
+    op.erase()
+
+
+def _fixed_params(fixed: tuple[tuple[float, int], tuple[float, int]], bits: int) -> QuantParams:
+    scale, zero_point = fixed[bits == 16]
+    if bits == 16:
+        return QuantParams((scale,), (zero_point,), None, -INT16_MAX, INT16_MAX)
+    return QuantParams((scale,), (zero_point,))
+
+
+def _calibrated(result: ir.Value, bits: int) -> QuantParams:
+    """The parameters calibration chose for `result`: those of the qcast reading it."""
+    for user in uses(result):
+        if user.name == "quant.qcast":
+            params = tensor_params(user.results[0].type)
+            if params.storage_bits == bits:
+                return params
+    raise _StaysFloat("calibration gave its result no range")
+
+
+def _activation(value: ir.Value, bits: int, index: int) -> ir.Value:
+    """The quantized form of an activation operand (see the module docstring)."""
+    if tensor_params(value.type) is not None:
+        return value
+    constant = tfl_constant(value)
+    if constant is not None:
+        params = activation_params(float(np.min(constant, initial=0.0)), float(np.max(constant, initial=0.0)), bits)
+        return create_tfl_qconst(quantize_weight(np.asarray(constant, np.float64), params),
+                                 quantized_tensor_type(value.type, params), defining_op(value).location)
+    dcast = defining_op(value)
+    if dcast is None or dcast.name != "quant.dcast":
+        raise _StaysFloat(f"its operand {index} has no calibrated range")
+    quantized = dcast.operands[0]
+    qcast = defining_op(quantized)
+    if qcast is not None and qcast.name == "quant.qcast":
+        inner = defining_op(qcast.operands[0])
+        if inner is not None and inner.name == "quant.dcast":
+            produced = inner.operands[0]
+            if tensor_params(produced.type).storage_bits == tensor_params(quantized.type).storage_bits:
+                return produced
+    if tensor_params(quantized.type).storage_bits != bits:
+        raise _StaysFloat(f"its operand {index} is calibrated for other activation bits")
+    return quantized
+
+
+def _requantized(value: ir.Value, params: QuantParams, loc: ir.Location) -> ir.Value:
+    """`value` at `params`: itself, or a `tfl.quantize` (requantize) to them."""
+    if tensor_params(value.type) == params:
+        return value
+    return create_op(QUANTIZE, [value], [quantized_tensor_type(retyped(value.type, _f32()), params)], {},
+                     loc).result
+
+
+def _f32() -> ir.Type:
+    return ir.F32Type.get()
+
+
+def _quantize_weight_and_bias(op: ir.Operation, table: TflOp, operands: list[ir.Value], bits: int,
+                              per_channel: bool) -> None:
+    weight = tfl_constant(operands[table.weight])
+    if weight is None or not is_float(operands[table.weight]):
+        raise _StaysFloat("its weight is not a float constant")
+    input_scale = tensor_params(operands[(table.activations or (0,))[0]].type).scale
+    params = weight_params(np.asarray(weight, np.float64), table.channel_axis if per_channel else None)
+    bias = None
+    if table.bias is not None and table.bias < len(operands) and is_float(operands[table.bias]):
+        bias = tfl_constant(operands[table.bias])
+        if bias is None:
+            raise _StaysFloat("its bias is not a constant")
+        if bits == 8:
+            params = widen_for_bias(params, bias, input_scale)
+    weight_loc = defining_op(operands[table.weight]).location
+    operands[table.weight] = create_tfl_qconst(quantize_weight(np.asarray(weight, np.float64), params),
+                                               quantized_tensor_type(operands[table.weight].type, params), weight_loc)
+    if bias is not None:
+        storage_bits = 64 if bits == 16 else 32
+        storage = quantize_bias(np.asarray(bias, np.float64), bias_params(input_scale, params, storage_bits))
+        # MLIR's quant types stop at 32 bits: a 64-bit bias has an i32 type and i64 values (passes/_tfl.py).
+        carrier = bias_params(input_scale, params, 32)
+        operands[table.bias] = create_tfl_qconst(storage, quantized_tensor_type(operands[table.bias].type, carrier),
+                                                 defining_op(operands[table.bias]).location)
+
+
+def _attributes(op: ir.Operation) -> dict[str, ir.Attribute]:
+    """The op's attributes but its spec (a quantized unit needs it no more)."""
+    return {name: op.attributes[name] for name in op.attributes if name != SPEC}
+
+
+# --- dynamic range and float16 -----------------------------------------------------------------
+
+def _quantize_weights(op: ir.Operation, table: TflOp, per_channel: bool) -> None:
+    """int8 weights: read directly by a hybrid kernel (float inputs quantized asymmetrically at run
+    time), else dequantized before the op."""
+    value = op.operands[table.weight]
+    weight = tfl_constant(value)
+    params = weight_params(np.asarray(weight, np.float64), table.channel_axis if per_channel else None)
+    with ir.InsertionPoint(op):
+        quantized = create_tfl_qconst(quantize_weight(np.asarray(weight, np.float64), params),
+                                      quantized_tensor_type(value.type, params), defining_op(value).location)
+        if table.hybrid:
+            op.operands[table.weight] = quantized
+            if ASYMMETRIC_INPUTS in op.attributes:
+                op.attributes[ASYMMETRIC_INPUTS] = ir.BoolAttr.get(True)
+            set_version(op, table.versions[0])
+        else:
+            op.operands[table.weight] = create_op(DEQUANTIZE, [quantized], [value.type], {}, op.location).result
+    del op.attributes[SPEC]
+
+
+def _narrow_constants(op: ir.Operation) -> None:
+    """Every float32 constant operand stored as float16, dequantized to float32 before the op."""
+    with ir.InsertionPoint(op):
+        for index, value in enumerate(op.operands):
+            constant = tfl_constant(value)
+            if constant is None or not is_float32(value):
+                continue
+            narrow = create_tfl_const(np.asarray(constant, np.float16), defining_op(value).location)
+            op.operands[index] = create_op(DEQUANTIZE, [narrow], [value.type], {}, op.location).result
+    del op.attributes[SPEC]

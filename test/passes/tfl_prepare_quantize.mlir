@@ -1,0 +1,51 @@
+// RUN: tfquant-opt %s -split-input-file -tfq-tfl-prepare-quantize | filecheck %s
+// RUN: tfquant-opt %s -split-input-file '--pass-pipeline=builtin.module(tfq-tfl-prepare-quantize{activation-bits=16})' | filecheck %s --check-prefix=I16
+// RUN: tfquant-opt %s -split-input-file '--pass-pipeline=builtin.module(tfq-tfl-prepare-quantize{method=dynamic_range min-weight-elements=8})' | filecheck %s --check-prefix=DYN
+// RUN: tfquant-opt %s -split-input-file --remarks -tfq-tfl-prepare-quantize 2>&1 >/dev/null | filecheck %s --check-prefix=REMARK
+
+// A conv feeding a reshape and a float-only op: one point on the input, one shared point on the
+// conv's result (the reshape's input), one on the reshape's result; weights and biases get none;
+// tfl.log has no quantized form and stays float with a remark.
+// CHECK-LABEL: func @conv_reshape_log
+// CHECK-SAME: (%[[X:[a-z0-9_]+]]: tensor<1x4x4x1xf32>
+// CHECK: %[[P0:.*]] = "tfq.calibration_point"(%[[X]]) {activation_bits = 8 : i64, id = 0 : i64, method = "CALIBRATION_METHOD_MIN_MAX"}
+// CHECK: %[[C:.*]] = "tfl.conv_2d"(%[[P0]], %{{.*}}, %{{.*}}) {{.*}}tfq.spec = {activation_bits = 8 : i64, method = "static", per_channel = true}
+// CHECK: %[[P1:.*]] = "tfq.calibration_point"(%[[C]]) {activation_bits = 8 : i64, id = 1 : i64
+// CHECK: %[[R:.*]] = "tfl.reshape"(%[[P1]], %{{.*}})
+// CHECK: %[[P2:.*]] = "tfq.calibration_point"(%[[R]]) {activation_bits = 8 : i64, id = 2 : i64
+// CHECK: "tfl.log"(%[[P2]]) {{{.*}}tfq.float_reason = "tfquant has no quantized form of LOG", tfq.spec = {{.*}}"no_quantize"
+// CHECK-NOT: tfq.calibration_point
+// I16: "tfq.calibration_point"(%{{.*}}) {activation_bits = 16 : i64, id = 0 : i64
+// DYN-NOT: tfq.calibration_point
+// DYN: "tfl.conv_2d"{{.*}}tfq.spec = {activation_bits = 8 : i64, method = "dynamic_range", per_channel = true}
+// DYN-NOT: tfl.reshape{{.*}}tfq.spec
+// REMARK: remark: stays float: tfquant has no quantized form of LOG
+func.func @conv_reshape_log(%x: tensor<1x4x4x1xf32>) -> tensor<1x32xf32> {
+  %w = "tfl.pseudo_const"() {value = dense<0.5> : tensor<2x3x3x1xf32>} : () -> tensor<2x3x3x1xf32> loc("w")
+  %b = "tfl.pseudo_const"() {value = dense<0.1> : tensor<2xf32>} : () -> tensor<2xf32> loc("b")
+  %shape = "tfl.pseudo_const"() {value = dense<[1, 32]> : tensor<2xi32>} : () -> tensor<2xi32> loc("shape")
+  %0 = "tfl.conv_2d"(%x, %w, %b) {tfl.options = "Conv2DOptions", padding = 0 : i32, strideW = 1 : i32, strideH = 1 : i32, fusedActivationFunction = 1 : i32, dilationWFactor = 1 : i32, dilationHFactor = 1 : i32, tfl.version = 1 : i32} : (tensor<1x4x4x1xf32>, tensor<2x3x3x1xf32>, tensor<2xf32>) -> tensor<1x4x4x2xf32> loc("conv")
+  %1 = "tfl.reshape"(%0, %shape) {tfl.version = 1 : i32} : (tensor<1x4x4x2xf32>, tensor<2xi32>) -> tensor<1x32xf32> loc("reshape")
+  %2 = "tfl.log"(%1) {tfl.version = 1 : i32} : (tensor<1x32xf32>) -> tensor<1x32xf32> loc("log")
+  return %2 : tensor<1x32xf32>
+}
+
+// -----
+
+// An add of an activation and a constant: a point on the activation only; a QAT range (a
+// qcast/dcast pair) is kept and gets no point.
+// CHECK-LABEL: func @add_const_and_qat
+// CHECK: %[[P0:.*]] = "tfq.calibration_point"(%arg0)
+// CHECK: "tfl.add"(%[[P0]], %{{.*}})
+// CHECK: %[[P1:.*]] = "tfq.calibration_point"
+// CHECK: %[[D:.*]] = quant.dcast
+// CHECK: "tfl.mul"(%[[P1]], %[[D]])
+// CHECK-NOT: "tfq.calibration_point"(%[[D]])
+func.func @add_const_and_qat(%x: tensor<4xf32>, %y: tensor<4xf32>) -> tensor<4xf32> {
+  %c = "tfl.pseudo_const"() {value = dense<1.5> : tensor<4xf32>} : () -> tensor<4xf32>
+  %0 = "tfl.add"(%x, %c) {fusedActivationFunction = 0 : i32} : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+  %q = quant.qcast %y : tensor<4xf32> to tensor<4x!quant.uniform<i8:f32, 0.1:-3>>
+  %d = quant.dcast %q : tensor<4x!quant.uniform<i8:f32, 0.1:-3>> to tensor<4xf32>
+  %1 = "tfl.mul"(%0, %d) {fusedActivationFunction = 0 : i32} : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+  return %1 : tensor<4xf32>
+}

@@ -1,0 +1,59 @@
+// RUN: tfquant-opt %s -split-input-file -tfq-tfl-quantize | filecheck %s
+
+// A calibrated conv: int8 per-channel weights in [-127, 127], an int32 bias at input x weight
+// scale, its result at its calibrated range; the reshape reads the conv's own result and keeps its
+// scale; softmax writes its fixed 1/256 scale.
+// CHECK-LABEL: func @conv_reshape_softmax
+// CHECK: %[[Q:.*]] = quant.qcast %arg0 {{.*}} to tensor<1x4x4x1x!quant.uniform<i8:f32, 0.011764705882352941:-43>>
+// CHECK-DAG: %[[W:.*]] = "tfl.pseudo_qconst"() {qtype = tensor<2x3x3x1x!quant.uniform<i8<-127:127>:f32:0, {0.003937007874015748,0.0078740157480314959}>>, value = dense<{{\[\[\[\[127\], \[64\], \[-127\]\]}}
+// CHECK-DAG: %[[B:.*]] = "tfl.pseudo_qconst"() {qtype = tensor<2x!quant.uniform<i32<-2147483647:2147483647>:f32:0, {4.6317739694302917E-5,9.2635479388605835E-5}>>, value = dense<[2159, 1080]> : tensor<2xi32>}
+// CHECK: %[[C:.*]] = "tfl.conv_2d"(%[[Q]], %[[W]], %[[B]]) {{.*}}tfl.version = 3 : i32} : {{.*}} -> tensor<1x4x4x2x!quant.uniform<i8:f32, 0.0078431372549019607:-128>>
+// CHECK-NOT: tfq.spec
+// CHECK: %[[R:.*]] = "tfl.reshape"(%[[C]], %{{.*}}) {{.*}} -> tensor<1x32x!quant.uniform<i8:f32, 0.0078431372549019607:-128>>
+// CHECK: "tfl.softmax"(%[[R]]) {{.*}}tfl.version = 2 : i32} : {{.*}} -> tensor<1x32x!quant.uniform<i8:f32, 3.906250e-03:-128>>
+func.func @conv_reshape_softmax(%x: tensor<1x4x4x1xf32>) -> tensor<1x32xf32> {
+  %q0 = quant.qcast %x : tensor<1x4x4x1xf32> to tensor<1x4x4x1x!quant.uniform<i8:f32, 0.011764705882352941:-43>>
+  %x0 = quant.dcast %q0 : tensor<1x4x4x1x!quant.uniform<i8:f32, 0.011764705882352941:-43>> to tensor<1x4x4x1xf32>
+  %w = "tfl.pseudo_const"() {value = dense<[[[[0.5], [0.25], [-0.5]], [[0.1], [0.2], [0.3]], [[0.0], [0.0], [0.0]]], [[[1.0], [0.0], [-1.0]], [[0.0], [0.0], [0.0]], [[0.0], [0.0], [0.0]]]]> : tensor<2x3x3x1xf32>} : () -> tensor<2x3x3x1xf32>
+  %b = "tfl.pseudo_const"() {value = dense<0.1> : tensor<2xf32>} : () -> tensor<2xf32>
+  %shape = "tfl.pseudo_const"() {value = dense<[1, 32]> : tensor<2xi32>} : () -> tensor<2xi32>
+  %0 = "tfl.conv_2d"(%x0, %w, %b) {tfl.options = "Conv2DOptions", padding = 0 : i32, strideW = 1 : i32, strideH = 1 : i32, fusedActivationFunction = 1 : i32, dilationWFactor = 1 : i32, dilationHFactor = 1 : i32, tfl.version = 1 : i32, tfq.spec = {activation_bits = 8 : i64, method = "static", per_channel = true}} : (tensor<1x4x4x1xf32>, tensor<2x3x3x1xf32>, tensor<2xf32>) -> tensor<1x4x4x2xf32>
+  %q1 = quant.qcast %0 : tensor<1x4x4x2xf32> to tensor<1x4x4x2x!quant.uniform<i8:f32, 0.0078431372549019607:-128>>
+  %x1 = quant.dcast %q1 : tensor<1x4x4x2x!quant.uniform<i8:f32, 0.0078431372549019607:-128>> to tensor<1x4x4x2xf32>
+  %1 = "tfl.reshape"(%x1, %shape) {tfl.version = 1 : i32, tfq.spec = {activation_bits = 8 : i64, method = "static", per_channel = true}} : (tensor<1x4x4x2xf32>, tensor<2xi32>) -> tensor<1x32xf32>
+  %q2 = quant.qcast %1 : tensor<1x32xf32> to tensor<1x32x!quant.uniform<i8:f32, 0.0078:-128>>
+  %x2 = quant.dcast %q2 : tensor<1x32x!quant.uniform<i8:f32, 0.0078:-128>> to tensor<1x32xf32>
+  %2 = "tfl.softmax"(%x2) {beta = 1.0 : f32, tfl.version = 1 : i32, tfq.spec = {activation_bits = 8 : i64, method = "static", per_channel = true}} : (tensor<1x32xf32>) -> tensor<1x32xf32>
+  %q3 = quant.qcast %2 : tensor<1x32xf32> to tensor<1x32x!quant.uniform<i8:f32, 0.0039:-128>>
+  %x3 = quant.dcast %q3 : tensor<1x32x!quant.uniform<i8:f32, 0.0039:-128>> to tensor<1x32xf32>
+  return %x3 : tensor<1x32xf32>
+}
+
+// -----
+
+// 16-bit activations: symmetric int16, an int64 bias (i64 values behind an i32 type), quantizedBiasType
+// INT64, the 16x8 opcode version.
+// A concatenation requantizes its inputs to its result's scale.
+// CHECK-LABEL: func @fc_16x8_and_concat
+// CHECK: %[[B:.*]] = "tfl.pseudo_qconst"() {qtype = tensor<2x!quant.uniform<i32<-2147483647:2147483647>:f32:0, {1.9685039370078741E-6,3.9370078740157482E-6}>>, value = dense<[50800, -25400]> : tensor<2xi64>}
+// CHECK: "tfl.fully_connected"(%{{.*}}, %{{.*}}, %[[B]]) {{.*}}quantizedBiasType = 4 : i32, tfl.options = "FullyConnectedOptions", tfl.version = 7 : i32} : {{.*}} -> tensor<1x2x!quant.uniform<i16<-32767:32767>:f32, 1.000000e-03>>
+// CHECK: %[[A:.*]] = quant.qcast %arg1 {{.*}}2.000000e-03
+// CHECK: %[[RQ:.*]] = "tfl.quantize"(%[[A]]) : {{.*}} -> tensor<1x2x!quant.uniform<i8:f32, 4.000000e-03>>
+// CHECK: "tfl.concatenation"(%[[RQ]], {{.*}} -> tensor<1x4x!quant.uniform<i8:f32, 4.000000e-03>>
+func.func @fc_16x8_and_concat(%x: tensor<1x3xf32>, %y: tensor<1x2xf32>, %z: tensor<1x2xf32>) -> (tensor<1x2xf32>, tensor<1x4xf32>) {
+  %q0 = quant.qcast %x : tensor<1x3xf32> to tensor<1x3x!quant.uniform<i16<-32767:32767>:f32, 0.0005>>
+  %x0 = quant.dcast %q0 : tensor<1x3x!quant.uniform<i16<-32767:32767>:f32, 0.0005>> to tensor<1x3xf32>
+  %w = "tfl.pseudo_const"() {value = dense<[[0.5, 0.25, -0.5], [1.0, 0.0, 0.127]]> : tensor<2x3xf32>} : () -> tensor<2x3xf32>
+  %b = "tfl.pseudo_const"() {value = dense<[0.1, -0.1]> : tensor<2xf32>} : () -> tensor<2xf32>
+  %0 = "tfl.fully_connected"(%x0, %w, %b) {tfl.options = "FullyConnectedOptions", fusedActivationFunction = 0 : i32, keepNumDims = false, asymmetricQuantizeInputs = false, quantizedBiasType = 0 : i32, tfl.version = 1 : i32, tfq.spec = {activation_bits = 16 : i64, method = "static", per_channel = true}} : (tensor<1x3xf32>, tensor<2x3xf32>, tensor<2xf32>) -> tensor<1x2xf32>
+  %q1 = quant.qcast %0 : tensor<1x2xf32> to tensor<1x2x!quant.uniform<i16<-32767:32767>:f32, 0.001>>
+  %x1 = quant.dcast %q1 : tensor<1x2x!quant.uniform<i16<-32767:32767>:f32, 0.001>> to tensor<1x2xf32>
+  %q2 = quant.qcast %y : tensor<1x2xf32> to tensor<1x2x!quant.uniform<i8:f32, 0.002:0>>
+  %y0 = quant.dcast %q2 : tensor<1x2x!quant.uniform<i8:f32, 0.002:0>> to tensor<1x2xf32>
+  %q3 = quant.qcast %z : tensor<1x2xf32> to tensor<1x2x!quant.uniform<i8:f32, 0.004:0>>
+  %z0 = quant.dcast %q3 : tensor<1x2x!quant.uniform<i8:f32, 0.004:0>> to tensor<1x2xf32>
+  %1 = "tfl.concatenation"(%y0, %z0) {axis = 1 : i32, fusedActivationFunction = 0 : i32, tfl.version = 1 : i32, tfq.spec = {activation_bits = 8 : i64, method = "static", per_channel = true}} : (tensor<1x2xf32>, tensor<1x2xf32>) -> tensor<1x4xf32>
+  %q4 = quant.qcast %1 : tensor<1x4xf32> to tensor<1x4x!quant.uniform<i8:f32, 0.004:0>>
+  %x4 = quant.dcast %q4 : tensor<1x4x!quant.uniform<i8:f32, 0.004:0>> to tensor<1x4xf32>
+  return %x1, %x4 : tensor<1x2xf32>, tensor<1x4xf32>
+}
