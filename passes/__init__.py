@@ -22,3 +22,4 @@ from tfquant.passes import tfl_prepare_quantize  # noqa: F401
 from tfquant.passes import tfl_quantize  # noqa: F401
 from tfquant.passes import tfl_post_quantize  # noqa: F401
 from tfquant.passes import tfl_modify_io  # noqa: F401
+from tfquant.passes import tfl_convert_qdq  # noqa: F401

@@ -173,6 +173,16 @@ def quantize_bias(bias: np.ndarray, params: QuantParams) -> np.ndarray:
                    params.storage_max).astype(params.storage_dtype)
 
 
+def eight_bit_twin(params: QuantParams, signed: bool) -> QuantParams:
+    """The 8-bit parameters of the given signedness that hold the same reals as `params` (int8 and
+    uint8 differ by 128 in zero point and range); other widths as they are."""
+    if params.signed == signed or params.storage_bits != 8:
+        return params
+    shift = -128 if signed else 128
+    return replace(params, zero_points=tuple(z + shift for z in params.zero_points),
+                   storage_min=params.storage_min + shift, storage_max=params.storage_max + shift, signed=signed)
+
+
 def _float_text(value: float) -> str:
     """`repr` (exact), with the decimal point MLIR's parser needs: 8e-05 -> 8.0e-05."""
     text = repr(float(value))

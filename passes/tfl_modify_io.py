@@ -11,11 +11,9 @@ An input or output that is not quantized (the op at it stayed float) is an error
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 from tfquant.mlir import CompileError, ir
 from tfquant.pass_registry import PassOption, register_pass
-from tfquant.passes._quant import QuantParams, quantized_tensor_type, retyped, tensor_params
+from tfquant.passes._quant import eight_bit_twin, quantized_tensor_type, retyped, tensor_params
 from tfquant.passes._tf_ops import create_op, defining_op, erase_dead_ops, replace_op, uses
 from tfquant.passes._tfl import DEQUANTIZE, QUANTIZE, signature_functions
 
@@ -68,7 +66,7 @@ def _retype_input(argument: ir.Value, name: str, io_type: str, loc: ir.Location)
     if params.storage_bits != _STORAGE_BITS[io_type]:
         raise CompileError(f"input '{name}' is quantized to {params.storage_bits} bits, not {io_type}", loc)
     if io_type == "uint8":
-        argument.set_type(quantized_tensor_type(retyped(quantized_type, ir.F32Type.get()), _uint8_twin(params)))
+        argument.set_type(quantized_tensor_type(retyped(quantized_type, ir.F32Type.get()), eight_bit_twin(params, signed=False)))
         with ir.InsertionPoint(readers[0]):
             requantized = create_op(QUANTIZE, [argument], [quantized_type], {}, readers[0].location).result
     else:
@@ -90,11 +88,6 @@ def _integer_output(value: ir.Value, name: str, io_type: str, loc: ir.Location) 
     if io_type != "uint8":
         return quantized
     with ir.InsertionPoint(producer):
-        twin = quantized_tensor_type(retyped(quantized.type, ir.F32Type.get()), _uint8_twin(params))
+        twin = quantized_tensor_type(retyped(quantized.type, ir.F32Type.get()), eight_bit_twin(params, signed=False))
         return create_op(QUANTIZE, [quantized], [twin], {}, producer.location).result
 
-
-def _uint8_twin(params: QuantParams) -> QuantParams:
-    """The uint8 parameters holding the same reals as int8 `params`: zero point + 128."""
-    return replace(params, zero_points=tuple(z + 128 for z in params.zero_points),
-                   storage_min=params.storage_min + 128, storage_max=params.storage_max + 128, signed=False)

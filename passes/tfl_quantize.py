@@ -162,11 +162,8 @@ def _f32() -> ir.Type:
 
 def _quantize_weight_and_bias(op: ir.Operation, table: TflOp, operands: list[ir.Value], bits: int,
                               per_channel: bool) -> None:
-    weight = tfl_constant(operands[table.weight])
-    if weight is None or not is_float(operands[table.weight]):
-        raise _StaysFloat("its weight is not a float constant")
+    weight, params = _weight(operands[table.weight], table, per_channel)
     input_scale = tensor_params(operands[(table.activations or (0,))[0]].type).scale
-    params = weight_params(np.asarray(weight, np.float64), table.channel_axis if per_channel else None)
     bias = None
     if table.bias is not None and table.bias < len(operands) and is_float(operands[table.bias]):
         bias = tfl_constant(operands[table.bias])
@@ -175,8 +172,10 @@ def _quantize_weight_and_bias(op: ir.Operation, table: TflOp, operands: list[ir.
         if bits == 8:
             params = widen_for_bias(params, bias, input_scale)
     weight_loc = defining_op(operands[table.weight]).location
-    operands[table.weight] = create_tfl_qconst(quantize_weight(np.asarray(weight, np.float64), params),
-                                               quantized_tensor_type(operands[table.weight].type, params), weight_loc)
+    # A trained weight lands on the step it was trained at: TensorFlow's fake quant rounds half up.
+    storage = quantize_weight(weight, params, half_up=_trained(operands[table.weight]) is not None)
+    operands[table.weight] = create_tfl_qconst(storage, quantized_tensor_type(operands[table.weight].type, params),
+                                               weight_loc)
     if bias is not None:
         storage_bits = 64 if bits == 16 else 32
         storage = quantize_bias(np.asarray(bias, np.float64), bias_params(input_scale, params, storage_bits))
@@ -184,6 +183,27 @@ def _quantize_weight_and_bias(op: ir.Operation, table: TflOp, operands: list[ir.
         carrier = bias_params(input_scale, params, 32)
         operands[table.bias] = create_tfl_qconst(storage, quantized_tensor_type(operands[table.bias].type, carrier),
                                                  defining_op(operands[table.bias]).location)
+
+
+def _weight(value: ir.Value, table: TflOp, per_channel: bool) -> tuple[np.ndarray, QuantParams]:
+    """The float weight and its parameters: trained ones (QAT), else symmetric int8 of its values."""
+    trained = _trained(value)
+    if trained is not None:
+        return trained
+    weight = tfl_constant(value)
+    if weight is None or not is_float(value):
+        raise _StaysFloat("its weight is not a float constant")
+    weight = np.asarray(weight, np.float64)
+    return weight, weight_params(weight, table.channel_axis if per_channel else None)
+
+
+def _trained(value: ir.Value) -> tuple[np.ndarray, QuantParams] | None:
+    """(the constant, its trained parameters) for a QAT weight `dcast(qcast(tfl.pseudo_const))`."""
+    dcast = defining_op(value)
+    qcast = defining_op(dcast.operands[0]) if dcast is not None and dcast.name == "quant.dcast" else None
+    if qcast is None or qcast.name != "quant.qcast" or tfl_constant(qcast.operands[0]) is None:
+        return None
+    return np.asarray(tfl_constant(qcast.operands[0]), np.float64), tensor_params(qcast.results[0].type)
 
 
 def _attributes(op: ir.Operation) -> dict[str, ir.Attribute]:
