@@ -162,3 +162,10 @@ TFL: Mapping[str, TflOp] = {
     "tfl.logistic": TflOp(output=_fixed((1 / 256, -128), (1 / 32768, 0)), versions=(2, 3)),
     "tfl.tanh": TflOp(output=_fixed((1 / 128, 0), (1 / 32768, 0)), versions=(2, 3)),
 }
+
+# Float ops, and the operands of theirs, where a value that int8 rounding turns into 0 gives Inf or
+# NaN (a divisor, a log, a reciprocal root); the units feeding them stay float.
+ZERO_SENSITIVE: Mapping[str, tuple[int, ...]] = {
+    "tfl.div": (1,), "tfl.floor_div": (1,), "tfl.floor_mod": (1,), "tfl.log": (0,), "tfl.rsqrt": (0,),
+    "tfl.pow": (0,),
+}

@@ -13,17 +13,21 @@ For a static unit, each float activation operand (the table's `activations`; a c
 quantized from its own values, and a QAT qcast/dcast pair already carries its range) and each
 float result gets a `tfq.calibration_point`, shared by every user of the value, with the unit's
 activation bits. Ids are renumbered 0, 1, 2, ... in walk order.
+
+A static unit whose result reaches a divisor, a log or a root (`ZERO_SENSITIVE` in the table)
+through float ops stays float: int8 rounding could turn a small positive value into 0 there.
 """
 from __future__ import annotations
 
 import warnings
 
-from tfquant.mlir import CompileError, enclosing_function_name, ir, name_of
+from tfquant.mlir import CompileError, describe_location, enclosing_function_name, ir, name_of
 from tfquant.pass_registry import PassOption, register_pass
-from tfquant.passes._op_specs import TFL, TflOp
+from tfquant.passes._op_specs import SAME_SCALE, TFL, ZERO_SENSITIVE, TflOp
 from tfquant.passes._points import feeds_qcast, is_quantized, number_points, point_for_operand, point_for_result
-from tfquant.passes._spec import DYNAMIC_RANGE, FLOAT16, METHODS, NO_QUANTIZE, STATIC, UnitSpec, leave_float, set_unit_spec
-from tfquant.passes._tf_ops import is_float
+from tfquant.passes._spec import (DYNAMIC_RANGE, FLOAT16, METHODS, NO_QUANTIZE, STATIC, UnitSpec, leave_float, set_unit_spec,
+                                  unit_spec)
+from tfquant.passes._tf_ops import defining_op, is_float
 from tfquant.passes._tfl import STRUCTURAL_OPS, builtin_name, tfl_constant, tfl_ops
 from tfquant.passes.assign_quantization_spec import DEFAULT_MIN_WEIGHT_ELEMENTS, UnitRule, parse_unit_rules
 from tfquant.passes.insert_calibration_stats import CALIBRATION_METHODS, DEFAULT_METHOD
@@ -44,6 +48,7 @@ def tfl_prepare_quantize(module_op: ir.Operation, method: str, activation_bits: 
                          min_weight_elements: int, units: str, calibration_method: str) -> None:
     rules = parse_unit_rules(units, module_op.location)
     matched: set[int] = set()
+    units_to_mark = []
     for op in tfl_ops(module_op):
         if op.name in STRUCTURAL_OPS or not _computes_on_floats(op):
             continue
@@ -57,9 +62,13 @@ def tfl_prepare_quantize(module_op: ir.Operation, method: str, activation_bits: 
         set_unit_spec(op, spec)
         reason = _float_reason(spec, rule, op, min_weight_elements)
         if reason is not None:
-            set_unit_spec(op, UnitSpec(NO_QUANTIZE))
-            leave_float(op, reason)
-        elif spec.method == STATIC:
+            _keep_float(op, reason)
+        else:
+            units_to_mark.append(op)
+    _protect_zero_sensitive_operands(module_op)
+    for op in units_to_mark:
+        spec = unit_spec(op)
+        if spec.method == STATIC:
             _mark_activations(op, TFL[op.name], calibration_method, spec.activation_bits)
     for rule in rules:
         if rule.index not in matched:
@@ -106,6 +115,42 @@ def _float_reason(spec: UnitSpec, rule: UnitRule | None, op: ir.Operation, min_w
             return (f"its weight has {weight.size} elements, fewer than min_num_elements_for_weights "
                     f"({min_weight_elements})")
     return None
+
+
+def _keep_float(op: ir.Operation, reason: str) -> None:
+    set_unit_spec(op, UnitSpec(NO_QUANTIZE))
+    leave_float(op, reason)
+
+
+def _is_static_unit(op: ir.Operation) -> bool:
+    spec = unit_spec(op)
+    return spec is not None and spec.method == STATIC
+
+
+def _protect_zero_sensitive_operands(module_op: ir.Operation) -> None:
+    """Keep float the static units whose result reaches a divisor, a log or a root through float ops:
+    int8 rounding could turn a small positive value there into 0, and the model return Inf or NaN
+    where the float model does not (TensorFlow's converter does that to a log-mel front end)."""
+    for op in tfl_ops(module_op):
+        if op.name in ZERO_SENSITIVE and not _is_static_unit(op):
+            for index in ZERO_SENSITIVE[op.name]:
+                if index < len(op.operands):
+                    _keep_float_upstream(op.operands[index], op, set())
+
+
+def _keep_float_upstream(value: ir.Value, sink: ir.Operation, seen: set) -> None:
+    producer = defining_op(value)
+    if producer is None or producer in seen or not is_float(value) or tfl_constant(value) is not None:
+        return
+    seen.add(producer)
+    if _is_static_unit(producer):
+        where = name_of(sink.location) or describe_location(sink.location)
+        _keep_float(producer, f"its result reaches {builtin_name(sink)} ({where}), where int8 rounding could turn "
+                              f"a small value into 0")
+    if producer.name in TFL and TFL[producer.name].output != SAME_SCALE:
+        return
+    for operand in producer.operands:
+        _keep_float_upstream(operand, sink, seen)
 
 
 def _mark_activations(op: ir.Operation, spec: TflOp, calibration_method: str, bits: int) -> None:
