@@ -1,6 +1,7 @@
 """The `tfquant` command line.
 
     tfquant quantize FLOAT_DIR OUT_DIR [--calibration-data samples.npz] [--method M] [--opset XLA|TF|...] ...
+    tfquant convert FLOAT_DIR OUT.tflite [--dynamic|--int8|--int8-only|--16x8|--float16] [--calibration-data ...]
     tfquant example [OUT_DIR]       build the bundled example model and quantize it
 
 Errors print one line naming the problem (a traceback only with --debug) and exit with 1;
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import secrets
 import sys
 import traceback
 
@@ -27,6 +29,15 @@ OPSETS = ("XLA", "TF", "UNIFORM_QUANTIZED", "STABLEHLO", "ONEDNN")
 EXTENSION_OPSETS = ("ONEDNN",)
 # What shells report for a command that Ctrl-C (SIGINT, signal 2) stopped: 128 + 2.
 EXIT_INTERRUPTED = 130
+# `tfquant convert` modes: (flag, help). Each sets the tfquant.lite converter as `_configure_lite` says.
+LITE_MODES = {
+    "dynamic": ("--dynamic", "dynamic range: int8 weights, activations quantized at run time (no calibration data)"),
+    "int8": ("--int8", "full integer with float fallback, calibrated on --calibration-data (a model trained "
+                       "with fake-quant ops takes none); float inputs and outputs unless --io"),
+    "int8_only": ("--int8-only", "integer only: every op int8, or an error naming the op that cannot be"),
+    "16x8": ("--16x8", "int8 weights and 16-bit activations, integer only, calibrated"),
+    "float16": ("--float16", "float16 weights (no calibration data)"),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
                                "written by TensorFlow's TfRecordRepresentativeDatasetSaver; needed by the static "
                                "methods unless the model was trained with fake-quant ops (QAT)")
     _add_quantization_flags(quantize)
+    _add_convert_command(commands)
     example = commands.add_parser("example", help="build the bundled example model and quantize it")
     example.add_argument("out_dir", nargs="?", default="example_out", help="where to put the models")
     _add_quantization_flags(example)
@@ -77,6 +89,89 @@ def _add_quantization_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
     parser.add_argument("--dump-ir", metavar="DIR", help="write the module after each pass and the pipelines")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+
+
+def _add_convert_command(commands) -> None:
+    convert = commands.add_parser("convert", help="convert a SavedModel to a TFLite flatbuffer, quantized",
+                                  description="Convert with tfquant.lite.TFLiteConverter (TensorFlow's converter "
+                                              "makes the float model, tfquant quantizes it). Without a mode flag "
+                                              "the float model is written as TensorFlow converts it.")
+    convert.add_argument("float_dir", help="the float SavedModel directory (only read)")
+    convert.add_argument("out_file", help="the .tflite file to write")
+    modes = convert.add_mutually_exclusive_group()
+    for mode, (flag, help_text) in LITE_MODES.items():
+        modes.add_argument(flag, dest="mode", action="store_const", const=mode, help=help_text)
+    convert.add_argument("--calibration-data",
+                         help=".npz (one array per input name, first axis = samples) or TFRecord file written by "
+                              "TensorFlow's TfRecordRepresentativeDatasetSaver, as for tfquant quantize")
+    convert.add_argument("--io", choices=("int8", "uint8", "int16"),
+                         help="the model's input and output type (calibrated modes; int16 with --16x8)")
+    convert.add_argument("--signature-keys", nargs="+", default=None, help="default: every signature")
+    convert.add_argument("--overwrite", action="store_true", help="replace an existing OUT.tflite")
+    convert.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+
+
+def _convert(args: argparse.Namespace) -> None:
+    """`tfquant convert`: check the output path, convert, write the flatbuffer atomically."""
+    _check_output_file(args.out_file, args.overwrite)
+    samples = _samples(args.calibration_data)
+    if samples is not None and args.mode not in ("int8", "int8_only", "16x8"):
+        raise ValueError(f"{LITE_MODES[args.mode][0] if args.mode else 'a float conversion'} takes no "
+                         "--calibration-data; the calibrated modes are --int8, --int8-only and --16x8")
+    from tfquant import lite
+    converter = lite.TFLiteConverter.from_saved_model(args.float_dir, signature_keys=args.signature_keys)
+    _configure_lite(converter, args.mode, samples, args.io)
+    model = converter.convert()
+    # Without a dataset, TensorFlow's settings for --int8 (DEFAULT alone) mean dynamic range, unless
+    # the model has fake-quant ops: only then is --int8 without calibration data what was asked.
+    if args.mode == "int8" and converter.quantization.method != "static":
+        raise ValueError("--int8 needs --calibration-data (only a model trained with fake-quant ops takes none)")
+    if converter.quantization_report is not None:
+        print(converter.quantization_report)
+    _write_file(args.out_file, model)
+    print(f"TFLite model written to {args.out_file}")
+
+
+def _configure_lite(converter, mode: str | None, samples: list | None, io: str | None) -> None:
+    """Sets a tfquant.lite converter as TensorFlow's converter is set for each mode."""
+    import tensorflow as tf
+    from tfquant.lite import Optimize, OpsSet
+    if mode is not None:
+        converter.optimizations = [Optimize.DEFAULT]
+    if samples is not None:
+        converter.representative_dataset = lambda: iter(samples)
+    if mode == "int8_only":
+        converter.target_spec.supported_ops = [OpsSet.TFLITE_BUILTINS_INT8]
+    elif mode == "16x8":
+        converter.target_spec.supported_ops = [OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    elif mode == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if io is not None:
+        converter.inference_input_type = converter.inference_output_type = tf.as_dtype(io)
+
+
+def _check_output_file(path: str, overwrite: bool) -> None:
+    """Refuses, before any work, an output path that is a directory or an existing file (without --overwrite)."""
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"output path {path} is a directory; name the .tflite file to write")
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"output file {path} exists; pass --overwrite to replace it")
+
+
+def _write_file(path: str, data: bytes) -> None:
+    """Writes `data` to a new file beside `path`, then renames it over `path`: a reader (or a failed
+    run) never sees a partial file. The new file gets the mode a plain open gives under the umask."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    staging = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(8)}.tmp")
+    try:
+        with open(staging, "xb") as f:
+            f.write(data)
+        os.replace(staging, path)
+    except BaseException:
+        if os.path.exists(staging):
+            os.unlink(staging)
+        raise
 
 
 def _options(args: argparse.Namespace):
@@ -145,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         import_tensorflow_quietly()
         if args.command == "quantize":
             _quantize(args.float_dir, args.out_dir, _samples(args.calibration_data), args)
+        elif args.command == "convert":
+            _convert(args)
         else:
             _example(args)
         return 0
