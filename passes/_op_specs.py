@@ -110,9 +110,10 @@ class TflOp:
     a constant one is quantized from its own range); `weight` the operand quantized as a symmetric
     narrow-range int8 weight, per channel along `channel_axis`; `bias` the operand quantized at
     input scale x weight scale (int32, int64 with 16-bit activations). `int16` says whether a 16x8
-    kernel exists; `hybrid` whether a dynamic-range kernel reads int8 weights with float inputs
-    (else dynamic-range weights are dequantized before the op). `versions` are the opcode versions
-    the quantized kernels need, as (int8, 16x8), and `options` the builtin options a form needs.
+    kernel exists; `hybrid_version` whether a dynamic-range kernel reads int8 weights with float
+    inputs (else dynamic-range weights stay float) and its opcode version; `version` the opcode
+    version of the quantized kernel (TensorFlow's converter writes the same for int8 and 16x8).
+    Other operands (shapes, axes, indices, paddings) are left as they are.
     """
     activations: tuple[int, ...] | None = (0,)   # None: every operand (concatenation)
     output: object = OWN_RANGE
@@ -120,48 +121,49 @@ class TflOp:
     channel_axis: int | None = None
     bias: int | None = None
     int16: bool = True
-    hybrid: bool = False
-    versions: tuple[int, int] = (2, 3)
-    # Other operands (shapes, axes, indices, paddings) are left as they are.
+    hybrid_version: int | None = None
+    version: int = 2
 
 
 def _fixed(int8: tuple[float, int], int16: tuple[float, int]) -> tuple[tuple[float, int], tuple[float, int]]:
     return int8, int16
 
 
+# The versions are those TensorFlow 2.21's converter writes (../shared/notes/tflite-converter §10).
 TFL: Mapping[str, TflOp] = {
-    "tfl.conv_2d": TflOp(weight=1, channel_axis=0, bias=2, hybrid=True, versions=(3, 4)),
-    "tfl.depthwise_conv_2d": TflOp(weight=1, channel_axis=3, bias=2, hybrid=True, versions=(3, 5)),
-    "tfl.fully_connected": TflOp(weight=1, channel_axis=0, bias=2, hybrid=True, versions=(4, 7)),
-    "tfl.transpose_conv": TflOp(activations=(2,), weight=1, channel_axis=0, bias=3, versions=(2, 3)),
-    "tfl.batch_matmul": TflOp(activations=(0, 1), hybrid=False, versions=(2, 3)),
-    "tfl.add": TflOp(activations=(0, 1), versions=(2, 3)),
-    "tfl.sub": TflOp(activations=(0, 1), versions=(2, 3)),
-    "tfl.mul": TflOp(activations=(0, 1), versions=(2, 4)),
-    "tfl.mean": TflOp(versions=(2, 3)),
-    "tfl.hard_swish": TflOp(int16=False, versions=(1, 1)),
-    "tfl.average_pool_2d": TflOp(output=SAME_SCALE, versions=(2, 3)),
-    "tfl.max_pool_2d": TflOp(output=SAME_SCALE, versions=(2, 3)),
-    "tfl.reshape": TflOp(output=SAME_SCALE, versions=(1, 1)),
-    "tfl.squeeze": TflOp(output=SAME_SCALE, versions=(1, 1)),
-    "tfl.expand_dims": TflOp(output=SAME_SCALE, versions=(1, 1)),
-    "tfl.transpose": TflOp(output=SAME_SCALE, versions=(2, 5)),
-    "tfl.pad": TflOp(output=SAME_SCALE, versions=(2, 4)),
-    "tfl.padv2": TflOp(output=SAME_SCALE, versions=(2, 4)),
-    "tfl.strided_slice": TflOp(output=SAME_SCALE, versions=(2, 4)),
-    "tfl.slice": TflOp(output=SAME_SCALE, versions=(2, 4)),
-    "tfl.gather": TflOp(output=SAME_SCALE, versions=(2, 5)),
-    "tfl.resize_bilinear": TflOp(output=SAME_SCALE, versions=(2, 4)),
-    "tfl.resize_nearest_neighbor": TflOp(output=SAME_SCALE, versions=(2, 4)),
+    "tfl.conv_2d": TflOp(weight=1, channel_axis=0, bias=2, hybrid_version=5, version=3),
+    "tfl.depthwise_conv_2d": TflOp(weight=1, channel_axis=3, bias=2, hybrid_version=6, version=3),
+    "tfl.fully_connected": TflOp(weight=1, channel_axis=0, bias=2, hybrid_version=12, version=4),
+    "tfl.transpose_conv": TflOp(activations=(2,), weight=1, channel_axis=0, bias=3, hybrid_version=3, version=3),
+    "tfl.batch_matmul": TflOp(activations=(0, 1)),
+    "tfl.add": TflOp(activations=(0, 1)),
+    "tfl.sub": TflOp(activations=(0, 1)),
+    "tfl.mul": TflOp(activations=(0, 1)),
+    "tfl.mean": TflOp(),
+    "tfl.hard_swish": TflOp(int16=False, version=1),
+    "tfl.average_pool_2d": TflOp(output=SAME_SCALE),
+    "tfl.max_pool_2d": TflOp(output=SAME_SCALE),
+    "tfl.reshape": TflOp(output=SAME_SCALE, version=1),
+    "tfl.squeeze": TflOp(output=SAME_SCALE, version=1),
+    "tfl.expand_dims": TflOp(output=SAME_SCALE, version=1),
+    "tfl.transpose": TflOp(output=SAME_SCALE),
+    "tfl.pad": TflOp(output=SAME_SCALE),
+    "tfl.padv2": TflOp(output=SAME_SCALE),
+    "tfl.strided_slice": TflOp(output=SAME_SCALE),
+    "tfl.slice": TflOp(output=SAME_SCALE),
+    "tfl.gather": TflOp(output=SAME_SCALE),
+    "tfl.resize_bilinear": TflOp(output=SAME_SCALE, version=3),
+    "tfl.resize_nearest_neighbor": TflOp(output=SAME_SCALE),
     # Every input takes the output's scale (an input at another scale is requantized first).
-    "tfl.concatenation": TflOp(activations=None, output=SAME_SCALE, versions=(2, 3)),
-    "tfl.relu": TflOp(versions=(2, 3)),
-    "tfl.relu6": TflOp(versions=(2, 3)),
-    "tfl.leaky_relu": TflOp(versions=(2, 2)),
-    "tfl.softmax": TflOp(output=_fixed((1 / 256, -128), (1 / 32768, 0)), versions=(2, 3)),
-    "tfl.logistic": TflOp(output=_fixed((1 / 256, -128), (1 / 32768, 0)), versions=(2, 3)),
-    "tfl.tanh": TflOp(output=_fixed((1 / 128, 0), (1 / 32768, 0)), versions=(2, 3)),
+    "tfl.concatenation": TflOp(activations=None, output=SAME_SCALE),
+    "tfl.relu": TflOp(),
+    "tfl.relu6": TflOp(),
+    "tfl.leaky_relu": TflOp(),
+    "tfl.softmax": TflOp(output=_fixed((1 / 256, -128), (1 / 32768, 0))),
+    "tfl.logistic": TflOp(output=_fixed((1 / 256, -128), (1 / 32768, 0))),
+    "tfl.tanh": TflOp(output=_fixed((1 / 128, 0), (1 / 32768, 0))),
 }
+
 
 # Float ops, and the operands of theirs, where a value that int8 rounding turns into 0 gives Inf or
 # NaN (a divisor, a log, a reciprocal root); the units feeding them stay float.

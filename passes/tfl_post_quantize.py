@@ -84,16 +84,23 @@ def _fold_requantize(requantize: ir.Operation) -> None:
 
 
 def _check_integer_only(module_op: ir.Operation) -> None:
+    """Refuse the first op left computing on floats, the root cause first: an op with no quantized
+    form, then a unit kept float, then the quantize/dequantize that only say a neighbour is float."""
+    offenders = []
     for function in signature_functions(module_op):
         for op in function.regions[0].blocks[0].operations:
             op = op.operation
             if op.name in (CONST, QCONST, NO_VALUE, "func.return") or _is_io_cast(op):
                 continue
             if any(is_float(v) for v in (*op.operands, *op.results)):
-                reason = ir.StringAttr(op.attributes[FLOAT_REASON]).value if FLOAT_REASON in op.attributes \
-                    else "it computes on floats"
-                raise CompileError(f"{builtin_name(op)} cannot be quantized ({reason}), and integer-only mode "
-                                   f"leaves no op float", op.location)
+                offenders.append(op)
+    if not offenders:
+        return
+    op = min(offenders, key=lambda o: 2 if o.name in (QUANTIZE, DEQUANTIZE) else 1 if o.name in TFL else 0)
+    reason = ir.StringAttr(op.attributes[FLOAT_REASON]).value if FLOAT_REASON in op.attributes \
+        else "it computes on floats"
+    raise CompileError(f"{builtin_name(op)} cannot be quantized ({reason}), and integer-only mode leaves no op "
+                       f"float", op.location)
 
 
 def _is_io_cast(op: ir.Operation) -> bool:

@@ -6,7 +6,8 @@ tfq-assign-quantization-spec, with `op_type` the builtin name "CONV_2D") matches
 
     static          every op of the `tfl` table (passes/_op_specs.py); any other op computing on
                     floats stays float with a remark (integer-only mode later refuses it)
-    dynamic_range   table ops with a weight operand, a constant of at least `min-weight-elements`
+    dynamic_range   table ops with a hybrid kernel, whose weight is a constant of at least
+                    `min-weight-elements` elements
     float16         every op reading a float constant
 
 For a static unit, each float activation operand (the table's `activations`; a constant one is
@@ -94,7 +95,7 @@ def _spec(method: str, activation_bits: int, per_channel: bool, loc: ir.Location
 def _concerns(method: str, op: ir.Operation) -> bool:
     """Whether `op` is a unit of `method` (see the module docstring)."""
     if method == DYNAMIC_RANGE:
-        return op.name in TFL and TFL[op.name].weight is not None
+        return op.name in TFL and TFL[op.name].hybrid_version is not None
     if method == FLOAT16:
         return any(tfl_constant(v) is not None and is_float(v) for v in op.operands)
     return True

@@ -24,8 +24,8 @@ Static units (after tfq-apply-calibration-stats turned the calibration points in
 tfq-tfl-post-quantize then folds the pairs left around the units. A unit that cannot be
 quantized (an activation without a range, a weight that is not a constant) stays float with a
 remark. Dynamic-range units get int8 weights that the op reads directly (hybrid kernels, inputs
-quantized asymmetrically at run time), or behind a `tfl.dequantize` where TFLite has no hybrid
-kernel; float16 units read float16 constants behind a `tfl.dequantize`.
+quantized asymmetrically at run time); float16 units read float16 constants behind a
+`tfl.dequantize`.
 """
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def _quantize_static(op: ir.Operation, table: TflOp, bits: int, per_channel: boo
                 attributes[BIAS_TYPE] = ir.IntegerAttr.get(ir.IntegerType.get_signless(32), INT64_TENSOR_TYPE)
         quantized = create_op(op.name, operands, [quantized_tensor_type(result.type, output)], attributes,
                               op.location)
-        set_version(quantized, table.versions[bits == 16])
+        set_version(quantized, table.version)
     with ir.InsertionPoint.after(quantized), op.location:
         dequantized = create_op("quant.dcast", [quantized.result], [result.type], {}, op.location).result
     result.replace_all_uses_with(dequantized)
@@ -214,21 +214,18 @@ def _attributes(op: ir.Operation) -> dict[str, ir.Attribute]:
 # --- dynamic range and float16 -----------------------------------------------------------------
 
 def _quantize_weights(op: ir.Operation, table: TflOp, per_channel: bool) -> None:
-    """int8 weights: read directly by a hybrid kernel (float inputs quantized asymmetrically at run
-    time), else dequantized before the op."""
+    """int8 weights read directly by the op's hybrid kernel (float inputs quantized asymmetrically at
+    run time)."""
     value = op.operands[table.weight]
     weight = tfl_constant(value)
     params = weight_params(np.asarray(weight, np.float64), table.channel_axis if per_channel else None)
     with ir.InsertionPoint(op):
         quantized = create_tfl_qconst(quantize_weight(np.asarray(weight, np.float64), params),
                                       quantized_tensor_type(value.type, params), defining_op(value).location)
-        if table.hybrid:
-            op.operands[table.weight] = quantized
-            if ASYMMETRIC_INPUTS in op.attributes:
-                op.attributes[ASYMMETRIC_INPUTS] = ir.BoolAttr.get(True)
-            set_version(op, table.versions[0])
-        else:
-            op.operands[table.weight] = create_op(DEQUANTIZE, [quantized], [value.type], {}, op.location).result
+        op.operands[table.weight] = quantized
+        if ASYMMETRIC_INPUTS in op.attributes:
+            op.attributes[ASYMMETRIC_INPUTS] = ir.BoolAttr.get(True)
+        set_version(op, table.hybrid_version)
     del op.attributes[SPEC]
 
 

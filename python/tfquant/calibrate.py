@@ -241,11 +241,11 @@ def calibrate(module: ir.Module, datasets: Mapping[str, Iterable], input_specs: 
                 bar.update(rows)
         if run.samples[signature] == 0:
             raise ValueError(f"the representative dataset for signature '{signature}' has no samples")
-    _write_ranges(module, collectors.by_point, calibration_options)
+    write_ranges(module, collectors.by_point, calibration_options)
     return run
 
 
-def _write_ranges(module: ir.Module, collectors: Mapping[int, calibration.Collector], calibration_options) -> None:
+def write_ranges(module: ir.Module, collectors: Mapping[int, calibration.Collector], calibration_options) -> None:
     """Set min/max on each point from its statistics; a point that saw no data keeps none
     (tfq-apply-calibration-stats removes it, and its call stays float)."""
     with module.context, ir.Location.unknown():

@@ -1,0 +1,110 @@
+"""Running TFLite models in the LiteRT interpreter: by signature, in batches, with integer IO
+quantized and dequantized, and with every intermediate tensor kept for calibration."""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+from tfquant.dataset import InputSpecs
+
+NUM_THREADS = 2
+# The signature key under which a model without SignatureDefs is run (its subgraph 0).
+NO_SIGNATURE = "serving_default"
+
+
+def interpreter(model: bytes, keep_all_tensors: bool = False) -> Interpreter:
+    with warnings.catch_warnings():
+        # Keeping every tensor is "for debugging only" to LiteRT; to calibration it is the point.
+        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
+        return Interpreter(model_content=model, num_threads=NUM_THREADS,
+                           experimental_preserve_all_tensors=keep_all_tensors)
+
+
+@dataclass
+class Signature:
+    """One signature of a model in an interpreter: its subgraph and its inputs and outputs by name."""
+    interpreter: Interpreter
+    key: str
+    subgraph: int
+    inputs: dict[str, dict]   # name -> the interpreter's tensor details
+    outputs: dict[str, dict]
+
+    @property
+    def input_specs(self) -> InputSpecs:
+        """{name: (dtype, shape)} with None for a dynamic dimension, for tfquant.dataset."""
+        return {name: (np.dtype(d["dtype"]), tuple(None if s < 0 else int(s) for s in d["shape_signature"]))
+                for name, d in self.inputs.items()}
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The outputs (float, dequantized if integer) for float inputs (quantized if integer)."""
+        fed = {name: _quantized(value, self.inputs[name]) for name, value in inputs.items()}
+        it = self.interpreter
+        if self.key in it.get_signature_list():
+            results = it.get_signature_runner(self.key)(**fed)  # resizes the inputs itself
+        else:
+            for name, value in fed.items():
+                it.resize_tensor_input(self.inputs[name]["index"], list(value.shape), strict=False)
+            it.allocate_tensors()
+            for name, value in fed.items():
+                it.set_tensor(self.inputs[name]["index"], value)
+            it.invoke()
+            results = {name: it.get_tensor(d["index"]) for name, d in self.outputs.items()}
+        return {name: _dequantized(results[name], self.outputs[name]) for name in self.outputs}
+
+    def tensor(self, index: int, subgraph: int) -> np.ndarray:
+        return self.interpreter.get_tensor(index, subgraph)
+
+
+def signatures(it: Interpreter) -> dict[str, Signature]:
+    """The model's signatures; a model without SignatureDefs has one, NO_SIGNATURE, named by tensor."""
+    listed = it.get_signature_list()
+    if not listed:
+        return {NO_SIGNATURE: Signature(it, NO_SIGNATURE, 0, {d["name"]: d for d in it.get_input_details()},
+                                        {d["name"]: d for d in it.get_output_details()})}
+    found = {}
+    for key in listed:
+        runner = it.get_signature_runner(key)
+        found[key] = Signature(it, key, runner._subgraph_index, dict(runner.get_input_details()),
+                               dict(runner.get_output_details()))
+    return found
+
+
+def _quantized(value: np.ndarray, detail: dict) -> np.ndarray:
+    dtype = np.dtype(detail["dtype"])
+    scale, zero_point = detail["quantization"]
+    if dtype.kind in "iu" and scale and np.asarray(value).dtype.kind == "f":
+        info = np.iinfo(dtype)
+        return np.clip(np.round(value / scale) + zero_point, info.min, info.max).astype(dtype)
+    return np.asarray(value, dtype)
+
+
+def _dequantized(value: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero_point = detail["quantization"]
+    if np.asarray(value).dtype.kind in "iu" and scale:
+        return ((value.astype(np.float64) - zero_point) * scale).astype(np.float32)
+    return value
+
+
+def sqnr_db(reference: Iterable[np.ndarray], approximation: Iterable[np.ndarray]) -> float:
+    """Signal-to-quantization-noise ratio of `approximation` against `reference`, over all pairs."""
+    signal = noise = 0.0
+    for ref, approx in zip(reference, approximation):
+        ref = np.asarray(ref, np.float64)
+        signal += float(np.sum(ref ** 2))
+        noise += float(np.sum((ref - np.asarray(approx, np.float64)) ** 2))
+    if noise == 0.0:
+        return float("inf")
+    return 10.0 * np.log10(signal / noise) if signal > 0 else float("-inf")
+
+
+def held_out(samples: Iterable, every: int, limit: int, kept: list) -> Iterator:
+    """`samples` but every `every`-th one (up to `limit` of them), which goes to `kept` instead."""
+    for index, sample in enumerate(samples):
+        if index % every == every - 1 and len(kept) < limit:
+            kept.append(sample)
+        else:
+            yield sample
