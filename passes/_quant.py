@@ -126,7 +126,8 @@ def quantize_weight(weight: np.ndarray, params: QuantParams, half_up: bool = Fal
     (a QAT weight then lands on exactly the step it was trained at).
     """
     # In place: a weight of a model past 2 GB is hundreds of MB, and each temporary is twice that.
-    scaled = weight / _along_axis(params.scales, params, weight.ndim)
+    # asarray: a 0-d weight divided by a scale is a numpy scalar, which out= cannot write to.
+    scaled = np.asarray(weight / _along_axis(params.scales, params, weight.ndim))
     if half_up:
         scaled += 0.5
         np.floor(scaled, out=scaled)

@@ -85,7 +85,7 @@ def test_full_integer_with_float_io_is_close_to_float(float_model, held_out):
     model, report = _quantize(float_model, method="static")
     assert _sqnr(float_model, model, held_out) > 30.0
     assert report.ops_quantized["CONV_2D"] == 2 and report.ops_quantized["FULLY_CONNECTED"] == 1
-    assert report.held_out_samples == 8 and report.calibration_samples == 56
+    assert report.held_out_samples == 8 and report.calibration_samples == 64
     assert report.sqnr_db["serving_default/" + next(iter(report.sqnr_db)).split("/")[1]] > 30.0
     names = [name for name, _ in _ops(_model(model))]
     assert names[0] == "QUANTIZE" and names[-1] == "DEQUANTIZE"

@@ -56,6 +56,10 @@ class Signature:
         return {name: _dequantized(results[name], self.outputs[name]) for name in self.outputs}
 
     def tensor(self, index: int, subgraph: int) -> np.ndarray:
+        """A tensor's value after a run: a view into the interpreter (valid until its next run) in
+        subgraph 0, where LiteRT offers one, else a copy."""
+        if subgraph == 0:
+            return self.interpreter.tensor(index)()
         return self.interpreter.get_tensor(index, subgraph)
 
 
