@@ -9,6 +9,8 @@ representative dataset to `tfquant.lite._convert.quantize_flatbuffer`.
 from __future__ import annotations
 
 import contextlib
+import functools
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -84,23 +86,26 @@ class _Converter:
         settings = read_settings(self._tf, v1=isinstance(self._tf, tf_lite.TFLiteConverterBaseV1))
         check_settings(settings)
         if not (settings.quantizing or settings.legacy):
-            return self._tf.convert()
-        float_model = self._convert_float()
-        quantization = resolve(settings, fake_quant=has_fake_quant(float_model))
+            return self._tf_convert(set_aside_quantization=False)
+        # Converted when first needed: settings that are wrong whatever the model fail before it.
+        float_model = functools.cache(lambda: self._tf_convert(set_aside_quantization=True))
+        quantization = resolve(settings, fake_quant=lambda: has_fake_quant(float_model()))
         if quantization is None:  # settings TensorFlow converts as float (supported_types=[tf.int16])
-            return self._tf.convert()
-        samples = _samples(settings, quantization, float_model)
+            return self._tf_convert(set_aside_quantization=False)
+        samples = _samples(settings, quantization, float_model())
         try:
-            model, report = quantize_flatbuffer(float_model, quantization, samples)
+            model, report = quantize_flatbuffer(float_model(), quantization, samples)
         except CompileError as error:
             raise ConverterError(str(error)) from error
         self.quantization, self.quantization_report = quantization, report
         return model
 
-    def _convert_float(self) -> bytes:
-        """The float flatbuffer, by the wrapped converter with the quantization settings set aside."""
+    def _tf_convert(self, set_aside_quantization: bool) -> bytes:
+        """The wrapped converter's flatbuffer, with the quantization settings set aside (the float
+        model) or as they are; its ConverterError becomes ours."""
+        settings = _float_settings(self._tf) if set_aside_quantization else contextlib.nullcontext()
         try:
-            with _float_settings(self._tf):
+            with settings, _keras3_variables_tracked(self._tf):
                 return self._tf.convert()
         except _TFConverterError as error:
             converter_error = ConverterError(str(error))
@@ -140,6 +145,31 @@ def _float_settings(converter: Any) -> Iterator[None]:
     finally:
         for name, value in saved.items():
             setattr(converter, name, value)
+
+
+@contextlib.contextmanager
+def _keras3_variables_tracked(converter: Any) -> Iterator[None]:
+    """Has a `from_concrete_functions` converter given a Keras 3 model as `trackable_obj` save a
+    tf.Module tracking the model's TensorFlow variables instead.
+
+    TensorFlow's converter saves the trackable object and its functions as a SavedModel and converts
+    that; a Keras 3 model saved so leaves its variables uninitialized in the flatbuffer (every output
+    NaN, and TensorFlow's calibrator fails reading them). Saved from a tf.Module, they become
+    constants, as any tf.Module's do.
+    """
+    trackable = getattr(converter, "_trackable_obj", None)
+    keras = sys.modules.get("keras")  # a Keras model means Keras is imported
+    if not (isinstance(converter, tf_lite.TFLiteFrozenGraphConverterV2) and keras is not None
+            and keras.__version__.startswith("3") and isinstance(trackable, keras.layers.Layer)):
+        yield
+        return
+    tracker = tf.Module()
+    tracker.keras_variables = [variable.value for variable in trackable.variables]
+    converter._trackable_obj = tracker
+    try:
+        yield
+    finally:
+        converter._trackable_obj = trackable
 
 
 class TFLiteConverter(_Converter):

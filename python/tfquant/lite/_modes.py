@@ -9,7 +9,7 @@ model has fake-quant ops, as TensorFlow's does.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -144,20 +144,21 @@ def check_settings(settings: Settings) -> None:
         raise ValueError("OpsSet.EXPERIMENTAL_STABLEHLO_OPS models cannot be quantized")
 
 
-def resolve(settings: Settings, fake_quant: bool) -> LiteQuantization | None:
+def resolve(settings: Settings, fake_quant: Callable[[], bool]) -> LiteQuantization | None:
     """The quantization TensorFlow's converter does with settings that quantize (`quantizing` or
     `legacy`), or None where it converts a float model all the same (supported_types=[tf.int16]).
 
-    `fake_quant`: whether the model was trained with fake-quant ops (they give the ranges, and
-    full integer quantization then needs no dataset). Raises TensorFlow's ValueErrors.
+    `fake_quant()`: whether the model was trained with fake-quant ops (they give the ranges, and
+    full integer quantization then needs no dataset); called only when the answer matters, since it
+    converts the model. Raises TensorFlow's ValueErrors.
     """
     s = settings
     if s.legacy:
-        return _legacy(s, fake_quant)
+        return _legacy(s, fake_quant())
     # TensorFlow asks for one for int8 only: without one, it quietly quantizes a 16x8 request as dynamic range.
-    if (s.int8_target or s.int16x8_target) and s.input_gen is None and not fake_quant:
+    if (s.int8_target or s.int16x8_target) and s.input_gen is None and not fake_quant():
         raise ValueError("For full integer quantization, a `representative_dataset` must be specified.")
-    if s.post_training_integer or fake_quant:
+    if s.post_training_integer or fake_quant():
         return _integer(s)
     _check_io_types(s, ())
     if s.input_gen is None and s.smallest_type == tf.int8:
