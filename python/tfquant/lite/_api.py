@@ -1,7 +1,9 @@
 """`TFLiteConverter`: TensorFlow's converter API, with tfquant quantizing the float model.
 
 Each converter wraps the TensorFlow converter its factory makes (so construction, attributes,
-their defaults and TensorFlow's own checks are TensorFlow's, and so is every float conversion).
+their defaults and TensorFlow's own checks are TensorFlow's, and so is every float conversion but
+that of a Keras 3 model given as `trackable_obj`, which TensorFlow gets wrong: see
+`_keras3_variables_tracked`).
 `convert()` reads the quantization settings, has TensorFlow's converter convert the float model
 with those settings set aside, and hands the flatbuffer, the mode the settings ask for and the
 representative dataset to `tfquant.lite._convert.quantize_flatbuffer`.
@@ -12,7 +14,7 @@ import contextlib
 import functools
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Self
 
 import tensorflow as tf
 from tensorflow.lite.python import lite as tf_lite
@@ -59,7 +61,7 @@ class _Converter:
         object.__setattr__(self, "quantization_report", None)
 
     @classmethod
-    def _wrapping(cls, converter: Any):
+    def _wrapping(cls, converter: Any) -> Self:
         wrapper = cls.__new__(cls)
         wrapper._attach(converter)
         return wrapper
