@@ -155,8 +155,8 @@ def _keras3_variables_tracked(converter: Any) -> Iterator[None]:
     tf.Module tracking the model's TensorFlow variables instead.
 
     TensorFlow's converter saves the trackable object and its functions as a SavedModel and converts
-    that; a Keras 3 model saved so leaves its variables uninitialized in the flatbuffer (every output
-    NaN, and TensorFlow's calibrator fails reading them). Saved from a tf.Module, they become
+    that; a Keras 3 model saved so leaves its variables uninitialized in the flatbuffer (the outputs
+    are whatever memory held, and TensorFlow's calibrator fails reading them). Saved from a tf.Module, they become
     constants, as any tf.Module's do.
     """
     trackable = getattr(converter, "_trackable_obj", None)
