@@ -32,7 +32,9 @@ def tfl_convert_qdq(module_op: ir.Operation) -> None:
         with ir.InsertionPoint(dequantize), dequantize.location:
             quantized_type = quantized_tensor_type(value.type, params)
             qcast = create_op("quant.qcast", [value], [quantized_type], {}, quantize.location)
-            dcast = create_op("quant.dcast", [qcast.result], [dequantize.results[0].type], {}, dequantize.location)
+            # The float type of the quantize's input: the pair's own types may disagree on what is known of
+            # the shape (ranked against unranked), which quant.dcast does not allow.
+            dcast = create_op("quant.dcast", [qcast.result], [value.type], {}, dequantize.location)
         replace_op(dequantize, [dcast.result])
         if not list(quantize.results[0].uses):
             quantize.erase()

@@ -16,9 +16,10 @@ Static units (after tfq-apply-calibration-stats turned the calibration points in
   channel's weight scale;
 * the bias: int32 (int8 activations) or int64 storage (16-bit activations, with `quantizedBiasType`
   INT64) at input x weight scale;
-* the result: its calibrated range (the qcast on it), its activation's scale (same-scale ops;
-  a concatenation requantizes any input at another scale to its result's), or the fixed range
-  of softmax, logistic and tanh;
+* the result: its calibrated range (the qcast on it), its activation's scale (same-scale ops),
+  or the fixed range of softmax, logistic and tanh; a concatenation's inputs take its result's
+  range first, back through same-scale ops to the layers writing them, as TensorFlow's converter
+  does (an input at another scale, after a fixed-range op, is requantized);
 * the opcode version rises to what the quantized kernel needs.
 
 tfq-tfl-post-quantize then folds the pairs left around the units. A unit that cannot be
@@ -42,6 +43,7 @@ from tfquant.passes._tf_ops import create_op, defining_op, is_float, is_float32,
 from tfquant.passes._tfl import (DEQUANTIZE, QUANTIZE, create_tfl_const, create_tfl_qconst, set_version,
                                  tfl_constant, tfl_ops)
 
+CONCATENATION = "tfl.concatenation"
 # The option a hybrid kernel reads to quantize its float input asymmetrically at run time.
 ASYMMETRIC_INPUTS = "asymmetricQuantizeInputs"
 # The option saying a 16x8 kernel's bias is int64 (the schema's TensorType INT64).
@@ -58,6 +60,10 @@ class _StaysFloat(Exception):
                "weights) as its tfq.spec says")
 def tfl_quantize(module_op: ir.Operation) -> None:
     for op in list(tfl_ops(module_op)):
+        if op.name == CONCATENATION and _is_static(op):
+            with op.location:  # building types needs one
+                _widen_inputs_to_result(op)
+    for op in list(tfl_ops(module_op)):
         spec = unit_spec(op)
         if spec is None or float_reason(op) is not None:
             continue
@@ -73,6 +79,47 @@ def tfl_quantize(module_op: ir.Operation) -> None:
 
 
 # --- static -------------------------------------------------------------------------------------
+
+def _is_static(op: ir.Operation) -> bool:
+    spec = unit_spec(op)
+    return spec is not None and spec.method == STATIC and float_reason(op) is None
+
+
+def _widen_inputs_to_result(concat: ir.Operation) -> None:
+    """Give each input of a concatenation the result's calibrated range, back through same-scale
+    ops to the layer writing it, as TensorFlow's converter does: the layers then write the
+    concatenation's scale and no requantize runs between (the result's range holds theirs)."""
+    try:
+        params = _calibrated(concat.results[0], unit_spec(concat).activation_bits)
+    except _StaysFloat:
+        return
+    for operand in concat.operands:
+        _widen_range(operand, params)
+
+
+def _widen_range(value: ir.Value, params: QuantParams) -> None:
+    """Set the calibrated range of `value` (a dcast of a qcast) to `params` where they hold it, and so
+    on up through the same-scale units producing it."""
+    dcast = defining_op(value)
+    qcast = defining_op(dcast.operands[0]) if dcast is not None and dcast.name == "quant.dcast" else None
+    if qcast is None or qcast.name != "quant.qcast":
+        return
+    calibrated = tensor_params(qcast.results[0].type)
+    if calibrated.storage_bits != params.storage_bits or not _holds(params, calibrated):
+        return
+    qcast.results[0].set_type(quantized_tensor_type(qcast.operands[0].type, params))
+    producer = defining_op(qcast.operands[0])
+    if producer is not None and producer.name in TFL and TFL[producer.name].output == SAME_SCALE \
+            and _is_static(producer):
+        _widen_range(producer.operands[0], params)
+
+
+def _holds(outer: QuantParams, inner: QuantParams) -> bool:
+    """Whether the reals `outer` represents hold those of `inner` (per-tensor parameters)."""
+    def reals(p: QuantParams) -> tuple[float, float]:
+        return (p.storage_min - p.zero_point) * p.scale, (p.storage_max - p.zero_point) * p.scale
+    (outer_low, outer_high), (inner_low, inner_high) = reals(outer), reals(inner)
+    return outer_low <= inner_low + 1e-9 and inner_high <= outer_high + 1e-9
 
 def _quantize_static(op: ir.Operation, table: TflOp, bits: int, per_channel: bool) -> None:
     if len(op.results) != 1 or not is_float(op.results[0]):
@@ -114,13 +161,20 @@ def _fixed_params(fixed: tuple[tuple[float, int], tuple[float, int]], bits: int)
 
 
 def _calibrated(result: ir.Value, bits: int) -> QuantParams:
-    """The parameters calibration chose for `result`: those of the qcast reading it."""
-    for user in uses(result):
-        if user.name == "quant.qcast":
-            params = tensor_params(user.results[0].type)
-            if params.storage_bits == bits:
-                return params
-    raise _StaysFloat("calibration gave its result no range")
+    """The parameters calibration (or training) chose for `result`: those of the qcast reading it, or
+    of the one after the same-scale ops that alone read it (a QAT model's fake quant often sits after
+    the reshape that follows the layer)."""
+    value = result
+    while True:
+        readers = uses(value)
+        for reader in readers:
+            if reader.name == "quant.qcast":
+                params = tensor_params(reader.results[0].type)
+                if params.storage_bits == bits:
+                    return params
+        if len(readers) != 1 or readers[0].name not in TFL or TFL[readers[0].name].output != SAME_SCALE:
+            raise _StaysFloat("calibration gave its result no range")
+        value = readers[0].results[0]
 
 
 def _activation(value: ir.Value, bits: int, index: int) -> ir.Value:

@@ -33,13 +33,14 @@ func.func @conv_reshape_softmax(%x: tensor<1x4x4x1xf32>) -> tensor<1x32xf32> {
 
 // 16-bit activations: symmetric int16, an int64 bias (i64 values behind an i32 type), quantizedBiasType
 // INT64, the 16x8 opcode version.
-// A concatenation requantizes its inputs to its result's scale.
+// A concatenation's inputs take its result's range (the layers or inputs writing them then write
+// its scale, with no requantize between).
 // CHECK-LABEL: func @fc_16x8_and_concat
 // CHECK: %[[B:.*]] = "tfl.pseudo_qconst"() {qtype = tensor<2x!quant.uniform<i32<-2147483647:2147483647>:f32:0, {1.9685039370078741E-6,3.9370078740157482E-6}>>, value = dense<[50800, -25400]> : tensor<2xi64>}
 // CHECK: "tfl.fully_connected"(%{{.*}}, %{{.*}}, %[[B]]) {{.*}}quantizedBiasType = 4 : i32, tfl.options = "FullyConnectedOptions", tfl.version = 4 : i32} : {{.*}} -> tensor<1x2x!quant.uniform<i16<-32767:32767>:f32, 1.000000e-03>>
-// CHECK: %[[A:.*]] = quant.qcast %arg1 {{.*}}2.000000e-03
-// CHECK: %[[RQ:.*]] = "tfl.quantize"(%[[A]]) : {{.*}} -> tensor<1x2x!quant.uniform<i8:f32, 4.000000e-03>>
-// CHECK: "tfl.concatenation"(%[[RQ]], {{.*}} -> tensor<1x4x!quant.uniform<i8:f32, 4.000000e-03>>
+// CHECK: %[[A:.*]] = quant.qcast %arg1 : tensor<1x2xf32> to tensor<1x2x!quant.uniform<i8:f32, 4.000000e-03>>
+// CHECK-NOT: tfl.quantize
+// CHECK: "tfl.concatenation"(%[[A]], {{.*}} -> tensor<1x4x!quant.uniform<i8:f32, 4.000000e-03>>
 func.func @fc_16x8_and_concat(%x: tensor<1x3xf32>, %y: tensor<1x2xf32>, %z: tensor<1x2xf32>) -> (tensor<1x2xf32>, tensor<1x4xf32>) {
   %q0 = quant.qcast %x : tensor<1x3xf32> to tensor<1x3x!quant.uniform<i16<-32767:32767>:f32, 0.0005>>
   %x0 = quant.dcast %q0 : tensor<1x3x!quant.uniform<i16<-32767:32767>:f32, 0.0005>> to tensor<1x3xf32>

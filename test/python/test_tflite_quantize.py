@@ -41,13 +41,18 @@ def _samples(count: int, seed: int = 1) -> list[tuple[str, dict[str, np.ndarray]
 
 
 @pytest.fixture(scope="module")
-def float_model() -> bytes:
-    return tf.lite.TFLiteConverter.from_keras_model(_cnn()).convert()
+def keras_cnn() -> tf.keras.Model:
+    return _cnn()
 
 
-def _tensorflow_int8() -> bytes:
+@pytest.fixture(scope="module")
+def float_model(keras_cnn) -> bytes:
+    return tf.lite.TFLiteConverter.from_keras_model(keras_cnn).convert()
+
+
+def _tensorflow_int8(keras_model: tf.keras.Model) -> bytes:
     """TensorFlow's converter's full-integer model of the same network and samples."""
-    converter = tf.lite.TFLiteConverter.from_keras_model(_cnn())
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([inputs["image"]] for _, inputs in _samples(64))
     return converter.convert()
@@ -81,7 +86,7 @@ def _quantize(float_model: bytes, **settings) -> tuple[bytes, object]:
     return quantize_flatbuffer(float_model, LiteQuantization(**settings), samples)
 
 
-def test_full_integer_with_float_io_is_close_to_float(float_model, held_out):
+def test_full_integer_with_float_io_is_close_to_float(keras_cnn, float_model, held_out):
     model, report = _quantize(float_model, method="static")
     assert _sqnr(float_model, model, held_out) > 30.0
     assert report.ops_quantized["CONV_2D"] == 2 and report.ops_quantized["FULLY_CONNECTED"] == 1
@@ -89,7 +94,7 @@ def test_full_integer_with_float_io_is_close_to_float(float_model, held_out):
     assert report.sqnr_db["serving_default/" + next(iter(report.sqnr_db)).split("/")[1]] > 30.0
     names = [name for name, _ in _ops(_model(model))]
     assert names[0] == "QUANTIZE" and names[-1] == "DEQUANTIZE"
-    assert len(model) <= 1.02 * len(_tensorflow_int8())
+    assert len(model) <= 1.02 * len(_tensorflow_int8(keras_cnn))
 
 
 def test_int8_spec_holds_on_every_conv_and_fully_connected(float_model):
@@ -170,9 +175,9 @@ def test_dynamic_range_keeps_float_activations(float_model, held_out):
     assert sqnr_db(float_signature.run({name: x}).values(), got.values()) > 30.0
 
 
-def test_float16_halves_the_weights(float_model, held_out):
+def test_float16_halves_the_weights(keras_cnn, float_model, held_out):
     model, _ = _quantize(float_model, method="float16", samples=None)
-    converter = tf.lite.TFLiteConverter.from_keras_model(_cnn())
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras_cnn)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_types = [tf.float16]
     assert len(model) <= 1.02 * len(converter.convert())

@@ -222,13 +222,20 @@ def _collect(by_key: Mapping[str, _litert.Signature], tensors: Mapping[int, tupl
         signature = by_key[key]
         for batch in batches((inputs for _, inputs in group), signature.input_specs, key, BATCH_SIZE):
             signature.run(batch.inputs)
-            for point, (subgraph, index) in tensors.items():
-                values = _tensor_or_none(signature, index, subgraph)
-                if values is not None and values.size:
-                    collectors.setdefault(point, calibration.new_collector(calibration_options)).update(
-                        np.asarray(values, np.float32))
+            _update(collectors, signature, tensors, calibration_options)
             count += len(batch.samples)
     return collectors, count
+
+
+def _update(collectors: dict[int, calibration.Collector], signature: _litert.Signature,
+            tensors: Mapping[int, tuple[int, int]], calibration_options: CalibrationOptions) -> None:
+    """Feed each point's tensor of the last run to its collector. A function of its own: the views
+    into the interpreter die with it, and LiteRT refuses to resize inputs while one lives."""
+    for point, (subgraph, index) in tensors.items():
+        values = _tensor_or_none(signature, index, subgraph)
+        if values is not None and values.size:
+            collectors.setdefault(point, calibration.new_collector(calibration_options)).update(
+                np.asarray(values, np.float32))
 
 
 def _tensor_or_none(signature: _litert.Signature, index: int, subgraph: int) -> np.ndarray | None:
