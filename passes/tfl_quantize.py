@@ -34,7 +34,7 @@ import numpy as np
 
 from tfquant.mlir import ir
 from tfquant.pass_registry import register_pass
-from tfquant.passes._op_specs import OWN_RANGE, SAME_SCALE, TFL, TflOp
+from tfquant.passes._op_specs import SAME_SCALE, TFL, TflOp
 from tfquant.passes._quant import (INT16_MAX, QuantParams, activation_params, bias_params, quantize_bias,
                                    quantize_weight, quantized_tensor_type, retyped, tensor_params, weight_params,
                                    widen_for_bias)
@@ -206,12 +206,8 @@ def _requantized(value: ir.Value, params: QuantParams, loc: ir.Location) -> ir.V
     """`value` at `params`: itself, or a `tfl.quantize` (requantize) to them."""
     if tensor_params(value.type) == params:
         return value
-    return create_op(QUANTIZE, [value], [quantized_tensor_type(retyped(value.type, _f32()), params)], {},
+    return create_op(QUANTIZE, [value], [quantized_tensor_type(retyped(value.type, ir.F32Type.get()), params)], {},
                      loc).result
-
-
-def _f32() -> ir.Type:
-    return ir.F32Type.get()
 
 
 def _quantize_weight_and_bias(op: ir.Operation, table: TflOp, operands: list[ir.Value], bits: int,
