@@ -123,6 +123,12 @@ class TflOp:
     int16: bool = True
     hybrid_version: int | None = None
     version: int = 2
+    lookup: bool = False
+
+    @property
+    def hybrid_weight(self) -> int | None:
+        """The operand a dynamic-range kernel reads as int8."""
+        return 0 if self.lookup else self.weight
 
 
 def _fixed(int8: tuple[float, int], int16: tuple[float, int]) -> tuple[tuple[float, int], tuple[float, int]]:
@@ -151,7 +157,7 @@ TFL: Mapping[str, TflOp] = {
     "tfl.padv2": TflOp(output=SAME_SCALE),
     "tfl.strided_slice": TflOp(output=SAME_SCALE),
     "tfl.slice": TflOp(output=SAME_SCALE),
-    "tfl.gather": TflOp(output=SAME_SCALE),
+    "tfl.gather": TflOp(output=SAME_SCALE, hybrid_version=2, lookup=True),
     "tfl.resize_bilinear": TflOp(output=SAME_SCALE, version=3),
     "tfl.resize_nearest_neighbor": TflOp(output=SAME_SCALE),
     # Every input takes the output's scale (an input at another scale is requantized first).
@@ -164,6 +170,9 @@ TFL: Mapping[str, TflOp] = {
     "tfl.tanh": TflOp(output=_fixed((1 / 128, 0), (1 / 32768, 0))),
 }
 
+
+# Ops that read only their operand's shape: they read a quantized value as it is.
+SHAPE_READERS = frozenset({"tfl.shape", "tfl.rank"})
 
 # Float ops, and the operands of theirs, where a value that int8 rounding turns into 0 gives Inf or
 # NaN (a divisor, a log, a reciprocal root); the units feeding them stay float.

@@ -1,6 +1,7 @@
 """tfq-tfl-post-quantize: turn the quantize/dequantize pairs left by tfq-tfl-quantize into TFLite ops.
 
 In this order, in every function:
+0. An op reading only its operand's shape (SHAPE) reads the quantized value behind a dcast.
 1. `quant.dcast(quant.qcast(%x))` with %x float (a calibrated edge between float ops, or the float
    users of an edge whose quantized users now read the qcast): its users read %x.
 2. `quant.qcast(quant.dcast(%y))`: %y where the types are equal; else a `tfl.quantize` of %y
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from tfquant.mlir import CompileError, ir, module_funcs, ops_named
 from tfquant.pass_registry import PassOption, register_pass
-from tfquant.passes._op_specs import OWN_RANGE, TFL
+from tfquant.passes._op_specs import OWN_RANGE, SHAPE_READERS, TFL
 from tfquant.passes._quant import tensor_params
 from tfquant.passes._spec import FLOAT_REASON, SPEC
 from tfquant.passes._tf_ops import create_op, defining_op, erase_dead_ops, has_one_use, is_float, replace_op, uses
@@ -33,6 +34,10 @@ _REMOVABLE = frozenset({CONST, QCONST, NO_VALUE, QUANTIZE, DEQUANTIZE, "quant.qc
                "them; in integer-only mode refuse any float op left",
                options=(PassOption("integer-only", bool, False, "refuse any op left computing on floats"),))
 def tfl_post_quantize(module_op: ir.Operation, integer_only: bool) -> None:
+    for reader in ops_named(module_op, *SHAPE_READERS):
+        dcast = defining_op(reader.operands[0])
+        if dcast is not None and dcast.name == "quant.dcast":
+            reader.operands[0] = dcast.operands[0]
     for dcast in ops_named(module_op, "quant.dcast"):
         qcast = defining_op(dcast.operands[0])
         if qcast is not None and qcast.name == "quant.qcast" and is_float(qcast.operands[0]):

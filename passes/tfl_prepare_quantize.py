@@ -6,8 +6,8 @@ tfq-assign-quantization-spec, with `op_type` the builtin name "CONV_2D") matches
 
     static          every op of the `tfl` table (passes/_op_specs.py); any other op computing on
                     floats stays float with a remark (integer-only mode later refuses it)
-    dynamic_range   table ops with a hybrid kernel, whose weight is a constant of at least
-                    `min-weight-elements` elements
+    dynamic_range   table ops with a hybrid kernel, whose weight (an embedding's table) is a
+                    constant of at least `min-weight-elements` elements
     float16         every op reading a float constant
 
 For a static unit, each float activation operand (the table's `activations`; a constant one is
@@ -24,7 +24,7 @@ import warnings
 
 from tfquant.mlir import CompileError, describe_location, enclosing_function_name, ir, name_of
 from tfquant.pass_registry import PassOption, register_pass
-from tfquant.passes._op_specs import SAME_SCALE, TFL, ZERO_SENSITIVE, TflOp
+from tfquant.passes._op_specs import SAME_SCALE, SHAPE_READERS, TFL, ZERO_SENSITIVE, TflOp
 from tfquant.passes._points import feeds_qcast, is_quantized, number_points, point_for_operand, point_for_result
 from tfquant.passes._spec import (DYNAMIC_RANGE, FLOAT16, METHODS, NO_QUANTIZE, STATIC, UnitSpec, leave_float, set_unit_spec,
                                   unit_spec)
@@ -78,7 +78,7 @@ def tfl_prepare_quantize(module_op: ir.Operation, method: str, activation_bits: 
 
 
 def _computes_on_floats(op: ir.Operation) -> bool:
-    return any(is_float(v) for v in (*op.operands, *op.results))
+    return op.name not in SHAPE_READERS and any(is_float(v) for v in (*op.operands, *op.results))
 
 
 def _unit_names(op: ir.Operation) -> dict[str, str]:
@@ -109,7 +109,7 @@ def _float_reason(spec: UnitSpec, rule: UnitRule | None, op: ir.Operation, min_w
     if spec.method == STATIC and spec.activation_bits == 16 and not TFL[op.name].int16:
         return f"TFLite has no 16x8 kernel for {builtin_name(op)}"
     if spec.method == DYNAMIC_RANGE:
-        weight = tfl_constant(op.operands[TFL[op.name].weight])
+        weight = tfl_constant(op.operands[TFL[op.name].hybrid_weight])
         if weight is None:
             return "its weight is not a constant"
         if weight.size < min_weight_elements:

@@ -71,7 +71,8 @@ def tfl_quantize(module_op: ir.Operation) -> None:
             if spec.method == STATIC:
                 _quantize_static(op, TFL[op.name], spec.activation_bits, spec.per_channel)
             elif spec.method == DYNAMIC_RANGE:
-                _quantize_weights(op, TFL[op.name], spec.per_channel)
+                with op.location:  # building types needs one
+                    _quantize_weights(op, TFL[op.name], spec.per_channel)
             elif spec.method == FLOAT16:
                 _narrow_constants(op)
         except _StaysFloat as reason:
@@ -265,18 +266,25 @@ def _attributes(op: ir.Operation) -> dict[str, ir.Attribute]:
 
 def _quantize_weights(op: ir.Operation, table: TflOp, per_channel: bool) -> None:
     """int8 weights read directly by the op's hybrid kernel (float inputs quantized asymmetrically at
-    run time)."""
-    value = op.operands[table.weight]
-    weight = tfl_constant(value)
-    params = weight_params(np.asarray(weight, np.float64), table.channel_axis if per_channel else None)
+    run time); an embedding lookup reads its int8 table and its rows are dequantized after it."""
+    value = op.operands[table.hybrid_weight]
+    weight = np.asarray(tfl_constant(value), np.float64)
+    params = weight_params(weight, table.channel_axis if per_channel and not table.lookup else None)
     with ir.InsertionPoint(op):
-        quantized = create_tfl_qconst(quantize_weight(np.asarray(weight, np.float64), params),
-                                      quantized_tensor_type(value.type, params), defining_op(value).location)
-        op.operands[table.weight] = quantized
-        if ASYMMETRIC_INPUTS in op.attributes:
-            op.attributes[ASYMMETRIC_INPUTS] = ir.BoolAttr.get(True)
-        set_version(op, table.hybrid_version)
+        quantized = create_tfl_qconst(quantize_weight(weight, params), quantized_tensor_type(value.type, params),
+                                      defining_op(value).location)
+    op.operands[table.hybrid_weight] = quantized
+    if ASYMMETRIC_INPUTS in op.attributes:
+        op.attributes[ASYMMETRIC_INPUTS] = ir.BoolAttr.get(True)
+    set_version(op, table.hybrid_version)
     del op.attributes[SPEC]
+    if table.lookup:
+        result = op.results[0]
+        rows_type = result.type
+        result.set_type(quantized_tensor_type(rows_type, params))
+        with ir.InsertionPoint.after(op):
+            rows = create_op(DEQUANTIZE, [result], [rows_type], {}, op.location).result
+        result.replace_all_uses_except(rows, rows.owner.operation)
 
 
 def _narrow_constants(op: ir.Operation) -> None:

@@ -64,3 +64,18 @@ func.func @float_op_left(%x: tensor<4xf32>) -> tensor<4xf32> {
   %0 = "tfl.log"(%x0) {tfq.float_reason = "tfquant has no quantized form of LOG"} : (tensor<4xf32>) -> tensor<4xf32>
   return %0 : tensor<4xf32>
 }
+
+// -----
+
+!i8a = !quant.uniform<i8:f32, 0.01:-43>
+
+// SHAPE reads the quantized value as it is: no dequantize for it.
+// CHECK-LABEL: func @shape_reader
+// CHECK: %[[R:.*]] = "tfl.relu"
+// CHECK-NEXT: "tfl.shape"(%[[R]]) {{.*}} : (tensor<?x4x!quant.uniform<i8:f32, 1.000000e-02:-43>>) -> tensor<2xi32>
+func.func @shape_reader(%x: tensor<?x4x!i8a>) -> tensor<2xi32> {
+  %0 = "tfl.relu"(%x) : (tensor<?x4x!i8a>) -> tensor<?x4x!i8a>
+  %d = quant.dcast %0 : tensor<?x4x!i8a> to tensor<?x4xf32>
+  %1 = "tfl.shape"(%d) {outType = 2 : i32} : (tensor<?x4xf32>) -> tensor<2xi32>
+  return %1 : tensor<2xi32>
+}

@@ -58,3 +58,24 @@ func.func @fc_16x8_and_concat(%x: tensor<1x3xf32>, %y: tensor<1x2xf32>, %z: tens
   %x4 = quant.dcast %q4 : tensor<1x4x!quant.uniform<i8:f32, 0.004:0>> to tensor<1x4xf32>
   return %x1, %x4 : tensor<1x2xf32>, tensor<1x4xf32>
 }
+
+// -----
+
+// Dynamic range: the fully connected reads its int8 per-channel weight directly (hybrid kernel,
+// inputs quantized asymmetrically at run time); the embedding lookup reads its int8 table and its
+// rows are dequantized after it.
+// CHECK-LABEL: func @dynamic_range
+// CHECK: %[[W:.*]] = "tfl.pseudo_qconst"() {qtype = tensor<2x3x!quant.uniform<i8<-127:127>:f32:0
+// CHECK: "tfl.fully_connected"(%arg0, %[[W]], %{{.*}}) {asymmetricQuantizeInputs = true, {{.*}}tfl.version = 12 : i32} : (tensor<1x3xf32>, {{.*}}) -> tensor<1x2xf32>
+// CHECK: %[[T:.*]] = "tfl.pseudo_qconst"() {qtype = tensor<4x3x!quant.uniform<i8<-127:127>:f32, 0.0078740157480314959>>
+// CHECK: %[[G:.*]] = "tfl.gather"(%[[T]], %arg1) {{.*}}tfl.version = 2 : i32} : {{.*}} -> tensor<2x3x!quant.uniform<i8<-127:127>:f32, 0.0078740157480314959>>
+// CHECK: %[[R:.*]] = "tfl.dequantize"(%[[G]]) : {{.*}} -> tensor<2x3xf32>
+// CHECK: return %{{.*}}, %[[R]]
+func.func @dynamic_range(%x: tensor<1x3xf32>, %ids: tensor<2xi32>) -> (tensor<1x2xf32>, tensor<2x3xf32>) {
+  %w = "tfl.pseudo_const"() {value = dense<[[0.5, 0.25, -0.5], [1.0, 0.0, 0.127]]> : tensor<2x3xf32>} : () -> tensor<2x3xf32>
+  %b = "tfl.pseudo_const"() {value = dense<[0.1, -0.1]> : tensor<2xf32>} : () -> tensor<2xf32>
+  %0 = "tfl.fully_connected"(%x, %w, %b) {tfl.options = "FullyConnectedOptions", fusedActivationFunction = 0 : i32, keepNumDims = false, asymmetricQuantizeInputs = false, tfl.version = 1 : i32, tfq.spec = {activation_bits = 8 : i64, method = "dynamic_range", per_channel = true}} : (tensor<1x3xf32>, tensor<2x3xf32>, tensor<2xf32>) -> tensor<1x2xf32>
+  %table = "tfl.pseudo_const"() {value = dense<[[1.0, 0.5, 0.0], [0.25, -1.0, 0.5], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]> : tensor<4x3xf32>} : () -> tensor<4x3xf32>
+  %1 = "tfl.gather"(%table, %ids) {axis = 0 : i32, batchDims = 0 : i32, tfl.version = 1 : i32, tfq.spec = {activation_bits = 8 : i64, method = "dynamic_range", per_channel = true}} : (tensor<4x3xf32>, tensor<2xi32>) -> tensor<2x3xf32>
+  return %0, %1 : tensor<1x2xf32>, tensor<2x3xf32>
+}

@@ -257,3 +257,33 @@ def test_qat_model_converts_with_its_trained_ranges_and_no_dataset(tmp_path):
     np.testing.assert_allclose(image.quantization.scale, [2 / 255], rtol=1e-6)
     np.testing.assert_allclose(weight.quantization.scale, [4 / 254] * 4, rtol=1e-6)
     np.testing.assert_allclose(tensors[conv.outputs[0]].quantization.scale, [6 / 255], rtol=1e-6)
+
+
+def test_dynamic_range_stores_embedding_tables_as_int8():
+    tf.keras.utils.set_random_seed(0)
+    tokens = tf.keras.Input((6,), dtype=tf.int32, name="tokens")
+    x = tf.keras.layers.Embedding(512, 16)(tokens)
+    model = tf.keras.Model(tokens, tf.keras.layers.Dense(4)(tf.keras.layers.Flatten()(x)))
+    float_model = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    quantized, report = _quantize(float_model, method="dynamic_range", samples=None)
+    assert report.ops_quantized.get("GATHER") == 1
+    assert len(quantized) < 0.4 * len(float_model)
+    ids = {"tokens": np.random.default_rng(0).integers(0, 512, (8, 6)).astype(np.int32)}
+    expected = signatures(interpreter(float_model))["serving_default"].run(ids)
+    got = signatures(interpreter(quantized))["serving_default"].run(ids)
+    assert sqnr_db(expected.values(), got.values()) > 30.0
+
+
+def test_integer_only_reads_shapes_of_quantized_tensors():
+    """Flatten on a dynamic batch is SHAPE, STRIDED_SLICE, PACK and RESHAPE: SHAPE reads the int8 tensor."""
+    tf.keras.utils.set_random_seed(0)  # a 4-channel random conv's SQNR ranges 17-33 dB with the seed (TF's alike)
+    image = tf.keras.Input((6, 6, 2), name="image")
+    x = tf.keras.layers.Conv2D(4, 3, activation="relu")(image)
+    model = tf.keras.Model(image, tf.keras.layers.Dense(3)(tf.keras.layers.Flatten()(x)))
+    float_model = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    rng = np.random.default_rng(0)
+    samples = [("serving_default", {"image": rng.uniform(0, 1, (1, 6, 6, 2)).astype(np.float32)}) for _ in range(16)]
+    quantized, _ = quantize_flatbuffer(float_model, LiteQuantization("static", integer_only=True), samples)
+    assert "SHAPE" in {name for name, _ in _ops(_model(quantized))}
+    inputs = [{"image": rng.uniform(0, 1, (1, 6, 6, 2)).astype(np.float32)} for _ in range(8)]
+    assert _sqnr(float_model, quantized, inputs) > 25.0
