@@ -35,6 +35,9 @@ Sample = tuple[str, Mapping[str, np.ndarray]]
 HOLD_OUT_EVERY = 8
 HOLD_OUT_LIMIT = 32
 BATCH_SIZE = 32
+# What the watched tensors of one calibration batch may take: every one is kept at once, and an
+# EfficientNet-B0 keeps ~100 MB of them per 224x224 image (32 of them took 30 s in page faults).
+BATCH_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -197,20 +200,35 @@ class _Statistics:
 
 def _calibrate(module: ir.Module, samples: Iterable[Sample], kept: list[Sample],
                calibration_options: CalibrationOptions) -> _Statistics:
-    """Run `samples` through the float model in LiteRT, every intermediate tensor kept, and collect
-    each point's statistics; the held-out samples go to `kept` and their own statistics."""
-    model, tensors = export_flatbuffer_with_tensors(module)
-    by_key = _litert.signatures(_litert.interpreter(model, keep_all_tensors=True))
+    """Run `samples` through the float model in LiteRT, each point's tensor an extra output, and
+    collect each point's statistics; the held-out samples go to `kept` and their own statistics."""
+    model, tensors = export_flatbuffer_with_tensors(module, points_as_outputs=True)
+    by_key = _litert.signatures(_litert.interpreter(model))
+    if any(subgraph not in {s.subgraph for s in by_key.values()} for subgraph, _ in tensors.values()):
+        # Points in control-flow bodies: only preserving every tensor keeps theirs.
+        by_key = _litert.signatures(_litert.interpreter(model, keep_all_tensors=True))
+    batch_size = _batch_size(module)
     main, count = _collect(by_key, tensors, _litert.held_out(samples, HOLD_OUT_EVERY, HOLD_OUT_LIMIT, kept),
-                           calibration_options)
-    held, held_count = _collect(by_key, tensors, kept, calibration_options)
+                           calibration_options, batch_size)
+    held, held_count = _collect(by_key, tensors, kept, calibration_options, batch_size)
     if count + held_count == 0:
         raise ValueError("the representative dataset has no samples")
     return _Statistics(main, held, count + held_count)
 
 
+def _batch_size(module: ir.Module) -> int:
+    """Samples per calibration batch: up to BATCH_SIZE, as many as keep the watched tensors of one
+    batch within BATCH_BYTES (a dynamic dimension other than the batch counts as 1)."""
+    per_sample = 0
+    for point in calibration_points(module.operation):
+        shape = ir.ShapedType(point.operands[0].type)
+        dims = shape.shape[1:] if shape.has_rank else []
+        per_sample += 4 * int(np.prod([d if d >= 0 else 1 for d in dims]))
+    return max(1, min(BATCH_SIZE, BATCH_BYTES // max(per_sample, 1)))
+
+
 def _collect(by_key: Mapping[str, _litert.Signature], tensors: Mapping[int, tuple[int, int]],
-             samples: Iterable[Sample], calibration_options: CalibrationOptions
+             samples: Iterable[Sample], calibration_options: CalibrationOptions, batch_size: int
              ) -> tuple[dict[int, calibration.Collector], int]:
     """Each point's statistics over `samples` (points no sample reached have none), and their number."""
     collectors: dict[int, calibration.Collector] = {}
@@ -220,7 +238,7 @@ def _collect(by_key: Mapping[str, _litert.Signature], tensors: Mapping[int, tupl
             raise ValueError(f"the representative dataset names signature '{key}', which the model does not have; "
                              f"it has {', '.join(repr(k) for k in by_key)}")
         signature = by_key[key]
-        for batch in batches((inputs for _, inputs in group), signature.input_specs, key, BATCH_SIZE):
+        for batch in batches((inputs for _, inputs in group), signature.input_specs, key, batch_size):
             signature.run(batch.inputs)
             _update(collectors, signature, tensors, calibration_options)
             count += len(batch.samples)
