@@ -40,6 +40,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare_ptq  # noqa: E402  (the zoo helpers: samples, SQNR, sizes)
+from tfquant.lite._litert import dequantized, quantized  # noqa: E402
 
 MODELS = ("mlp", "digits_cnn", "digits_mlp", "cancer_mlp", "transformer", "mobilenet_v2", "resnet50",
           "efficientnet_b0")
@@ -150,24 +151,6 @@ class Runner:
         """What `Interpreter.invoke` runs, on the signature's subgraph (without its check for numpy
         views of the tensors, which a live signature runner always fails)."""
         self.runner._interpreter_wrapper.Invoke(self.runner._subgraph_index)
-
-
-def quantized(value, detail: dict):
-    import numpy as np
-    dtype = np.dtype(detail["dtype"])
-    scale, zero_point = detail["quantization"]
-    if dtype.kind in "iu" and scale and np.asarray(value).dtype.kind == "f":
-        info = np.iinfo(dtype)
-        return np.clip(np.round(value / scale) + zero_point, info.min, info.max).astype(dtype)
-    return np.asarray(value, dtype)
-
-
-def dequantized(value, detail: dict):
-    import numpy as np
-    scale, zero_point = detail["quantization"]
-    if np.asarray(value).dtype.kind in "iu" and scale:
-        return ((value.astype(np.float64) - zero_point) * scale).astype(np.float32)
-    return value
 
 
 class Zoo:

@@ -25,8 +25,8 @@ Static units (after tfq-apply-calibration-stats turned the calibration points in
 tfq-tfl-post-quantize then folds the pairs left around the units. A unit that cannot be
 quantized (an activation without a range, a weight that is not a constant) stays float with a
 remark. Dynamic-range units get int8 weights that the op reads directly (hybrid kernels, inputs
-quantized asymmetrically at run time); float16 units read float16 constants behind a
-`tfl.dequantize`.
+quantized asymmetrically at run time); float16 units read float16 constants behind one
+`tfl.dequantize` per constant.
 """
 from __future__ import annotations
 
@@ -59,6 +59,7 @@ class _StaysFloat(Exception):
                "Rewrite each tfl unit into its quantized form (static int8/16x8, dynamic-range or float16 "
                "weights) as its tfq.spec says")
 def tfl_quantize(module_op: ir.Operation) -> None:
+    narrowed: list[tuple[ir.Operation, ir.Value]] = []  # float16: (constant, its one dequantize)
     for op in list(tfl_ops(module_op)):
         if op.name == CONCATENATION and _is_static(op):
             with op.location:  # building types needs one
@@ -74,7 +75,7 @@ def tfl_quantize(module_op: ir.Operation) -> None:
                 with op.location:  # building types needs one
                     _quantize_weights(op, TFL[op.name], spec.per_channel)
             elif spec.method == FLOAT16:
-                _narrow_constants(op)
+                _narrow_constants(op, narrowed)
         except _StaysFloat as reason:
             leave_float(op, str(reason))
 
@@ -287,13 +288,19 @@ def _quantize_weights(op: ir.Operation, table: TflOp, per_channel: bool) -> None
         result.replace_all_uses_except(rows, rows.owner.operation)
 
 
-def _narrow_constants(op: ir.Operation) -> None:
-    """Every float32 constant operand stored as float16, dequantized to float32 before the op."""
-    with ir.InsertionPoint(op):
-        for index, value in enumerate(op.operands):
-            constant = tfl_constant(value)
-            if constant is None or not is_float32(value):
-                continue
-            narrow = create_tfl_const(np.asarray(constant, np.float16), defining_op(value).location)
-            op.operands[index] = create_op(DEQUANTIZE, [narrow], [value.type], {}, op.location).result
+def _narrow_constants(op: ir.Operation, narrowed: list[tuple[ir.Operation, ir.Value]]) -> None:
+    """Every float32 constant operand stored as float16, dequantized to float32 once, right after
+    it, for every op reading it (`narrowed` holds the constants done so far)."""
+    for index, value in enumerate(op.operands):
+        constant = tfl_constant(value)
+        if constant is None or not is_float32(value):
+            continue
+        producer = defining_op(value)
+        dequantized = next((d for c, d in narrowed if c == producer), None)
+        if dequantized is None:
+            with ir.InsertionPoint.after(producer):
+                narrow = create_tfl_const(np.asarray(constant, np.float16), producer.location)
+                dequantized = create_op(DEQUANTIZE, [narrow], [value.type], {}, producer.location).result
+            narrowed.append((producer, dequantized))
+        op.operands[index] = dequantized
     del op.attributes[SPEC]

@@ -79,3 +79,19 @@ func.func @dynamic_range(%x: tensor<1x3xf32>, %ids: tensor<2xi32>) -> (tensor<1x
   %1 = "tfl.gather"(%table, %ids) {axis = 0 : i32, batchDims = 0 : i32, tfl.version = 1 : i32, tfq.spec = {activation_bits = 8 : i64, method = "dynamic_range", per_channel = true}} : (tensor<4x3xf32>, tensor<2xi32>) -> tensor<2x3xf32>
   return %0, %1 : tensor<1x2xf32>, tensor<2x3xf32>
 }
+
+// -----
+
+// float16: a constant two ops read is stored once as float16 and dequantized once.
+// CHECK-LABEL: func @float16_shared
+// CHECK: %[[H:.*]] = "tfl.pseudo_const"() {value = dense<5.000000e-01> : tensor<4xf16>}
+// CHECK-NEXT: %[[D:.*]] = "tfl.dequantize"(%[[H]]) : (tensor<4xf16>) -> tensor<4xf32>
+// CHECK-NOT: tfl.dequantize
+// CHECK: "tfl.add"(%arg0, %[[D]])
+// CHECK: "tfl.mul"(%{{.*}}, %[[D]])
+func.func @float16_shared(%x: tensor<4xf32>) -> tensor<4xf32> {
+  %c = "tfl.pseudo_const"() {value = dense<0.5> : tensor<4xf32>} : () -> tensor<4xf32>
+  %0 = "tfl.add"(%x, %c) {fusedActivationFunction = 0 : i32, tfq.spec = {activation_bits = 8 : i64, method = "float16", per_channel = true}} : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+  %1 = "tfl.mul"(%0, %c) {fusedActivationFunction = 0 : i32, tfq.spec = {activation_bits = 8 : i64, method = "float16", per_channel = true}} : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+  return %1 : tensor<4xf32>
+}

@@ -41,7 +41,7 @@ class Signature:
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The outputs (float, dequantized if integer) for float inputs (quantized if integer)."""
-        fed = {name: _quantized(value, self.inputs[name]) for name, value in inputs.items()}
+        fed = {name: quantized(value, self.inputs[name]) for name, value in inputs.items()}
         it = self.interpreter
         if self.key in it.get_signature_list():
             results = it.get_signature_runner(self.key)(**fed)  # resizes the inputs itself
@@ -53,7 +53,7 @@ class Signature:
                 it.set_tensor(self.inputs[name]["index"], value)
             it.invoke()
             results = {name: it.get_tensor(d["index"]) for name, d in self.outputs.items()}
-        return {name: _dequantized(results[name], self.outputs[name]) for name in self.outputs}
+        return {name: dequantized(results[name], self.outputs[name]) for name in self.outputs}
 
     def tensor(self, index: int, subgraph: int) -> np.ndarray:
         """A tensor's value after a run: a view into the interpreter (valid until its next run) in
@@ -77,7 +77,8 @@ def signatures(it: Interpreter) -> dict[str, Signature]:
     return found
 
 
-def _quantized(value: np.ndarray, detail: dict) -> np.ndarray:
+def quantized(value: np.ndarray, detail: dict) -> np.ndarray:
+    """A float input as the interpreter's input tensor takes it (quantized when that is integer)."""
     dtype = np.dtype(detail["dtype"])
     scale, zero_point = detail["quantization"]
     if dtype.kind in "iu" and scale and np.asarray(value).dtype.kind == "f":
@@ -86,7 +87,8 @@ def _quantized(value: np.ndarray, detail: dict) -> np.ndarray:
     return np.asarray(value, dtype)
 
 
-def _dequantized(value: np.ndarray, detail: dict) -> np.ndarray:
+def dequantized(value: np.ndarray, detail: dict) -> np.ndarray:
+    """An output tensor's value as float (dequantized when it is integer)."""
     scale, zero_point = detail["quantization"]
     if np.asarray(value).dtype.kind in "iu" and scale:
         return ((value.astype(np.float64) - zero_point) * scale).astype(np.float32)
