@@ -38,7 +38,7 @@ def test_options_are_typed():
 
 
 def test_unknown_pass_names_the_closest():
-    with pytest.raises(ValueError, match=r"unknown pass 'tfq-prepare-lifitng'; did you mean tfq-prepare-lifting\?"):
+    with pytest.raises(ValueError, match=r"unknown pass 'tfq-prepare-lifitng'; did you mean tfq-prepare-lifting"):
         parse_pipeline("builtin.module(tfq-prepare-lifitng)")
     with pytest.raises(ValueError, match="unknown pass 'no-such-pass'"):
         parse_pipeline("builtin.module(no-such-pass)")
