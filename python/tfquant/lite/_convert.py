@@ -1,7 +1,7 @@
 """Quantize a float TFLite flatbuffer: import it as tfl.* ops, run the TFLite passes, export it.
 
     float .tflite ──import──▶ tfl.* ops ──tfq-tfl-prepare-quantize──▶ calibration points
-        ──calibrate in LiteRT (every intermediate tensor kept)──▶ ranges
+        ──calibrate in LiteRT (each watched tensor an extra output)──▶ ranges
         ──tfq-apply-calibration-stats, tfq-tfl-quantize, tfq-tfl-post-quantize, tfq-tfl-modify-io──▶ .tflite
 
 `samples` come from the API layer already normalized: (signature key, {input name: array}).
