@@ -145,7 +145,8 @@ TFL: Mapping[str, TflOp] = {
     "tfl.add": TflOp(activations=(0, 1)),
     "tfl.sub": TflOp(activations=(0, 1)),
     "tfl.mul": TflOp(activations=(0, 1)),
-    "tfl.squared_difference": TflOp(activations=(0, 1)),
+    # TensorFlow's converter writes a 16x8 form, but LiteRT has no int16 kernel for it.
+    "tfl.squared_difference": TflOp(activations=(0, 1), int16=False),
     "tfl.mean": TflOp(),
     "tfl.gelu": TflOp(),
     "tfl.hard_swish": TflOp(int16=False, version=1),

@@ -14,6 +14,7 @@ from ai_edge_litert import schema_py_generated as fb
 from tfquant.lite._convert import LiteQuantization, quantize_flatbuffer
 from tfquant.lite._litert import interpreter, signatures, sqnr_db
 from tfquant.mlir import CompileError
+from tfquant.passes import _op_specs
 
 SHAPE = (16, 16, 3)
 OPS = {value: name for name, value in vars(fb.BuiltinOperator).items() if not name.startswith("_")}
@@ -287,3 +288,19 @@ def test_integer_only_reads_shapes_of_quantized_tensors():
     assert "SHAPE" in {name for name, _ in _ops(_model(quantized))}
     inputs = [{"image": rng.uniform(0, 1, (1, 6, 6, 2)).astype(np.float32)} for _ in range(8)]
     assert _sqnr(float_model, quantized, inputs) > 25.0
+
+
+def test_a_model_the_interpreter_refuses_is_an_error_not_an_output(monkeypatch):
+    """The extreme-input check runs the quantized model: an op quantized to a form LiteRT cannot run
+    (here forced: squared difference at 16 bits, which LiteRT has no kernel for) fails the conversion."""
+    x = tf.keras.Input((8,), name="x")
+    y = tf.keras.layers.Lambda(lambda t: tf.math.squared_difference(t, 0.5 * t))(tf.keras.layers.Dense(8)(x))
+    float_model = tf.lite.TFLiteConverter.from_keras_model(tf.keras.Model(x, y)).convert()
+    rng = np.random.default_rng(0)
+    samples = [("serving_default", {"x": rng.normal(size=(1, 8)).astype(np.float32)}) for _ in range(8)]
+    model, report = quantize_flatbuffer(float_model, LiteQuantization("static", activation_bits=16), samples)
+    assert any("no 16x8 kernel for SQUARED_DIFFERENCE" in reason for _, _, reason in report.float_reasons)
+    forced = '[{"op_type": "SQUARED_DIFFERENCE", "method": "static", "activation_bits": 16}]'
+    monkeypatch.setitem(_op_specs.TFL, "tfl.squared_difference", _op_specs.TflOp(activations=(0, 1)))
+    with pytest.raises(CompileError, match="the quantized model fails to run .*SQUARED_DIFFERENCE"):
+        quantize_flatbuffer(float_model, LiteQuantization("static", activation_bits=16), samples, units=forced)

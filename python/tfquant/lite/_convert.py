@@ -109,6 +109,8 @@ def quantize_flatbuffer(float_model: bytes, quantization: LiteQuantization, samp
         _write_ranges(module, statistics.merged(calibration_options) if statistics else {}, quantization,
                       calibration_options)
         model, (quantized, floats, reasons) = _finished(module, quantization)
+    if statistics is not None:
+        _check_extremes(float_model, model, statistics.input_ranges)
     report = LiteReport(quantized, floats, reasons, _mode_name(quantization),
                         statistics.samples if statistics else 0, len(kept), len(float_model), len(model),
                         time.perf_counter() - start,
@@ -128,6 +130,39 @@ def _held_out_sqnr(float_model: bytes, quantization: LiteQuantization, units: st
         _write_ranges(module, statistics.calibration, quantization, calibration_options)
         twin = _finished(module, quantization)[0]
     return _sqnr(float_model, twin, kept)
+
+
+def _check_extremes(float_model: bytes, model: bytes, input_ranges: Mapping[str, Mapping[str, tuple]]) -> None:
+    """Run the quantized model on each input filled with its calibration minimum, its maximum and
+    zero (where the range holds it): a kernel that refuses its operands, or an Inf or NaN where the
+    float model has none, is an error now rather than in the user's hands."""
+    float_signatures = _litert.signatures(_litert.interpreter(float_model))
+    signatures = _litert.signatures(_litert.interpreter(model))
+    for key, ranges in input_ranges.items():
+        specs = float_signatures[key].input_specs
+        fills = {"the calibration minimum": {n: low for n, (low, _) in ranges.items()},
+                 "the calibration maximum": {n: high for n, (_, high) in ranges.items()}}
+        if all(low <= 0.0 <= high for low, high in ranges.values()):
+            fills["zero"] = {name: 0.0 for name in ranges}
+        for what, values in fills.items():
+            inputs = {name: np.full([d or 1 for d in specs[name][1]], values[name], specs[name][0]) for name in specs}
+            failure = _extreme_failure(float_signatures[key], signatures[key], inputs)
+            if failure is not None:
+                raise CompileError(f"the quantized model {failure} on signature '{key}' with every input at {what}")
+
+
+def _extreme_failure(float_signature: _litert.Signature, signature: _litert.Signature,
+                     inputs: Mapping[str, np.ndarray]) -> str | None:
+    try:
+        got = signature.run(inputs)
+    except RuntimeError as error:
+        return f"fails to run ({str(error).splitlines()[0]})"
+    expected = float_signature.run(inputs)
+    for name, value in got.items():
+        if np.asarray(value).dtype.kind == "f" and not np.all(np.isfinite(value)) \
+                and np.all(np.isfinite(expected[name])):
+            return f"returns Inf or NaN in output '{name}' where the float model does not"
+    return None
 
 
 def _prepared(float_model: bytes, quantization: LiteQuantization, units: str,
@@ -187,6 +222,8 @@ class _Statistics:
     calibration: dict[int, calibration.Collector]
     held_out: dict[int, calibration.Collector]
     samples: int
+    # signature -> input name -> the (min, max) of its values over every sample.
+    input_ranges: dict[str, dict[str, tuple[float, float]]]
 
     def merged(self, calibration_options: CalibrationOptions) -> dict[int, calibration.Collector]:
         merged = {}
@@ -208,12 +245,13 @@ def _calibrate(module: ir.Module, samples: Iterable[Sample], kept: list[Sample],
         # Points in control-flow bodies: only preserving every tensor keeps theirs.
         by_key = _litert.signatures(_litert.interpreter(model, keep_all_tensors=True))
     batch_size = _batch_size(module)
+    input_ranges: dict[str, dict[str, tuple[float, float]]] = {}
     main, count = _collect(by_key, tensors, _litert.held_out(samples, HOLD_OUT_EVERY, HOLD_OUT_LIMIT, kept),
-                           calibration_options, batch_size)
-    held, held_count = _collect(by_key, tensors, kept, calibration_options, batch_size)
+                           calibration_options, batch_size, input_ranges)
+    held, held_count = _collect(by_key, tensors, kept, calibration_options, batch_size, input_ranges)
     if count + held_count == 0:
         raise ValueError("the representative dataset has no samples")
-    return _Statistics(main, held, count + held_count)
+    return _Statistics(main, held, count + held_count, input_ranges)
 
 
 def _batch_size(module: ir.Module) -> int:
@@ -228,9 +266,11 @@ def _batch_size(module: ir.Module) -> int:
 
 
 def _collect(by_key: Mapping[str, _litert.Signature], tensors: Mapping[int, tuple[int, int]],
-             samples: Iterable[Sample], calibration_options: CalibrationOptions, batch_size: int
+             samples: Iterable[Sample], calibration_options: CalibrationOptions, batch_size: int,
+             input_ranges: dict[str, dict[str, tuple[float, float]]]
              ) -> tuple[dict[int, calibration.Collector], int]:
-    """Each point's statistics over `samples` (points no sample reached have none), and their number."""
+    """Each point's statistics over `samples` (points no sample reached have none), and their number;
+    `input_ranges` takes in each input's range."""
     collectors: dict[int, calibration.Collector] = {}
     count = 0
     for key, group in itertools.groupby(samples, key=lambda sample: sample[0]):
@@ -241,6 +281,10 @@ def _collect(by_key: Mapping[str, _litert.Signature], tensors: Mapping[int, tupl
         for batch in batches((inputs for _, inputs in group), signature.input_specs, key, batch_size):
             signature.run(batch.inputs)
             _update(collectors, signature, tensors, calibration_options)
+            ranges = input_ranges.setdefault(key, {})
+            for name, value in batch.inputs.items():
+                low, high = ranges.get(name, (np.inf, -np.inf))
+                ranges[name] = (min(low, float(np.min(value))), max(high, float(np.max(value))))
             count += len(batch.samples)
     return collectors, count
 
