@@ -24,6 +24,7 @@ from tfquant.calibrate import write_ranges
 from tfquant.dataset import batches, validate_sample
 from tfquant.lite import _litert
 from tfquant.mlir import CompileError, describe_location, ir, module_funcs, new_context, ops_named
+from tfquant.passes._op_specs import SHAPE_READERS
 from tfquant.passes._points import calibration_points
 from tfquant.passes._quant import tensor_params
 from tfquant.passes._spec import float_reason
@@ -338,7 +339,7 @@ def _count_ops(module: ir.Module) -> tuple[dict[str, int], dict[str, int], list[
         reason = float_reason(op)
         if reason is not None:
             reasons.append((builtin_name(op), describe_location(op.location), reason))
-        if op.name in STRUCTURAL_OPS:
+        if op.name in STRUCTURAL_OPS or op.name in SHAPE_READERS:
             continue
         values = [*op.operands, *op.results]
         is_quantized = any(tensor_params(v.type) is not None for v in values)
