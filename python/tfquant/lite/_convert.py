@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm import tqdm
 from tfquant.options import CalibrationOptions
 
 from tfquant import calibration
@@ -248,8 +249,9 @@ def _calibrate(module: ir.Module, samples: Iterable[Sample], kept: list[Sample],
     batch_size = _batch_size(module)
     input_ranges: dict[str, dict[str, tuple[float, float]]] = {}
     main, count = _collect(by_key, tensors, _litert.held_out(samples, HOLD_OUT_EVERY, HOLD_OUT_LIMIT, kept),
-                           calibration_options, batch_size, input_ranges)
-    held, held_count = _collect(by_key, tensors, kept, calibration_options, batch_size, input_ranges)
+                           calibration_options, batch_size, input_ranges, "calibrating")
+    held, held_count = _collect(by_key, tensors, kept, calibration_options, batch_size, input_ranges,
+                                "calibrating held-out samples of")
     if count + held_count == 0:
         raise ValueError("the representative dataset has no samples")
     return _Statistics(main, held, count + held_count, input_ranges)
@@ -268,7 +270,7 @@ def _batch_size(module: ir.Module) -> int:
 
 def _collect(by_key: Mapping[str, _litert.Signature], tensors: Mapping[int, tuple[int, int]],
              samples: Iterable[Sample], calibration_options: CalibrationOptions, batch_size: int,
-             input_ranges: dict[str, dict[str, tuple[float, float]]]
+             input_ranges: dict[str, dict[str, tuple[float, float]]], what: str
              ) -> tuple[dict[int, calibration.Collector], int]:
     """Each point's statistics over `samples` (points no sample reached have none), and their number;
     `input_ranges` takes in each input's range."""
@@ -279,14 +281,17 @@ def _collect(by_key: Mapping[str, _litert.Signature], tensors: Mapping[int, tupl
             raise ValueError(f"the representative dataset names signature '{key}', which the model does not have; "
                              f"it has {', '.join(repr(k) for k in by_key)}")
         signature = by_key[key]
-        for batch in batches((inputs for _, inputs in group), signature.input_specs, key, batch_size):
-            signature.run(batch.inputs)
-            _update(collectors, signature, tensors, calibration_options)
-            ranges = input_ranges.setdefault(key, {})
-            for name, value in batch.inputs.items():
-                low, high = ranges.get(name, (np.inf, -np.inf))
-                ranges[name] = (min(low, float(np.min(value))), max(high, float(np.max(value))))
-            count += len(batch.samples)
+        # The SavedModel path's bar; disable=None: none where stderr is not a terminal (a log, a pipe).
+        with tqdm(desc=f"{what} {key}", unit=" samples", disable=None) as bar:
+            for batch in batches((inputs for _, inputs in group), signature.input_specs, key, batch_size):
+                signature.run(batch.inputs)
+                _update(collectors, signature, tensors, calibration_options)
+                ranges = input_ranges.setdefault(key, {})
+                for name, value in batch.inputs.items():
+                    low, high = ranges.get(name, (np.inf, -np.inf))
+                    ranges[name] = (min(low, float(np.min(value))), max(high, float(np.max(value))))
+                count += len(batch.samples)
+                bar.update(len(batch.samples))
     return collectors, count
 
 
