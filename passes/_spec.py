@@ -81,6 +81,26 @@ def narrows_weights(call: ir.Operation) -> bool:
     return spec is not None and spec.method in (WEIGHT_ONLY, FLOAT16) and float_reason(call) is None
 
 
+def checked_spec(method: str, activation_bits: int, per_channel: bool, loc: ir.Location) -> UnitSpec:
+    """The UnitSpec of these values, or a CompileError at `loc` saying what is wrong with them."""
+    try:
+        return UnitSpec(method, activation_bits, per_channel)
+    except ValueError as error:
+        raise CompileError(str(error), loc) from None
+
+
+def is_static_unit(op: ir.Operation) -> bool:
+    """Whether `op` has a static spec and has not been left float."""
+    spec = unit_spec(op)
+    return spec is not None and spec.method == STATIC and float_reason(op) is None
+
+
+def keep_float(op: ir.Operation, reason: str) -> None:
+    """Give `op` the no_quantize spec, and record why (see leave_float)."""
+    set_unit_spec(op, UnitSpec(NO_QUANTIZE))
+    leave_float(op, reason)
+
+
 def leave_float(call: ir.Operation, reason: str) -> None:
     """Record why `call` stays float, on the call and as a remark at its location."""
     call.attributes[FLOAT_REASON] = str_attr(reason)

@@ -26,7 +26,8 @@ import numpy as np
 
 from tfquant.mlir import CompileError, enclosing_function_name, ir, name_of, symbol_table
 from tfquant.pass_registry import PassOption, register_pass
-from tfquant.passes._spec import DYNAMIC_RANGE, METHODS, NO_QUANTIZE, WEIGHT_ONLY, UnitSpec, leave_float, set_unit_spec
+from tfquant.passes._spec import (DYNAMIC_RANGE, METHODS, NO_QUANTIZE, WEIGHT_ONLY, UnitSpec, checked_spec, keep_float,
+                                  set_unit_spec)
 from tfquant.passes._tf_ops import weight_constant
 from tfquant.passes._composite import Composite, call_composite, lifted_calls, op_type
 
@@ -64,35 +65,26 @@ class UnitRule:
 def assign_quantization_spec(module_op: ir.Operation, method: str, activation_bits: int, per_channel: bool,
                              min_weight_elements: int, units: str) -> None:
     rules = parse_unit_rules(units, module_op.location)
-    top_level = _spec(method, activation_bits, per_channel, module_op.location)
+    top_level = checked_spec(method, activation_bits, per_channel, module_op.location)
     functions = symbol_table(module_op)
     matched: set[int] = set()
     for call in lifted_calls(module_op):
         composite = call_composite(call, functions)
         if composite is None:
-            set_unit_spec(call, UnitSpec(NO_QUANTIZE))
-            leave_float(call, "no quantized form for this pattern")
+            keep_float(call, "no quantized form for this pattern")
             continue
         rule = next((r for r in rules if r.matches(_unit_names(call, composite))), None)
         spec = top_level
         if rule is not None:
             matched.add(rule.index)
-            spec = _spec(rule.method, rule.activation_bits or activation_bits, per_channel, call.location)
+            spec = checked_spec(rule.method, rule.activation_bits or activation_bits, per_channel, call.location)
         set_unit_spec(call, spec)
         reason = _float_reason(spec, rule, call, composite, min_weight_elements)
         if reason is not None:
-            set_unit_spec(call, UnitSpec(NO_QUANTIZE))
-            leave_float(call, reason)
+            keep_float(call, reason)
     for rule in rules:
         if rule.index not in matched:
             warnings.warn(f"{rule.describe()} matches no quantizable op", stacklevel=2)
-
-
-def _spec(method: str, activation_bits: int, per_channel: bool, loc: ir.Location) -> UnitSpec:
-    try:
-        return UnitSpec(method, activation_bits, per_channel)
-    except ValueError as error:
-        raise CompileError(str(error), loc) from None
 
 
 def _float_reason(spec: UnitSpec, rule: UnitRule | None, call: ir.Operation, composite: Composite,
@@ -137,5 +129,5 @@ def parse_unit_rules(text: str, loc: ir.Location) -> list[UnitRule]:
                 raise CompileError(f"unit-wise spec {index}: {key} {pattern!r} is not a regular expression: "
                                    f"{error}", loc) from None
         rules.append(UnitRule(index, patterns, entry.get("method", NO_QUANTIZE), entry.get("activation_bits")))
-        _spec(rules[-1].method, rules[-1].activation_bits or 8, True, loc)
+        checked_spec(rules[-1].method, rules[-1].activation_bits or 8, True, loc)
     return rules

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import warnings
 
-from tfquant.mlir import CompileError, describe_location, enclosing_function_name, ir, name_of
+from tfquant.mlir import describe_location, enclosing_function_name, ir, name_of
 from tfquant.pass_registry import PassOption, register_pass
 from tfquant.passes._op_specs import SAME_SCALE, SHAPE_READERS, TFL, ZERO_SENSITIVE, TflOp
 from tfquant.passes._points import feeds_qcast, is_quantized, number_points, point_for_operand, point_for_result
-from tfquant.passes._spec import (DYNAMIC_RANGE, FLOAT16, METHODS, NO_QUANTIZE, STATIC, UnitSpec, leave_float, set_unit_spec,
-                                  unit_spec)
+from tfquant.passes._spec import (DYNAMIC_RANGE, FLOAT16, METHODS, NO_QUANTIZE, STATIC, UnitSpec, checked_spec,
+                                  is_static_unit, keep_float, set_unit_spec, unit_spec)
 from tfquant.passes._tf_ops import defining_op, is_float
 from tfquant.passes._tfl import STRUCTURAL_OPS, builtin_name, tfl_constant, tfl_ops
 from tfquant.passes.assign_quantization_spec import DEFAULT_MIN_WEIGHT_ELEMENTS, UnitRule, parse_unit_rules
@@ -54,16 +54,16 @@ def tfl_prepare_quantize(module_op: ir.Operation, method: str, activation_bits: 
         if op.name in STRUCTURAL_OPS or not _computes_on_floats(op):
             continue
         rule = next((r for r in rules if r.matches(_unit_names(op))), None)
-        spec = _spec(method, activation_bits, per_channel, op.location)
+        spec = checked_spec(method, activation_bits, per_channel, op.location)
         if rule is not None:
             matched.add(rule.index)
-            spec = _spec(rule.method, rule.activation_bits or activation_bits, per_channel, op.location)
+            spec = checked_spec(rule.method, rule.activation_bits or activation_bits, per_channel, op.location)
         if not _concerns(spec.method, op):
             continue
         set_unit_spec(op, spec)
         reason = _float_reason(spec, rule, op, min_weight_elements)
         if reason is not None:
-            _keep_float(op, reason)
+            keep_float(op, reason)
         else:
             units_to_mark.append(op)
     _protect_zero_sensitive_operands(module_op)
@@ -83,13 +83,6 @@ def _computes_on_floats(op: ir.Operation) -> bool:
 
 def _unit_names(op: ir.Operation) -> dict[str, str]:
     return {"op_type": builtin_name(op), "node_name": name_of(op.location), "func_name": enclosing_function_name(op)}
-
-
-def _spec(method: str, activation_bits: int, per_channel: bool, loc: ir.Location) -> UnitSpec:
-    try:
-        return UnitSpec(method, activation_bits, per_channel)
-    except ValueError as error:
-        raise CompileError(str(error), loc) from None
 
 
 def _concerns(method: str, op: ir.Operation) -> bool:
@@ -118,22 +111,12 @@ def _float_reason(spec: UnitSpec, rule: UnitRule | None, op: ir.Operation, min_w
     return None
 
 
-def _keep_float(op: ir.Operation, reason: str) -> None:
-    set_unit_spec(op, UnitSpec(NO_QUANTIZE))
-    leave_float(op, reason)
-
-
-def _is_static_unit(op: ir.Operation) -> bool:
-    spec = unit_spec(op)
-    return spec is not None and spec.method == STATIC
-
-
 def _protect_zero_sensitive_operands(module_op: ir.Operation) -> None:
     """Keep float the static units whose result reaches a divisor, a log or a root through float ops:
     int8 rounding could turn a small positive value there into 0, and the model return Inf or NaN
     where the float model does not (TensorFlow's converter does that to a log-mel front end)."""
     for op in tfl_ops(module_op):
-        if op.name in ZERO_SENSITIVE and not _is_static_unit(op):
+        if op.name in ZERO_SENSITIVE and not is_static_unit(op):
             for index in ZERO_SENSITIVE[op.name]:
                 if index < len(op.operands):
                     _keep_float_upstream(op.operands[index], op, set())
@@ -144,9 +127,9 @@ def _keep_float_upstream(value: ir.Value, sink: ir.Operation, seen: set) -> None
     if producer is None or producer in seen or not is_float(value) or tfl_constant(value) is not None:
         return
     seen.add(producer)
-    if _is_static_unit(producer):
+    if is_static_unit(producer):
         where = name_of(sink.location) or describe_location(sink.location)
-        _keep_float(producer, f"its result reaches {builtin_name(sink)} ({where}), where int8 rounding could turn "
+        keep_float(producer, f"its result reaches {builtin_name(sink)} ({where}), where int8 rounding could turn "
                               f"a small value into 0")
     if producer.name in TFL and TFL[producer.name].output != SAME_SCALE:
         return

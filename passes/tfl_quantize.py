@@ -38,7 +38,8 @@ from tfquant.passes._op_specs import SAME_SCALE, TFL, TflOp
 from tfquant.passes._quant import (INT16_MAX, QuantParams, activation_params, bias_params, quantize_bias,
                                    quantize_weight, quantized_tensor_type, retyped, tensor_params, weight_params,
                                    widen_for_bias)
-from tfquant.passes._spec import DYNAMIC_RANGE, FLOAT16, SPEC, STATIC, float_reason, leave_float, unit_spec
+from tfquant.passes._spec import (DYNAMIC_RANGE, FLOAT16, SPEC, STATIC, float_reason, is_static_unit, leave_float,
+                                  unit_spec)
 from tfquant.passes._tf_ops import create_op, defining_op, is_float, is_float32, uses
 from tfquant.passes._tfl import (DEQUANTIZE, QUANTIZE, create_tfl_const, create_tfl_qconst, set_version,
                                  tfl_constant, tfl_ops)
@@ -61,7 +62,7 @@ class _StaysFloat(Exception):
 def tfl_quantize(module_op: ir.Operation) -> None:
     narrowed: list[tuple[ir.Operation, ir.Value]] = []  # float16: (constant, its one dequantize)
     for op in list(tfl_ops(module_op)):
-        if op.name == CONCATENATION and _is_static(op):
+        if op.name == CONCATENATION and is_static_unit(op):
             with op.location:  # building types needs one
                 _widen_inputs_to_result(op)
     for op in list(tfl_ops(module_op)):
@@ -81,11 +82,6 @@ def tfl_quantize(module_op: ir.Operation) -> None:
 
 
 # --- static -------------------------------------------------------------------------------------
-
-def _is_static(op: ir.Operation) -> bool:
-    spec = unit_spec(op)
-    return spec is not None and spec.method == STATIC and float_reason(op) is None
-
 
 def _widen_inputs_to_result(concat: ir.Operation) -> None:
     """Give each input of a concatenation the result's calibrated range, back through same-scale
@@ -112,7 +108,7 @@ def _widen_range(value: ir.Value, params: QuantParams) -> None:
     qcast.results[0].set_type(quantized_tensor_type(qcast.operands[0].type, params))
     producer = defining_op(qcast.operands[0])
     if producer is not None and producer.name in TFL and TFL[producer.name].output == SAME_SCALE \
-            and _is_static(producer):
+            and is_static_unit(producer):
         _widen_range(producer.operands[0], params)
 
 
