@@ -43,6 +43,8 @@ QUANTIZE = "tfl.quantize"
 DEQUANTIZE = "tfl.dequantize"
 VERSION = "tfl.version"
 SIGNATURE_KEY = "tfl.signature_key"
+SIGNATURE_INPUTS = "tfl.signature_inputs"
+SIGNATURE_OUTPUTS = "tfl.signature_outputs"
 # Ops that carry no computation to quantize.
 STRUCTURAL_OPS = frozenset({CONST, QCONST, NO_VALUE, QUANTIZE, DEQUANTIZE})
 
@@ -88,6 +90,23 @@ def tfl_ops(module_op: ir.Operation) -> Iterator[ir.Operation]:
             for op in list(block.operations):
                 if op.operation.name.startswith("tfl."):
                     yield op.operation
+
+
+def io_names(function: ir.Operation, outputs: bool = False) -> list[str]:
+    """The names of a function's inputs (or outputs), in argument (result) order: its signature's,
+    else its tensors' (`tfl.name`), else "input 0", "input 1", ..."""
+    kind = "output" if outputs else "input"
+    signature = SIGNATURE_OUTPUTS if outputs else SIGNATURE_INPUTS
+    if signature in function.attributes:
+        return [ir.StringAttr(name).value for name in ir.ArrayAttr(function.attributes[signature])]
+    function_type = ir.FunctionType(ir.TypeAttr(function.attributes["function_type"]).value)
+    count = len(function_type.results if outputs else function_type.inputs)
+    attributes = "res_attrs" if outputs else "arg_attrs"
+    if attributes not in function.attributes:
+        return [f"{kind} {index}" for index in range(count)]
+    per_value = [ir.DictAttr(a) for a in ir.ArrayAttr(function.attributes[attributes])]
+    return [ir.StringAttr(a["tfl.name"]).value if "tfl.name" in a else f"{kind} {index}"
+            for index, a in enumerate(per_value)]
 
 
 def signature_functions(module_op: ir.Operation) -> list[ir.Operation]:

@@ -15,7 +15,7 @@ from tfquant.mlir import CompileError, ir
 from tfquant.pass_registry import PassOption, register_pass
 from tfquant.passes._quant import eight_bit_twin, quantized_tensor_type, retyped, tensor_params
 from tfquant.passes._tf_ops import create_op, defining_op, erase_dead_ops, replace_op, uses
-from tfquant.passes._tfl import DEQUANTIZE, QUANTIZE, signature_functions
+from tfquant.passes._tfl import DEQUANTIZE, QUANTIZE, io_names, signature_functions
 
 IO_TYPES = ("float32", "int8", "uint8", "int16")
 _STORAGE_BITS = {"int8": 8, "uint8": 8, "int16": 16}
@@ -33,13 +33,11 @@ def tfl_modify_io(module_op: ir.Operation, input_type: str, output_type: str) ->
 def _modify_function(function: ir.Operation, input_type: str, output_type: str) -> None:
     block = function.regions[0].blocks[0]
     if input_type != "float32":
-        for index, argument in enumerate(block.arguments):
-            _retype_input(argument, _io_name(function, "tfl.signature_inputs", index, "input"), input_type,
-                          function.location)
+        for argument, name in zip(block.arguments, io_names(function)):
+            _retype_input(argument, name, input_type, function.location)
     if output_type != "float32":
         terminator = block.operations[len(block.operations) - 1].operation
-        for index, value in enumerate(list(terminator.operands)):
-            name = _io_name(function, "tfl.signature_outputs", index, "output")
+        for index, (value, name) in enumerate(zip(list(terminator.operands), io_names(function, outputs=True))):
             terminator.operands[index] = _integer_output(value, name, output_type, terminator.location)
         results = [v.type for v in terminator.operands]
         erase_dead_ops(block, frozenset({DEQUANTIZE}))
@@ -47,12 +45,6 @@ def _modify_function(function: ir.Operation, input_type: str, output_type: str) 
         results = list(ir.FunctionType(ir.TypeAttr(function.attributes["function_type"]).value).results)
     function.attributes["function_type"] = ir.TypeAttr.get(
         ir.FunctionType.get([a.type for a in block.arguments], results))
-
-
-def _io_name(function: ir.Operation, attribute: str, index: int, kind: str) -> str:
-    if attribute in function.attributes:
-        return ir.StringAttr(ir.ArrayAttr(function.attributes[attribute])[index]).value
-    return f"{kind} {index}"
 
 
 def _retype_input(argument: ir.Value, name: str, io_type: str, loc: ir.Location) -> None:

@@ -77,7 +77,10 @@ from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.tools import flatbuffer_utils
 
 from tfquant.mlir import CompileError, func, ir, module_funcs, name_of, parse_type_cached
+from tfquant.passes._points import CALIBRATION_POINT
 from tfquant.passes._quant import QuantParams, parse_uniform, uniform_type_text
+from tfquant.passes._tfl import (CONST, NO_VALUE, QCONST, SIGNATURE_INPUTS, SIGNATURE_KEY, SIGNATURE_OUTPUTS,
+                                 VERSION)
 
 __all__ = ["import_flatbuffer", "export_flatbuffer", "export_flatbuffer_with_tensors", "options_of", "set_option"]
 
@@ -85,12 +88,8 @@ SCHEMA_VERSION = "tfl.schema_version"
 DESCRIPTION = "tfl.description"
 METADATA = "tfl.metadata"
 NAME = "tfl.name"
-SIGNATURE_KEY = "tfl.signature_key"
-SIGNATURE_INPUTS = "tfl.signature_inputs"
-SIGNATURE_OUTPUTS = "tfl.signature_outputs"
 OPTIONS = "tfl.options"
 OPTIONS2 = "tfl.options2"
-VERSION = "tfl.version"
 RESULT_NAMES = "tfl.result_names"
 INTERMEDIATES = "tfl.intermediates"
 MUTATING_VARIABLE_INPUTS = "tfl.mutating_variable_inputs"
@@ -98,10 +97,6 @@ IS_VARIABLE = "tfl.is_variable"
 CUSTOM_CODE = "custom_code"
 CUSTOM_OPTIONS = "custom_options"
 CUSTOM_OPTIONS_FORMAT = "customOptionsFormat"
-CONST = "tfl.pseudo_const"
-QCONST = "tfl.pseudo_qconst"
-NO_VALUE = "tfl.no_value"
-CALIBRATION_POINT = "tfq.calibration_point"
 
 _FILE_IDENTIFIER = b"TFL3"
 _FLATBUFFER_LIMIT = 2 ** 31 - 2 ** 24  # a flatbuffer holds < 2 GB; keep room for everything but the weights

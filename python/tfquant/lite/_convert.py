@@ -29,7 +29,8 @@ from tfquant.passes._op_specs import SHAPE_READERS
 from tfquant.passes._points import calibration_points
 from tfquant.passes._quant import tensor_params
 from tfquant.passes._spec import float_reason
-from tfquant.passes._tfl import STRUCTURAL_OPS, builtin_name, tfl_ops
+from tfquant.passes._tf_ops import is_float
+from tfquant.passes._tfl import STRUCTURAL_OPS, builtin_name, io_names, tfl_ops
 from tfquant.pipeline import Pipeline, make_pipeline, run_pipeline
 from tfquant.tflite_flatbuffer import export_flatbuffer, export_flatbuffer_with_tensors, import_flatbuffer
 
@@ -317,21 +318,13 @@ def _tensor_or_none(signature: _litert.Signature, index: int, subgraph: int) -> 
 def _set_input_ranges(module: ir.Module, input_ranges: Mapping[str, tuple[float, float]]) -> None:
     """A legacy input range (TF1's quantized_input_stats) replaces its input's calibrated one."""
     for function in module_funcs(module):
-        names = _signature_input_names(function)
+        names = io_names(function)
         for point in calibration_points(module.operation):
             argument = point.operands[0]
             if isinstance(argument, ir.BlockArgument) and argument.owner.owner == function:
                 name = names[argument.arg_number]
                 if name in input_ranges:
                     point.set_range(*input_ranges[name])
-
-
-def _signature_input_names(function: ir.Operation) -> list[str]:
-    if "tfl.signature_inputs" in function.attributes:
-        return [ir.StringAttr(a).value for a in ir.ArrayAttr(function.attributes["tfl.signature_inputs"])]
-    arguments = function.regions[0].blocks[0].arguments
-    return [ir.StringAttr(ir.DictAttr(ir.ArrayAttr(function.attributes["arg_attrs"])[i])["tfl.name"]).value
-            if "arg_attrs" in function.attributes else f"input {i}" for i in range(len(arguments))]
 
 
 def _count_ops(module: ir.Module) -> tuple[dict[str, int], dict[str, int], list[tuple[str, str, str]]]:
@@ -348,16 +341,12 @@ def _count_ops(module: ir.Module) -> tuple[dict[str, int], dict[str, int], list[
             continue
         values = [*op.operands, *op.results]
         is_quantized = any(tensor_params(v.type) is not None for v in values)
-        computes_on_floats = any(_is_float_tensor(v) for v in values)
+        computes_on_floats = any(is_float(v) for v in values)
         if is_quantized:
             quantized[builtin_name(op)] = quantized.get(builtin_name(op), 0) + 1
         elif computes_on_floats:
             floats[builtin_name(op)] = floats.get(builtin_name(op), 0) + 1
     return quantized, floats, reasons
-
-
-def _is_float_tensor(value: ir.Value) -> bool:
-    return isinstance(value.type, ir.ShapedType) and isinstance(ir.ShapedType(value.type).element_type, ir.FloatType)
 
 
 def _mode_name(quantization: LiteQuantization) -> str:
