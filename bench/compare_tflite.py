@@ -379,26 +379,22 @@ def bars(rows: list[dict]) -> list[str]:
     bar("SQNR at least TensorFlow's converter's (every model, every mode)", checked, failing,
         [why(r, "SQNR") for r in rows if r not in checked])
 
-    checked = [r for r in rows if has(r, "bytes")]
-    failing = [f"{name(r)}: {r['tfquant']['bytes'] / r['tf']['bytes']:.3f}x "
-               f"({r['tfquant']['bytes'] / 1e3:.0f} kB vs {r['tf']['bytes'] / 1e3:.0f} kB)"
-               for r in checked if r["tfquant"]["bytes"] > SIZE_BAR * r["tf"]["bytes"]]
-    bar(f"size at most {SIZE_BAR}x TensorFlow's", checked, failing, [why(r, "size") for r in rows if r not in checked])
+    def ratio_bar(title, considered, key, limit, ratio_digits, shown, what):
+        """A bar on tfquant / TensorFlow of `key` over the `considered` rows: those above `limit` offend
+        (`shown` writes one tool's value)."""
+        checked = [r for r in considered if has(r, key)]
+        failing = [f"{name(r)}: {r['tfquant'][key] / r['tf'][key]:.{ratio_digits}f}x "
+                   f"({shown(r['tfquant'][key])} vs {shown(r['tf'][key])})"
+                   for r in checked if r["tfquant"][key] > limit * r["tf"][key]]
+        bar(title, checked, failing, [why(r, what) for r in considered if r not in checked])
 
-    checked = [r for r in rows if has(r, "ms")]
-    failing = [f"{name(r)}: {r['tfquant']['ms'] / r['tf']['ms']:.2f}x "
-               f"({r['tfquant']['ms']:.3f} ms vs {r['tf']['ms']:.3f} ms)"
-               for r in checked if r["tfquant"]["ms"] > LATENCY_BAR * r["tf"]["ms"]]
-    bar(f"batch-1 latency at most {LATENCY_BAR}x TensorFlow's", checked, failing,
-        [why(r, "latency") for r in rows if r not in checked])
-
-    timed = [r for r in rows if r["mode"] in TIME_BAR_MODES]
-    checked = [r for r in timed if has(r, "seconds")]
-    failing = [f"{name(r)}: {r['tfquant']['seconds'] / r['tf']['seconds']:.2f}x "
-               f"({r['tfquant']['seconds']:.2f} s vs {r['tf']['seconds']:.2f} s)"
-               for r in checked if r["tfquant"]["seconds"] > TIME_BAR * r["tf"]["seconds"]]
-    bar(f"convert time at most {TIME_BAR}x TensorFlow's in {'/'.join(TIME_BAR_MODES)} mode", checked, failing,
-        [why(r, "time") for r in timed if r not in checked])
+    ratio_bar(f"size at most {SIZE_BAR}x TensorFlow's", rows, "bytes", SIZE_BAR, 3,
+              lambda value: f"{value / 1e3:.0f} kB", "size")
+    ratio_bar(f"batch-1 latency at most {LATENCY_BAR}x TensorFlow's", rows, "ms", LATENCY_BAR, 2,
+              lambda value: f"{value:.3f} ms", "latency")
+    ratio_bar(f"convert time at most {TIME_BAR}x TensorFlow's in {'/'.join(TIME_BAR_MODES)} mode",
+              [r for r in rows if r["mode"] in TIME_BAR_MODES], "seconds", TIME_BAR, 2,
+              lambda value: f"{value:.2f} s", "time")
 
     ours = [f"{name(r)}: {r['tfquant']['error']}" for r in rows if "error" in r["tfquant"]]
     if ours:
