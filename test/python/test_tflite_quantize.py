@@ -304,3 +304,31 @@ def test_a_model_the_interpreter_refuses_is_an_error_not_an_output(monkeypatch):
     monkeypatch.setitem(_op_specs.TFL, "tfl.squared_difference", _op_specs.TflOp(activations=(0, 1)))
     with pytest.raises(CompileError, match="the quantized model fails to run .*SQUARED_DIFFERENCE"):
         quantize_flatbuffer(float_model, LiteQuantization("static", activation_bits=16), samples, units=forced)
+
+
+@pytest.mark.parametrize("integer_only", [False, True])
+def test_interface_is_tensorflows(keras_cnn, float_model, integer_only):
+    """What a caller of the model sees (signature keys, input and output names, dtypes, shapes with
+    their dynamic dimensions) is what TensorFlow's converter gives for the same settings."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras_cnn)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([inputs["image"]] for _, inputs in _samples(64))
+    settings = {"method": "static"}
+    if integer_only:
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = converter.inference_output_type = tf.int8
+        settings.update(integer_only=True, input_type="int8", output_type="int8")
+    theirs, ours = converter.convert(), _quantize(float_model, **settings)[0]
+
+    def interface(model: bytes) -> dict:
+        it = interpreter(model)
+        seen = {}
+        for key in it.get_signature_list():
+            runner = it.get_signature_runner(key)
+            seen[key] = {side: {name: (np.dtype(d["dtype"]), tuple(d["shape"]), tuple(d["shape_signature"]))
+                                for name, d in details.items()}
+                         for side, details in (("inputs", runner.get_input_details()),
+                                               ("outputs", runner.get_output_details()))}
+        return seen
+
+    assert interface(ours) == interface(theirs)
