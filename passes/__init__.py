@@ -16,6 +16,8 @@ from tfquant.passes import apply_calibration_stats  # noqa: F401
 from tfquant.passes import convert_fake_quant_to_qdq  # noqa: F401
 from tfquant.passes import assign_quantization_spec  # noqa: F401
 from tfquant.passes import quantize_weights  # noqa: F401
+from tfquant.passes import equalize_cross_layer  # noqa: F401
+from tfquant.passes import correct_bias  # noqa: F401
 from tfquant.passes import lower_to_uniform_quantized  # noqa: F401
 from tfquant.passes import lower_to_onednn  # noqa: F401
 from tfquant.passes import tfl_prepare_quantize  # noqa: F401
