@@ -68,6 +68,7 @@ class LayerReport:
     model_sqnr_db: dict[str, float] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     target_sqnr_db: float | None = None
+    target_met: bool | None = None     # None: no target was set
     # What the model measured before the accuracy tools changed it (all units int8, default ranges).
     baseline_sqnr_db: dict[str, float] = field(default_factory=dict)
     # The tools that were applied, each with its measured effect in dB: {"bias_correction": 1.2}.
@@ -90,6 +91,20 @@ class LayerReport:
     def table(self) -> str:
         from tfquant.accuracy.render import table
         return table(self)
+
+    def plot(self, path: str) -> None:
+        """A PNG of the local and accumulated SQNR by unit (`tfquant.accuracy.render.plot`)."""
+        from tfquant.accuracy.render import plot
+        plot(self, path)
+
+    def write_json(self, path: str) -> None:
+        from tfquant.accuracy.render import write_json
+        write_json(self, path)
+
+    def write_overlay(self, path: str, model_path: str | None = None, metric: str = "local") -> None:
+        """model-explorer node data coloring each unit by its SQNR (`tfquant.accuracy.render.write_overlay`)."""
+        from tfquant.accuracy.render import write_overlay
+        write_overlay(self, path, model_path, metric)
 
     def __str__(self) -> str:
         return self.table()
