@@ -42,15 +42,25 @@ func.func private @composite_conv2d_with_bias_and_relu_fn_1(%a: tensor<1x2x2x1xf
 
 // -----
 
-// No bias to correct: the attribute goes, with a remark; the call is otherwise unchanged.
+// No bias to correct, or a bias that is not a constant: the attribute goes, with a remark; the
+// calls are otherwise unchanged.
 // CHECK-LABEL: func @no_bias
+// CHECK-SAME: (%[[X:.*]]: tensor<?x2xf32>, %[[B:.*]]: tensor<2xf32>)
 // CHECK-NEXT: %[[W:.*]] = "tf.Const"() {dtype = f32, value = dense<{{\[\[}}1.000000e+00, 2.000000e+00], [3.000000e+00, 4.000000e+00]]> : tensor<2x2xf32>}
-// CHECK-NEXT: "tf.PartitionedCall"(%{{.*}}, %[[W]]) {_tfl_quant_trait = "fully_quantizable", config = "", config_proto = "", executor_type = "", f = @composite_matmul_fn_1} :
-func.func @no_bias(%x: tensor<?x2xf32>) -> tensor<?x2xf32> {
+// CHECK-NEXT: "tf.PartitionedCall"(%[[X]], %[[W]]) {_tfl_quant_trait = "fully_quantizable", config = "", config_proto = "", executor_type = "", f = @composite_matmul_fn_1} :
+// CHECK-NEXT: "tf.PartitionedCall"(%[[X]], %[[W]], %[[B]]) {_tfl_quant_trait = "fully_quantizable", config = "", config_proto = "", executor_type = "", f = @composite_matmul_with_bias_fn_1} :
+func.func @no_bias(%x: tensor<?x2xf32>, %b: tensor<2xf32>) -> (tensor<?x2xf32>, tensor<?x2xf32>) {
   %w = "tf.Const"() {value = dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf32>, dtype = f32} : () -> tensor<2x2xf32>
   // expected-remark@+1 {{its output's mean shift could not be corrected: it has no bias}}
   %y = "tf.PartitionedCall"(%x, %w) {f = @composite_matmul_fn_1, config = "", config_proto = "", executor_type = "", _tfl_quant_trait = "fully_quantizable", tfq.bias_shift = dense<[0.125, -0.5]> : tensor<2xf32>} : (tensor<?x2xf32>, tensor<2x2xf32>) -> tensor<?x2xf32>
-  return %y : tensor<?x2xf32>
+  // expected-remark@+1 {{its output's mean shift could not be corrected: its bias is not a float constant}}
+  %z = "tf.PartitionedCall"(%x, %w, %b) {f = @composite_matmul_with_bias_fn_1, config = "", config_proto = "", executor_type = "", _tfl_quant_trait = "fully_quantizable", tfq.bias_shift = dense<[0.125, -0.5]> : tensor<2xf32>} : (tensor<?x2xf32>, tensor<2x2xf32>, tensor<2xf32>) -> tensor<?x2xf32>
+  return %y, %z : tensor<?x2xf32>, tensor<?x2xf32>
+}
+func.func private @composite_matmul_with_bias_fn_1(%a: tensor<?x2xf32>, %w: tensor<2x2xf32>, %b: tensor<2xf32>) -> tensor<?x2xf32> {
+  %m = "tf.MatMul"(%a, %w) {T = f32, transpose_a = false, transpose_b = false} : (tensor<?x2xf32>, tensor<2x2xf32>) -> tensor<?x2xf32>
+  %ba = "tf.BiasAdd"(%m, %b) {T = f32, data_format = "NHWC"} : (tensor<?x2xf32>, tensor<2xf32>) -> tensor<?x2xf32>
+  return %ba : tensor<?x2xf32>
 }
 func.func private @composite_matmul_fn_1(%a: tensor<?x2xf32>, %w: tensor<2x2xf32>) -> tensor<?x2xf32> {
   %m = "tf.MatMul"(%a, %w) {T = f32, transpose_a = false, transpose_b = false} : (tensor<?x2xf32>, tensor<2x2xf32>) -> tensor<?x2xf32>
