@@ -97,6 +97,10 @@ def test_table_leaves_out_columns_no_unit_has():
     header = text.splitlines()[2].split()
     assert header == ["#", "unit", "op", "local", "accum", "worst", "kept", "as"]
     assert "Model SQNR: not measured." in text and "Findings: none." in text
+    report.target_sqnr_db = 25.0
+    assert report.table().rstrip().endswith("Target 25.0 dB: not measured.")
+    report.target_met = True
+    assert report.table().rstrip().endswith("Target 25.0 dB: met.")
 
 
 def test_plot_writes_a_png_sized_to_the_units(tmp_path):

@@ -130,7 +130,8 @@ def _tools_lines(report: LayerReport) -> list[str]:
     lines = []
     for label, effects in (("Applied", report.applied), ("Rejected", report.rejected)):
         if effects:
-            lines.append(f"{label}: " + ", ".join(f"{tool} ({_signed_db(effect)} dB)" for tool, effect in effects.items()))
+            lines.append(f"{label}: " + ", ".join(f"{tool} ({_signed_db(effect)} dB)"
+                                                  for tool, effect in effects.items()))
     return lines
 
 
@@ -138,16 +139,15 @@ def _target_line(report: LayerReport) -> str:
     if report.target_sqnr_db is None:
         return "Target: none."
     target = f"Target {db(report.target_sqnr_db)} dB"
-    if not report.model_sqnr_db:
-        return f"{target}: {_verdict(report.target_met)}." if report.target_met is not None else f"{target}: not measured."
-    output, lowest = min(report.model_sqnr_db.items(), key=lambda item: item[1])
-    # The fallback's own verdict where it gave one; a report built without it is judged on its worst output.
-    met = report.target_met if report.target_met is not None else lowest >= report.target_sqnr_db
-    return f"{target}: {_verdict(met)} (lowest output {output}: {db(lowest)} dB)."
-
-
-def _verdict(met: bool) -> str:
-    return "met" if met else "NOT met"
+    lowest = min(report.model_sqnr_db.items(), key=lambda item: item[1], default=None)
+    met = report.target_met
+    if met is None:
+        if lowest is None:
+            return f"{target}: not measured."
+        # No verdict from the fallback (a report built without it): judged on the worst output.
+        met = lowest[1] >= report.target_sqnr_db
+    where = f" (lowest output {lowest[0]}: {db(lowest[1])} dB)" if lowest else ""
+    return f"{target}: {'met' if met else 'NOT met'}{where}."
 
 
 def db(value: float) -> str:
