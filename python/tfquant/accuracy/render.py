@@ -56,15 +56,10 @@ def table(report: LayerReport) -> str:
 
 
 def short_name(name: str, width: int) -> str:
-    """`name` if it fits in `width` characters, else "..." and its tail, cut at a "/" where one
-    leaves a readable tail (the last scopes and the op say most about a node)."""
-    if len(name) <= width:
-        return name
-    tail = name[len(name) - (width - 3):]
-    cut = tail.find("/")
-    if 0 <= cut < len(tail) // 2:
-        tail = tail[cut + 1:]
-    return "..." + tail
+    """`name` if it fits in `width` characters, else "..." and as much of its tail as fits: the last
+    scopes and the op say most about a node, and the numbers that tell repeated blocks apart
+    (`block_7/conv`) end their scope names."""
+    return name if len(name) <= width else "..." + name[len(name) - (width - 3):]
 
 
 def worst(report: LayerReport) -> list[LayerError]:
@@ -220,7 +215,7 @@ def plot(report: LayerReport, path: str) -> None:
                                    label=f"target {db(report.target_sqnr_db)} dB"))
     axes.set_ylim(bottom, top)
     axes.set_xlim(-0.5, max(len(positions) - 0.5, 0.5))
-    axes.set_xticks(positions, [short_name(layer.name, PLOT_NAME_WIDTH) for layer in report.layers],
+    axes.set_xticks(positions, [f"{layer.index} {short_name(layer.name, PLOT_NAME_WIDTH)}" for layer in report.layers],
                     rotation=60, ha="right", rotation_mode="anchor", fontsize=7)
     for label, layer in zip(axes.get_xticklabels(), report.layers):
         if layer.kept_as != INT8:
