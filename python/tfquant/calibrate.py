@@ -40,13 +40,31 @@ class InvalidSampleError(tf.errors.InvalidArgumentError, ValueError):
     every bad dataset is, so code catching either catches it."""
 
 
+# With `hold_out`: every HOLD_OUT_EVERY-th sample, up to KEPT_SAMPLES per signature, is held out of
+# calibration to measure the result on (the TFLite path holds out the same ones).
+HOLD_OUT_EVERY = 8
+
+
 @dataclass
 class CalibrationRun:
-    """What calibration saw: samples per signature, and a few kept to evaluate the result."""
+    """What calibration saw: samples per signature, and a few kept to evaluate the result.
+
+    Without hold-out, the kept samples are the first calibration samples; with it, they are the
+    held-out samples (not calibrated on), and `fit_inputs` are the first calibration samples, for
+    choices that must not look at the held-out ones. `collectors` are the statistics per point id;
+    `histograms` also hold a histogram per point when asked for (the calibration-method search).
+    """
     samples: dict[str, int] = field(default_factory=dict)
     kept_inputs: dict[str, list[dict[str, np.ndarray]]] = field(default_factory=dict)
     kept_samples: dict[str, int] = field(default_factory=dict)
     kept_outputs: dict[str, list[dict[str, np.ndarray]]] = field(default_factory=dict)
+    held_out: bool = False
+    fit_inputs: dict[str, list[dict[str, np.ndarray]]] = field(default_factory=dict)
+    collectors: dict[int, "calibration.Collector"] = field(default_factory=dict)
+    histograms: dict[int, "calibration.HistogramCollector"] = field(default_factory=dict)
+    # Per signature: inputs filled with their calibration minimum, maximum and zero (where the range
+    # holds it), as (what, inputs, the float model's outputs on them), to check the quantized model on.
+    extremes: dict[str, list[tuple[str, dict[str, np.ndarray], dict[str, np.ndarray]]]] = field(default_factory=dict)
 
 
 def _point_id(op: ir.Operation) -> int:
@@ -148,18 +166,34 @@ def _feed(collector: calibration.Collector, summary: Summary) -> None:
 
 class _Collectors:
     """One statistics collector per calibration point, fed from the signature's outputs and, for
-    points in branches and loop bodies, from TensorFlow's threads (hence the lock)."""
+    points in branches and loop bodies, from TensorFlow's threads (hence the lock). With
+    `histograms` (summaries are then histograms), a histogram per point beside the method's own
+    collector, which a min-max collector then takes the histograms' min and max from."""
 
-    def __init__(self, calibration_options) -> None:
+    def __init__(self, calibration_options, histograms: bool = False) -> None:
         self.calibration_options = calibration_options
         self.by_point: dict[int, calibration.Collector] = {}
+        self.histograms: dict[int, calibration.HistogramCollector] | None = {} if histograms else None
+        # Set while held-out samples run: points in branches report then too, and must not count them.
+        self.paused = False
         self._lock = threading.Lock()
 
     def record(self, point_id: int, summary: Summary) -> None:
         with self._lock:
+            if self.paused:
+                return
             if point_id not in self.by_point:
                 self.by_point[point_id] = calibration.new_collector(self.calibration_options)
-            _feed(self.by_point[point_id], summary)
+            collector = self.by_point[point_id]
+            if self.histograms is None:
+                _feed(collector, summary)
+                return
+            histogram = self.histograms.setdefault(point_id, calibration.HistogramCollector(SEARCH_BINS))
+            _feed(histogram, summary)
+            if isinstance(collector, calibration.HistogramCollector):
+                _feed(collector, summary)
+            else:
+                collector.update(summary[""][:2])
 
     def record_outputs(self, results: Mapping[str, tf.Tensor], tap_names: Mapping[int, Mapping[str, str]]) -> None:
         """Feed the points of the signature itself, from its extra outputs."""
@@ -209,12 +243,24 @@ def _refused_samples(concrete, batch: Batch, input_names: Sequence[str],
     return which, batch.inputs, error
 
 
+# Bins of the histograms the calibration-method search derives its candidate ranges from.
+SEARCH_BINS = 2048
+
+
 def calibrate(module: ir.Module, datasets: Mapping[str, Iterable], input_specs: Mapping[str, InputSpecs],
-              calibration_options, batch_size: int = 32, progress: bool = True) -> CalibrationRun:
-    """Run every signature's samples through the module and set `min`/`max` on its calibration points."""
-    collectors = _Collectors(calibration_options)
-    run = CalibrationRun()
-    num_bins = calibration.new_collector(calibration_options).num_bins \
+              calibration_options, batch_size: int = 32, progress: bool = True, hold_out: bool = False,
+              histograms: bool = False) -> CalibrationRun:
+    """Run every signature's samples through the module and set `min`/`max` on its calibration points.
+
+    `hold_out` keeps every 8th sample (up to KEPT_SAMPLES) out of calibration, as the run's kept
+    samples; `histograms` also collects a histogram per point (`run.histograms`).
+    """
+    if histograms and calibration.averages_per_sample(calibration_options):
+        raise ValueError("the calibration-method search cannot start from CALIBRATION_METHOD_AVERAGE_MIN_MAX, "
+                         "which averages per-sample ranges; use another calibration method")
+    collectors = _Collectors(calibration_options, histograms)
+    run = CalibrationRun(held_out=hold_out)
+    num_bins = SEARCH_BINS if histograms else calibration.new_collector(calibration_options).num_bins \
         if calibration.needs_values(calibration_options) else None
     if calibration.averages_per_sample(calibration_options) or _has_control_flow(module):
         batch_size = 1
@@ -224,25 +270,101 @@ def calibrate(module: ir.Module, datasets: Mapping[str, Iterable], input_specs: 
         input_names = [spec.name for spec in concrete.structured_input_signature[0]]
         output_names = [k for k in concrete.structured_outputs if not k.startswith(TAP)]
         run.samples[signature] = 0
-        run.kept_inputs[signature], run.kept_outputs[signature] = [], []
+        run.kept_inputs[signature], run.kept_outputs[signature], run.fit_inputs[signature] = [], [], []
         run.kept_samples[signature] = 0
+        held_out: list = []
+        fitted = _without_held_out(samples, held_out) if hold_out else samples
+        input_ranges: dict[str, tuple[float, float]] = {}
         # disable=None: no bar where stderr is not a terminal (a log, a pipe): there it is only noise.
         with tqdm(desc=f"calibrating {signature}", unit=" samples", disable=None if progress else True) as bar:
-            for batch in batches(samples, input_specs[signature], signature, batch_size):
+            for batch in batches(fitted, input_specs[signature], signature, batch_size):
                 results = _run_batch(concrete, batch, input_names, signature)
                 collectors.record_outputs(results, tap_names)
-                # Scalar inputs (a flag, a temperature) have no batch axis to count rows on.
-                rows = next((v.shape[0] for v in batch.inputs.values() if v.ndim), 1)
+                _widen_input_ranges(input_ranges, batch.inputs)
+                rows = _rows(batch.inputs)
                 if run.samples[signature] < KEPT_SAMPLES:
-                    run.kept_inputs[signature].append(batch.inputs)
-                    run.kept_outputs[signature].append({k: results[k].numpy() for k in output_names})
-                    run.kept_samples[signature] += rows
+                    kept = run.fit_inputs if hold_out else run.kept_inputs
+                    kept[signature].append(batch.inputs)
+                    if not hold_out:
+                        run.kept_outputs[signature].append({k: results[k].numpy() for k in output_names})
+                        run.kept_samples[signature] += rows
                 run.samples[signature] += rows
                 bar.update(rows)
         if run.samples[signature] == 0:
             raise ValueError(f"the representative dataset for signature '{signature}' has no samples")
+        if hold_out:
+            collectors.paused = True
+            _keep_held_out(run, signature, held_out, concrete, input_names, output_names, input_specs[signature],
+                           batch_size)
+            for inputs in run.kept_inputs[signature]:
+                _widen_input_ranges(input_ranges, inputs)
+        collectors.paused = True
+        run.extremes[signature] = _extremes(concrete, input_names, output_names, input_ranges,
+                                            (run.kept_inputs[signature] or run.fit_inputs[signature])[0])
+        collectors.paused = False
+    run.collectors = collectors.by_point
+    run.histograms = collectors.histograms or {}
     write_ranges(module, collectors.by_point, calibration_options)
     return run
+
+
+def _widen_input_ranges(ranges: dict[str, tuple[float, float]], inputs: Mapping[str, np.ndarray]) -> None:
+    """Each float input's (min, max) so far, widened by `inputs`."""
+    for name, array in inputs.items():
+        if array.dtype.kind == "f" and array.size:
+            low, high = float(array.min()), float(array.max())
+            if name in ranges:
+                low, high = min(low, ranges[name][0]), max(high, ranges[name][1])
+            ranges[name] = (low, high)
+
+
+def _extremes(concrete, input_names: Sequence[str], output_names: Sequence[str],
+              ranges: Mapping[str, tuple[float, float]], template: Mapping[str, np.ndarray]) -> list:
+    """Every float input at its calibration minimum, at its maximum, and at zero where each range holds
+    it (other inputs as in `template`, one row), with the float model's outputs on them."""
+    if not ranges:
+        return []
+    fills = {"the calibration minimum": {n: low for n, (low, _) in ranges.items()},
+             "the calibration maximum": {n: high for n, (_, high) in ranges.items()}}
+    if all(low <= 0.0 <= high for low, high in ranges.values()):
+        fills["zero"] = {name: 0.0 for name in ranges}
+    extremes = []
+    for what, values in fills.items():
+        if any(values == earlier for earlier in list(fills.values())[:list(fills).index(what)]):
+            continue
+        inputs = {name: (np.full_like(array[:1], values[name]) if name in values else array[:1]) if array.ndim
+                  else np.full_like(array, values.get(name, array)) for name, array in template.items()}
+        results = _run(concrete, inputs, input_names)
+        extremes.append((what, inputs, {k: results[k].numpy() for k in output_names}))
+    return extremes
+
+
+def _rows(inputs: Mapping[str, np.ndarray]) -> int:
+    # Scalar inputs (a flag, a temperature) have no batch axis to count rows on.
+    return next((v.shape[0] for v in inputs.values() if v.ndim), 1)
+
+
+def _without_held_out(samples: Iterable, held_out: list) -> Iterable:
+    """The samples but every HOLD_OUT_EVERY-th (up to KEPT_SAMPLES), which go to `held_out` instead."""
+    for index, sample in enumerate(samples):
+        if index % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1 and len(held_out) < KEPT_SAMPLES:
+            held_out.append(sample)
+        else:
+            yield sample
+
+
+def _keep_held_out(run: CalibrationRun, signature: str, held_out: list, concrete, input_names: Sequence[str],
+                   output_names: Sequence[str], specs: InputSpecs, batch_size: int) -> None:
+    """The held-out samples become the run's kept samples, with the float model's outputs on them."""
+    if not held_out:
+        raise ValueError(f"the accuracy tools hold every {HOLD_OUT_EVERY}th sample out of calibration to measure "
+                         f"the result on, and the representative dataset for signature '{signature}' has only "
+                         f"{run.samples[signature]} samples: give at least {HOLD_OUT_EVERY}")
+    for batch in batches(held_out, specs, signature, batch_size):
+        results = _run_batch(concrete, batch, input_names, signature)
+        run.kept_inputs[signature].append(batch.inputs)
+        run.kept_outputs[signature].append({k: results[k].numpy() for k in output_names})
+        run.kept_samples[signature] += _rows(batch.inputs)
 
 
 def write_ranges(module: ir.Module, collectors: Mapping[int, calibration.Collector], calibration_options) -> None:

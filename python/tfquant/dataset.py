@@ -81,6 +81,11 @@ class _Samples(Iterable[Sample]):
         self._one_shot = one_shot
         self._consumed = False
 
+    @property
+    def one_shot(self) -> bool:
+        """Whether the source can be read only once (a generator or other iterator)."""
+        return self._one_shot
+
     def __iter__(self) -> Iterator[Sample]:
         # A second pass over a spent generator would see no samples and calibrate nothing.
         if self._consumed:

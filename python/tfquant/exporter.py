@@ -59,6 +59,11 @@ def signature_names(module: ir.Module) -> list[str]:
     return [name for name, fn in symbol_table(module).items() if not _is_private(fn)]
 
 
+def signature_output_names(module: ir.Module, signature: str) -> list[str]:
+    """The output names of a signature function, in result order."""
+    return _arg_names(symbol_table(module)[signature], OUTPUT_NAME, signature)
+
+
 def _is_private(fn: ir.Operation) -> bool:
     return "sym_visibility" in fn.attributes and ir.StringAttr(fn.attributes["sym_visibility"]).value == "private"
 
@@ -364,11 +369,9 @@ def _variable_name(node_name: str) -> str:
 
 def _signature_function(builder: _Builder, fn: ir.Operation, name: str,
                         extra_outputs: dict[str, tf.Tensor] | None = None):
-    fn_type = _function_type(fn)
-    input_names = _arg_names(fn, INPUT_NAME, name)
     output_names = _arg_names(fn, OUTPUT_NAME, name)
     output_types = _declared_output_types(fn)
-    specs = [tf_attrs.tensor_spec(t, n) for t, n in zip(fn_type.inputs, input_names)]
+    specs = _input_specs(fn, name)
 
     def body(*args):
         results = builder.build(name, args)
@@ -377,6 +380,10 @@ def _signature_function(builder: _Builder, fn: ir.Operation, name: str,
         return {**outputs, **(extra_outputs or {})}
 
     return tf.function(body, input_signature=specs, autograph=False)
+
+
+def _input_specs(fn: ir.Operation, name: str) -> list[tf.TensorSpec]:
+    return [tf_attrs.tensor_spec(t, n) for t, n in zip(_function_type(fn).inputs, _arg_names(fn, INPUT_NAME, name))]
 
 
 def _with_declared_shape(tensor: tf.Tensor, declared: ir.Type | None, key: str) -> tf.Tensor:
@@ -407,6 +414,17 @@ def to_concrete_function(module: ir.Module, signature: str, hook: OpHook | None 
         raise ValueError(f"module has no function @{signature}; it has {signature_names(module)}")
     builder = _Builder(functions, _Weights(module, LARGE_CONSTANT), hook)
     return _signature_function(builder, functions[signature], signature, extra_outputs).get_concrete_function()
+
+
+def module_tracer(module: ir.Module, signature: str, hook: OpHook | None = None):
+    """`(input_specs, build)`: the signature's input TensorSpecs, and `build(name, args)`, which emits
+    function `name` of `module` into the graph being traced (calls inlined, `hook` consulted for each
+    op) and returns its results. For tracing the module more than once into one tf.function."""
+    functions = symbol_table(module)
+    if signature not in functions:
+        raise ValueError(f"module has no function @{signature}; it has {signature_names(module)}")
+    fn = functions[signature]
+    return _input_specs(fn, signature), _Builder(functions, _Weights(module, LARGE_CONSTANT), hook).build
 
 
 def export_saved_model(module: ir.Module, output_dir: str, signature_keys: Sequence[str] | None = None,

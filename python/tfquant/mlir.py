@@ -8,6 +8,7 @@ diagnostics formatted as `mlir-opt` prints them.
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 import weakref
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ ir._globals.append_dialect_search_prefix("tfquant._pydialects")
 
 __all__ = ["ir", "passmanager", "rewrite", "func", "new_context", "ops_named", "walk_ops",
            "name_of", "CompileError", "format_diagnostic", "parse_module", "module_funcs",
-           "symbol_table", "i64_attr", "str_attr", "parse_type_cached", "emit_remark", "collecting_remarks",
+           "symbol_table", "clone_module", "i64_attr", "str_attr", "parse_type_cached", "emit_remark", "collecting_remarks",
            "enclosing_function_name"]
 
 
@@ -185,6 +186,13 @@ def parse_module(text: str, ctx: ir.Context) -> ir.Module:
     """Parse MLIR text (generic tf.* ops allowed) in `ctx`; raises ir.MLIRError."""
     with ctx:
         return ir.Module.parse(text)
+
+
+def clone_module(module: ir.Module) -> ir.Module:
+    """A copy of `module` in its context (through bytecode: fast for large constants)."""
+    buffer = io.BytesIO()
+    module.operation.write_bytecode(buffer)
+    return ir.Module.parse(buffer.getvalue(), context=module.context)
 
 
 def i64_attr(value: int) -> ir.IntegerAttr:

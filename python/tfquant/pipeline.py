@@ -204,14 +204,16 @@ class Stage:
     pipeline: Pipeline | None = None
 
 
-def build(options, calibrate: bool = True) -> tuple[Stage, ...]:
+def build(options, calibrate: bool = True, equalize: bool = False) -> tuple[Stage, ...]:
     """The stages a method needs, from resolved options (`tfquant.options.ResolvedOptions`).
 
     PRE_CALIBRATION lifts the quantizable units and gives each its spec (and, with `calibrate`,
     puts calibration points on what needs ranges); CALIBRATE, only with `calibrate`, sets those
     ranges; QUANTIZE turns each unit into its quantized form; LOWER lowers to the opset and cleans
     up. Methods without ranges to calibrate (dynamic range, weight-only, float16, a QAT model whose
-    fake-quant ops carry them) are built with `calibrate=False`.
+    fake-quant ops carry them) are built with `calibrate=False`. `equalize` runs cross-layer
+    equalization on the lifted units; with `calibrate`, QUANTIZE first corrects the biases the
+    accuracy tools measured (`tfq.bias_shift`, none otherwise).
     """
     if options.opset not in _LOWERING:
         raise ValueError(f"op set {options.opset} is not supported; tfquant supports {', '.join(_LOWERING)}")
@@ -219,11 +221,12 @@ def build(options, calibrate: bool = True) -> tuple[Stage, ...]:
             "per-channel": options.per_channel, "min-weight-elements": options.min_num_elements_for_weights,
             "units": options.unit_rules}
     prepare = make_pipeline("tfq-specialize-function-arguments", "tfq-convert-fake-quant-to-qdq", "tfq-prepare-lifting",
-                            "tfq-lift-quantizable-spots-as-functions", ("tfq-assign-quantization-spec", spec))
+                            "tfq-lift-quantizable-spots-as-functions",
+                            *(("tfq-equalize-cross-layer",) if equalize else ()), ("tfq-assign-quantization-spec", spec))
     quantize = make_pipeline("tfq-quantize-weights", "tfq-quantize-composite-functions")
     if calibrate:
         prepare += make_pipeline(("tfq-insert-calibration-stats", {"method": options.calibration_method}))
-        quantize = make_pipeline("tfq-apply-calibration-stats") + quantize
+        quantize = make_pipeline("tfq-apply-calibration-stats", "tfq-correct-bias") + quantize
     lower = make_pipeline("tfq-optimize", _LOWERING[options.opset], "tfq-inline", "tfq-optimize") + \
         parse_pipeline("symbol-dce")
     return (Stage(PRE_CALIBRATION, prepare), *((Stage(CALIBRATE),) if calibrate else ()),

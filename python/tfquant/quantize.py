@@ -26,10 +26,12 @@ import numpy as np
 import tensorflow as tf
 
 from tfquant import calibrate, dataset, latency, options as options_lib, pipeline
-from tfquant.exporter import LARGE_CONSTANT, export_saved_model, signature_input_specs
+from tfquant.accuracy.layers import LayerReport
+from tfquant.accuracy.saved_model import AccuracyOptions, fit_sqnr, improve
+from tfquant.exporter import LARGE_CONSTANT, export_saved_model, signature_input_specs, to_concrete_function
 from tfquant.importer import import_saved_model
 from tfquant.meta_graph import copy_assets
-from tfquant.mlir import ir, name_of, ops_named, symbol_table, walk_ops
+from tfquant.mlir import CompileError, clone_module, ir, name_of, ops_named, symbol_table, walk_ops
 from tfquant.passes._composite import KINDS, call_composite, lifted_calls, op_type
 from tfquant.passes._spec import float_reason, narrows_weights
 from tfquant.passes._tfq import QuantizedOp
@@ -70,6 +72,10 @@ class QuantizationReport:
     # each quantized unit's int8 and float latency and what it was kept as, the whole model's).
     optimize_for: str | None = None
     latency: latency.LatencyCheck | None = None
+    # With the accuracy tools: the per-layer report (on samples held out of calibration); `show_layers`
+    # prints its table with the summary (report=True).
+    layers: LayerReport | None = None
+    show_layers: bool = False
     measure_sqnr: Callable[[], dict[str, float]] = field(default=dict, repr=False, compare=False)
 
     @functools.cached_property
@@ -86,14 +92,17 @@ class QuantizationReport:
             lines.append(f"left float: {unit.op_type} {unit.node_name}: {unit.reason}")
         if self.latency is not None:
             lines.extend(self.latency.lines())
+        if self.layers is not None and self.show_layers:
+            lines.append(self.layers.table())
         calibration = f", calibration {self.calibration_method}" if self.calibration_samples else ""
         lines.append(f"method {self.method}, opset {self.opset}, "
                      f"{'per-channel' if self.per_channel else 'per-tensor'} weights{calibration}")
         for signature, samples in self.calibration_samples.items():
             lines.append(f"calibrated signature '{signature}' on {samples} samples")
+        kind = "held-out" if self.layers is not None else "calibration"
         for name, value in self.sqnr_db.items():
             samples = self.sqnr_samples.get(name.split("/", 1)[0], 0)
-            lines.append(f"SQNR vs float on {samples} calibration samples, {name}: {value:.2f} dB")
+            lines.append(f"SQNR vs float on {samples} {kind} samples, {name}: {value:.2f} dB")
         lines.append(f"size {self.input_bytes / 1e3:.1f} kB -> {self.output_bytes / 1e3:.1f} kB "
                      f"({self.input_bytes / max(self.output_bytes, 1):.2f}x smaller), {self.seconds:.2f} s")
         return "\n".join(lines)
@@ -103,7 +112,9 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
                          quantization_options=None, representative_dataset=None, *,
                          overwrite_output_directory: bool = False, verbose: bool = True,
                          dump_ir: str | None = None, method: str | None = None, units=(),
-                         opset: str | None = None, optimize_for: str | None = None):
+                         opset: str | None = None, optimize_for: str | None = None, report: bool = False,
+                         target_sqnr: float | None = None, calibration_search: bool = False,
+                         bias_correction: str = "auto", equalize: str = "auto"):
     """Quantize a float SavedModel; returns the loaded quantized SavedModel, as TensorFlow's does.
 
     The returned object also carries `quantization_report` (a QuantizationReport). `verbose`
@@ -119,6 +130,13 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
     faster, then times the whole model so decided, all quantized and float, and keeps the fastest
     not slower than float (`tfquant.latency`); the report's `latency` lists every unit measured
     with its gain, and the model's times.
+
+    The accuracy tools (`tfquant.accuracy`) hold every 8th representative sample (up to 32) out of
+    calibration and measure on them: `report=True` prints the per-layer error report (the report's
+    `layers`); `target_sqnr` (dB) keeps the most sensitive units at 16-bit activations or float until
+    the model meets it on the held-out samples; `calibration_search=True` picks each activation's
+    range among min-max, percentile and MSE; `bias_correction` and `equalize` (cross-layer
+    equalization) are "auto" (applied where they help, when any tool runs), "on" or "off".
     """
     started = time.perf_counter()
     if optimize_for is not None and optimize_for not in latency.OPTIMIZE_FOR:
@@ -126,20 +144,38 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
                          f"got {optimize_for!r}")
     resolved = options_lib.resolve_options(quantization_options, method, units, opset)
     options_lib.check_supported(resolved)
+    accuracy = AccuracyOptions(report, target_sqnr, calibration_search, bias_correction, equalize)
     output_directory = _checked_output_directory(saved_model_path, output_directory, overwrite_output_directory)
     module = import_saved_model(saved_model_path, resolved.signature_keys, resolved.tags)
     input_bytes = directory_bytes(saved_model_path)
     input_specs = signature_input_specs(module)
     calibrate_ranges = _needs_calibration(module, resolved, representative_dataset)
+    if accuracy.active and not (calibrate_ranges and resolved.unit_method == "static"):
+        raise ValueError("the accuracy tools (report, target_sqnr, calibration_search, bias_correction or equalize "
+                         "'on') measure a static-range quantization against samples held out of calibration: use "
+                         "a static-range method and give a representative dataset")
     datasets = dataset.normalize_dataset(representative_dataset, resolved.signature_keys, input_specs,
                                          resolved.representative_datasets) if calibrate_ranges else {}
-    stages = pipeline.build(resolved, calibrate_ranges)
+    stages = pipeline.build(resolved, calibrate_ranges, equalize=accuracy.equalize == "on")
+    # "auto" equalization is tried on a copy, calibrated too, where the samples can be read twice.
+    unequalized = clone_module(module) if accuracy.active and accuracy.equalize == "auto" and not any(
+        getattr(samples, "one_shot", True) for samples in datasets.values()) else None
     run = calibrate.CalibrationRun()
+    layer_report = None
     latency_check = None
     dumped = 0  # dumps are numbered by pass stage: 0_pre_calibration, 1_quantize, 2_lower for every method
     for stage in stages:
         if stage.pipeline is None:
-            run = calibrate.calibrate(module, datasets, input_specs, resolved.calibration_options, progress=verbose)
+            run = _calibrate(module, datasets, input_specs, resolved, accuracy, verbose)
+            if accuracy.active:
+                equalization = None
+                if unequalized is not None:
+                    module, run, equalization = _equalized_if_better(module, run, unequalized, datasets,
+                                                                     input_specs, resolved, accuracy, verbose)
+                layer_report = improve(module, run, accuracy, resolved.signature_keys,
+                                       sixteen_bit=resolved.opset != "UNIFORM_QUANTIZED")
+                if equalization is not None:
+                    (layer_report.applied if equalization[0] else layer_report.rejected)["equalize"] = equalization[1]
             if input_bytes > _LARGE_MODEL_BYTES:
                 gc.collect()  # the instrumented function's graphs are cycles holding a copy of every large weight
             continue
@@ -153,6 +189,8 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
             totals = _quantizable_layers(module)
         elif stage.name == pipeline.QUANTIZE:
             quantized, float_units = _quantized_layers(module), _float_units(module)
+    if run.extremes:
+        _check_extremes(module, run)
     with _staging_directory(output_directory) as staging:
         _export(module, saved_model_path, staging, resolved)
     output_directory = output_directory or staging
@@ -165,7 +203,7 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
         input_bytes=input_bytes, output_bytes=directory_bytes(output_directory),
         seconds=time.perf_counter() - started, pipelines=[str(s.pipeline) for s in stages if s.pipeline],
         float_units=float_units, sqnr_samples=dict(run.kept_samples), optimize_for=optimize_for,
-        latency=latency_check,
+        latency=latency_check, layers=layer_report, show_layers=report,
         measure_sqnr=functools.partial(_sqnr, loaded, run))
     loaded.quantization_report = report
     if verbose:
@@ -191,6 +229,43 @@ def _needs_calibration(module: ir.Module, resolved: options_lib.ResolvedOptions,
         return False
     raise ValueError(f"method {resolved.method} needs activation ranges: give a representative dataset, or a "
                      "model trained with fake-quant ops (quantization-aware training), which has none")
+
+
+def _calibrate(module: ir.Module, datasets, input_specs, resolved: options_lib.ResolvedOptions,
+               accuracy: AccuracyOptions, verbose: bool) -> calibrate.CalibrationRun:
+    return calibrate.calibrate(module, datasets, input_specs, resolved.calibration_options, progress=verbose,
+                               hold_out=accuracy.active, histograms=accuracy.calibration_search)
+
+
+def _equalized_if_better(module: ir.Module, run: calibrate.CalibrationRun, unequalized: ir.Module, datasets,
+                         input_specs, resolved: options_lib.ResolvedOptions, accuracy: AccuracyOptions,
+                         verbose: bool) -> tuple[ir.Module, calibrate.CalibrationRun, tuple[bool, float]]:
+    """The calibrated module with cross-layer equalization if that gives the model a higher SQNR on
+    calibration samples than `module` does; whether it did, and the gain on the held-out samples."""
+    prepare = pipeline.build(resolved, True, equalize=True)[0]
+    pipeline.run_pipeline(unequalized, prepare.pipeline)
+    equalized_run = _calibrate(unequalized, datasets, input_specs, resolved, accuracy, verbose)
+    (plain_fit, plain_held), (equalized_fit, equalized_held) = (
+        fit_sqnr(module, run, resolved.signature_keys), fit_sqnr(unequalized, equalized_run, resolved.signature_keys))
+    if equalized_fit > plain_fit:
+        return unequalized, equalized_run, (True, equalized_held - plain_held)
+    return module, run, (False, equalized_held - plain_held)
+
+
+def _check_extremes(module: ir.Module, run: calibrate.CalibrationRun) -> None:
+    """Run the quantized module on each input at its calibration minimum, maximum and zero: an Inf or
+    NaN the float model does not give there is an error now, not in the user's hands."""
+    for signature, extremes in run.extremes.items():
+        with module.context:
+            function = to_concrete_function(module, signature)
+        names = [spec.name for spec in function.structured_input_signature[0]]
+        for what, inputs, expected in extremes:
+            actual = function(*[tf.constant(inputs[name]) for name in names])
+            for name, reference in expected.items():
+                value = actual[name].numpy()
+                if value.dtype.kind == "f" and not np.all(np.isfinite(value)) and np.all(np.isfinite(reference)):
+                    raise CompileError(f"the quantized model returns Inf or NaN in output '{name}' of signature "
+                                       f"'{signature}' with every input at {what}, where the float model does not")
 
 
 def _calibration_batch_size(run: calibrate.CalibrationRun) -> int:

@@ -73,9 +73,12 @@ def test_stages_follow_the_options(opset, lowering):
         "tfq-assign-quantization-spec{method=static activation-bits=8 per-channel=false min-weight-elements=1024 "
         "units=[]},tfq-insert-calibration-stats{method=CALIBRATION_METHOD_HISTOGRAM_MSE_SYMMETRIC})")
     assert str(stages[2].pipeline) == (
-        "builtin.module(tfq-apply-calibration-stats,tfq-quantize-weights,tfq-quantize-composite-functions)")
+        "builtin.module(tfq-apply-calibration-stats,tfq-correct-bias,tfq-quantize-weights,"
+        "tfq-quantize-composite-functions)")
     assert str(stages[3].pipeline) == (
         f"builtin.module(tfq-optimize,{lowering},tfq-inline,tfq-optimize,symbol-dce)")
+    equalized = build(resolved, equalize=True)[0].pipeline
+    assert "tfq-lift-quantizable-spots-as-functions,tfq-equalize-cross-layer,tfq-assign-quantization-spec" in str(equalized)
 
 
 @pytest.mark.parametrize("method, unit_method", [("dynamic_range_int8", "dynamic_range"),

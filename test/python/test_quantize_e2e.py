@@ -607,7 +607,8 @@ def test_calibration_calls_the_function_positionally_in_input_order(model_dir, t
     model = model_dir("two_signatures")
     checked_quantize(model, str(tmp_path / "out"), options(signature_keys=["other"]),
                      [{"b": np.ones((2, 30), np.float32), "a": np.ones((2, 40), np.float32)}])
-    assert calls == [([(2, 40), (2, 30)], {})]
+    # Then the calibration extremes (every input at its minimum, then maximum: here both 1), one row each.
+    assert calls == [([(2, 40), (2, 30)], {}), ([(1, 40), (1, 30)], {})]
 
 
 def test_no_dataset(model_dir, tmp_path):

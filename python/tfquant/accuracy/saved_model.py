@@ -1,0 +1,412 @@
+"""The accuracy tools on the SavedModel path, between calibration and quantization.
+
+Given the calibrated module and the calibration run (with samples held out of calibration), this
+measures and decides, in simulation (`tfquant.accuracy.simulation`):
+
+1. calibration-method search: per point, the range among min-max, percentile and the MSE methods
+   that gives the units reading it the least local error, on calibration samples; kept where the
+   whole model gets better on them;
+2. bias correction: each unit's mean output shift (quantized minus float, per channel, before its
+   activation) on calibration samples, written as `tfq.bias_shift` for tfq-correct-bias; "auto"
+   keeps it only where the model gets better on them;
+3. fallback to a target SQNR: one sensitivity pass (each unit alone quantized, at 8 and 16 bits),
+   then `accuracy.fallback.search` on the held-out samples; the choices become unit specs
+   (16-bit activations or float, with the reason);
+4. the per-layer report of the model so decided, on the held-out samples, with the detectors'
+   findings.
+
+Choices that must not see the held-out samples (1, 2) are made on calibration samples; the target
+is checked on the held-out samples, as the report is.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tfquant import calibration
+from tfquant.accuracy import fallback
+from tfquant.accuracy.layers import (FLOAT, INT8, INT16, OUTLIERS, PREPROCESSING, RANGE_MISMATCH,
+                                     Finding, LayerError, LayerReport, sqnr_db)
+from tfquant.accuracy.simulation import TAIL_FRACTION, ZERO_SENSITIVE, Simulation, Unit, unmark
+from tfquant.calibrate import CalibrationRun
+from tfquant.mlir import ir, walk_ops
+from tfquant.options import DEFAULT_MAX_PERCENTILE, DEFAULT_MIN_PERCENTILE, CalibrationOptions
+from tfquant.passes._points import calibration_points
+from tfquant.passes._spec import STATIC, UnitSpec, leave_float, set_unit_spec, unit_spec
+from tfquant.passes._tfq import CalibrationPointOp
+
+BIAS_SHIFT = "tfq.bias_shift"
+MODES = ("auto", "on", "off")
+# Below this share of values beyond 1/8 of the peak, a range is dominated by outliers.
+OUTLIER_SHARE = 1e-3
+# Inputs of a join whose magnitudes differ by this factor or more share one scale badly.
+MISMATCH_RATIO = 100.0
+_Method = CalibrationOptions.CalibrationMethod
+# The candidate ranges of the calibration-method search, by name, from each point's histogram.
+SEARCH_METHODS = {
+    "percentile": _Method.CALIBRATION_METHOD_HISTOGRAM_PERCENTILE,
+    "mse_symmetric": _Method.CALIBRATION_METHOD_HISTOGRAM_MSE_SYMMETRIC,
+    "mse_max_frequency": _Method.CALIBRATION_METHOD_HISTOGRAM_MSE_MAX_FREQUENCY,
+}
+
+
+@dataclass(frozen=True)
+class AccuracyOptions:
+    """tfquant's accuracy keywords of `quantize_saved_model`."""
+    report: bool = False
+    target_sqnr: float | None = None
+    calibration_search: bool = False
+    bias_correction: str = "auto"
+    equalize: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("bias_correction", "equalize"):
+            if getattr(self, name) not in MODES:
+                raise ValueError(f"{name} must be one of {', '.join(map(repr, MODES))}, got {getattr(self, name)!r}")
+        if self.target_sqnr is not None and not (isinstance(self.target_sqnr, (int, float))
+                                                 and math.isfinite(self.target_sqnr)):
+            raise ValueError(f"target_sqnr must be a finite number of dB, got {self.target_sqnr!r}")
+
+    @property
+    def active(self) -> bool:
+        """Whether anything needs the simulation (and so samples held out of calibration)."""
+        return (self.report or self.target_sqnr is not None or self.calibration_search
+                or "on" in (self.bias_correction, self.equalize))
+
+
+Batch = tuple[str, dict[str, np.ndarray], dict[str, np.ndarray]]   # signature, inputs, float outputs
+
+
+class _Measure:
+    """Runs the simulation over a set of batches."""
+
+    def __init__(self, sim: Simulation, batches: Sequence[Batch]):
+        self.sim = sim
+        self.batches = batches
+
+    def model_sqnr(self, bits: Mapping[int, int] | None = None) -> dict[str, float]:
+        """Each float output's SQNR with units at `bits` (default: their spec's bits)."""
+        self.sim.set_choice(bits or {})
+        signal: dict[str, float] = defaultdict(float)
+        noise: dict[str, float] = defaultdict(float)
+        for signature, inputs, expected in self.batches:
+            actual = self.sim.quantized_outputs(signature, inputs)
+            for name, reference in expected.items():
+                if reference.dtype.kind != "f":
+                    continue
+                key = f"{signature}/{name}"
+                signal[key] += float(np.sum(np.square(reference, dtype=np.float64)))
+                noise[key] += float(np.sum(np.square(reference.astype(np.float64) - actual[name])))
+        return {key: sqnr_db(signal[key], noise[key]) for key in signal}
+
+    def worst(self, bits: Mapping[int, int] | None = None) -> float:
+        return min(self.model_sqnr(bits).values(), default=math.inf)
+
+    def sums(self, bits: Mapping[int, int] | None = None) -> dict[str, np.ndarray]:
+        """The analysis sums over every batch."""
+        self.sim.set_choice(bits or {})
+        total: dict[str, np.ndarray] = {}
+        for signature, inputs, _ in self.batches:
+            for key, value in self.sim.analyze(signature, inputs).items():
+                total[key] = total[key] + value if key in total else value.astype(np.float64)
+        return total
+
+
+def improve(module: ir.Module, run: CalibrationRun, options: AccuracyOptions, signatures: Sequence[str],
+            sixteen_bit: bool = True) -> LayerReport:
+    """Apply the accuracy tools to the calibrated `module` (see the module docstring); the report.
+    `sixteen_bit`: whether the opset has 16-bit activations for the fallback to use."""
+    sim = Simulation(module, signatures)
+    try:
+        held_out = _Measure(sim, _held_out_batches(run, signatures))
+        fit = _Measure(sim, _float_batches(sim, run, signatures))
+        baseline = held_out.model_sqnr()
+        applied: dict[str, float] = {}
+        rejected: dict[str, float] = {}
+        if options.calibration_search and run.histograms:
+            _search_ranges(module, sim, fit, held_out, run, applied, rejected)
+        if options.bias_correction != "off":
+            _correct_biases(module, sim, fit, held_out, options.bias_correction == "on", applied, rejected)
+        bits: dict[int, int] = {}
+        reasons: dict[int, str] = {}
+        met = None
+        if options.target_sqnr is not None:
+            bits, reasons, met = _fall_back(sim, held_out, options.target_sqnr, sixteen_bit)
+            _apply_choice(module, sim, bits, reasons)
+        report = _report(sim, held_out, bits, reasons)
+        report.baseline_sqnr_db = baseline
+        report.applied, report.rejected = applied, rejected
+        report.target_sqnr_db = options.target_sqnr
+        report.target_met = met
+        return report
+    finally:
+        unmark(module)
+
+
+def fit_sqnr(module: ir.Module, run: CalibrationRun, signatures: Sequence[str]) -> tuple[float, float]:
+    """The simulated model's worst output SQNR on the calibration samples kept for decisions, and on the
+    held-out samples (for comparing two preparations of a model, e.g. with and without equalization)."""
+    sim = Simulation(module, signatures)
+    try:
+        held_out = _held_out_batches(run, signatures)
+        return _Measure(sim, _float_batches(sim, run, signatures)).worst(), _Measure(sim, held_out).worst()
+    finally:
+        unmark(module)
+
+
+def _held_out_batches(run: CalibrationRun, signatures: Sequence[str]) -> list[Batch]:
+    return [(s, i, o) for s in signatures for i, o in zip(run.kept_inputs.get(s, ()), run.kept_outputs.get(s, ()))]
+
+
+def _float_batches(sim: Simulation, run: CalibrationRun, signatures: Sequence[str]) -> list[Batch]:
+    """The calibration samples kept for decisions, with the float model's outputs on them."""
+    batches = []
+    floats = {unit.index: 0 for unit in sim.units}
+    sim.set_choice(floats)
+    for signature in signatures:
+        for inputs in run.fit_inputs.get(signature, ()):
+            batches.append((signature, inputs, sim.quantized_outputs(signature, inputs)))
+    return batches
+
+
+# 1. Calibration-method search.
+
+def _search_ranges(module: ir.Module, sim: Simulation, fit: _Measure, held_out: _Measure, run: CalibrationRun,
+                   applied: dict[str, float], rejected: dict[str, float]) -> None:
+    default = {point_id: point.range for point_id, point in sim.points.items()}
+    candidates = {"default": default, **_candidate_ranges(sim, run)}
+    local_error: dict[str, dict[int, float]] = {}
+    for name, ranges in candidates.items():
+        sim.set_ranges(ranges)
+        sums = fit.sums()
+        local_error[name] = {unit.index: _ratio(sums, unit.index, local=True) for unit in sim.units
+                             if f"unit{unit.index}" in sums}
+    chosen = {}
+    for point_id, point in sim.points.items():
+        scores = {name: sum(local_error[name].get(u, 0.0) for u in point.consumers) for name in candidates}
+        best = min(scores, key=lambda name: (scores[name], name != "default"))
+        chosen[point_id] = candidates[best][point_id]
+    sim.set_ranges(default)
+    before_fit, before_held = fit.worst(), held_out.worst()
+    sim.set_ranges(chosen)
+    after_fit, after_held = fit.worst(), held_out.worst()
+    if after_fit > before_fit:
+        applied["calibration_search"] = after_held - before_held
+        _write_ranges(module, chosen)
+        for point_id, point in sim.points.items():
+            point.range = chosen[point_id]
+    else:
+        rejected["calibration_search"] = after_held - before_held
+        sim.set_ranges(default)
+
+
+def _candidate_ranges(sim: Simulation, run: CalibrationRun) -> dict[str, dict[int, tuple[float, float]]]:
+    """Per search method, each point's range from its histogram (the point's own range where it has none)."""
+    candidates: dict[str, dict[int, tuple[float, float]]] = {"min_max": {}}
+    for name in SEARCH_METHODS:
+        candidates[name] = {}
+    for point_id, point in sim.points.items():
+        histogram = run.histograms.get(point_id)
+        statistics = histogram.statistics() if histogram is not None else None
+        hist = statistics.histogram_statistics if statistics is not None else None
+        candidates["min_max"][point_id] = point.range if hist is None else (
+            float(hist.lower_bound), float(hist.lower_bound + hist.bin_width * len(hist.hist_freq)))
+        for name, method in SEARCH_METHODS.items():
+            candidates[name][point_id] = point.range if statistics is None else calibration.compute_range(
+                statistics, _options(method))
+    return candidates
+
+
+def _options(method: int) -> CalibrationOptions:
+    options = CalibrationOptions(calibration_method=method)
+    options.calibration_parameters.min_percentile = DEFAULT_MIN_PERCENTILE
+    options.calibration_parameters.max_percentile = DEFAULT_MAX_PERCENTILE
+    return options
+
+
+def _write_ranges(module: ir.Module, ranges: Mapping[int, tuple[float, float]]) -> None:
+    with module.context:
+        for point in calibration_points(module.operation):
+            if point.id in ranges:
+                point.set_range(*ranges[point.id])
+
+
+def _ratio(sums: Mapping[str, np.ndarray], unit: int, local: bool) -> float:
+    """A unit's noise over signal: local (it alone quantized) or accumulated."""
+    signal, local_noise, seen_signal, accumulated_noise = sums[f"unit{unit}"]
+    if local:
+        return local_noise / signal if signal > 0 else 0.0
+    return accumulated_noise / seen_signal if seen_signal > 0 else 0.0
+
+
+# 2. Bias correction.
+
+def _correct_biases(module: ir.Module, sim: Simulation, fit: _Measure, held_out: _Measure, forced: bool,
+                    applied: dict[str, float], rejected: dict[str, float]) -> None:
+    sums = fit.sums()
+    shifts = {}
+    for unit in sim.units:
+        totals = sums.get(f"shift{unit.index}")
+        if totals is not None and unit.bias_index is not None and totals[-1] > 0:
+            shifts[unit.index] = (totals[:-1] / totals[-1]).astype(np.float32)
+    if not shifts:
+        return
+    before_fit, before_held = fit.worst(), held_out.worst()
+    sim.set_bias_shift(shifts)
+    after_fit, after_held = fit.worst(), held_out.worst()
+    if forced or after_fit > before_fit:
+        applied["bias_correction"] = after_held - before_held
+        _write_shifts(module, sim.units, shifts)
+    else:
+        rejected["bias_correction"] = after_held - before_held
+        sim.set_bias_shift(None)
+
+
+def _write_shifts(module: ir.Module, units: Sequence[Unit], shifts: Mapping[int, np.ndarray]) -> None:
+    calls = _marked_calls(module)
+    with module.context:
+        for index, shift in shifts.items():
+            calls[index].attributes[BIAS_SHIFT] = ir.DenseElementsAttr.get(shift.astype(np.float32))
+
+
+def _marked_calls(module: ir.Module) -> dict[int, ir.Operation]:
+    from tfquant.accuracy.simulation import UNIT_INDEX
+    return {ir.IntegerAttr(op.attributes[UNIT_INDEX]).value: op
+            for op in walk_ops(module.operation, lambda op: UNIT_INDEX in op.attributes)}
+
+
+# 3. Fallback to a target.
+
+def _fall_back(sim: Simulation, held_out: _Measure, target: float,
+               sixteen_bit: bool) -> tuple[dict[int, int], dict[int, str], bool]:
+    """Each unit's bits (0: float) meeting `target` on the held-out samples, why each fell back, and
+    whether the target was met."""
+    floats = {unit.index: 0 for unit in sim.units}
+    sensitivities = [fallback.Sensitivity(str(unit.index), unit.index,
+                                          _noise(held_out, {**floats, unit.index: 8}),
+                                          _noise(held_out, {**floats, unit.index: 16}) if sixteen_bit else None)
+                     for unit in sim.units]
+
+    def evaluate(choice: Mapping[str, str]) -> float:
+        return held_out.worst(_bits(sim, choice))
+
+    result = fallback.search(sensitivities, evaluate, target)
+    reasons = {int(unit): reason for unit, reason in result.reasons.items()}
+    if not result.met:
+        reasons = {int(unit): f"{reason}; the target was not met ({result.sqnr_db:.1f} dB with every unit "
+                   "tried)" for unit, reason in result.reasons.items()}
+    return _bits(sim, result.choice), reasons, result.met
+
+
+def _noise(measure: _Measure, bits: Mapping[int, int]) -> float:
+    """The model's worst relative output noise (noise over signal) with units at `bits`."""
+    return 10 ** (-measure.worst(bits) / 10)
+
+
+def _bits(sim: Simulation, choice: Mapping[str, str]) -> dict[int, int]:
+    widths = {INT8: None, INT16: 16, FLOAT: 0}
+    bits = {}
+    for unit in sim.units:
+        width = widths[choice.get(str(unit.index), INT8)]
+        bits[unit.index] = unit.bits if width is None else width
+    return bits
+
+
+def _apply_choice(module: ir.Module, sim: Simulation, bits: Mapping[int, int], reasons: Mapping[int, str]) -> None:
+    """Unit specs and points' widths for the fallback's choice."""
+    calls = _marked_calls(module)
+    with module.context:
+        for unit in sim.units:
+            width = bits.get(unit.index, unit.bits)
+            if width == unit.bits:
+                continue
+            call = calls[unit.index]
+            if width == 0:
+                leave_float(call, reasons.get(unit.index, "fallback"))
+            else:
+                spec = unit_spec(call)
+                set_unit_spec(call, UnitSpec(STATIC, width, spec.per_channel if spec else True))
+        for point in calibration_points(module.operation):
+            _set_point_bits(point, sim, bits)
+
+
+def _set_point_bits(point: CalibrationPointOp, sim: Simulation, bits: Mapping[int, int]) -> None:
+    info = sim.points.get(point.id)
+    if info is None:
+        return
+    readers = [bits.get(u, sim.units[u].bits) for u in info.consumers]
+    if info.producer is not None and any(readers):
+        readers.append(bits.get(info.producer, sim.units[info.producer].bits))
+    widest = max(readers, default=0)
+    if widest:
+        point.activation_bits = widest
+
+
+# 4. The report.
+
+def _report(sim: Simulation, held_out: _Measure, bits: Mapping[int, int], reasons: Mapping[int, str]) -> LayerReport:
+    sums = held_out.sums(bits)
+    layers = []
+    for unit in sim.units:
+        if f"unit{unit.index}" not in sums:
+            continue
+        signal, local_noise, seen_signal, accumulated_noise = sums[f"unit{unit.index}"]
+        unit_points = [*unit.activation_points.values(), *([unit.output_point] if unit.output_point is not None else [])]
+        clipped = sum(int(sums[f"point{p}"][0]) for p in unit_points if f"point{p}" in sums)
+        values = sum(int(sums[f"point{p}"][1]) for p in unit_points if f"point{p}" in sums)
+        width = bits.get(unit.index, unit.bits)
+        kept_as = FLOAT if width == 0 else INT16 if width == 16 else INT8
+        first_input = next(iter(unit.activation_points.values()))
+        layers.append(LayerError(
+            index=unit.index, name=unit.name, op_type=unit.op_type,
+            local_sqnr_db=sqnr_db(signal, local_noise), accumulated_sqnr_db=sqnr_db(seen_signal, accumulated_noise),
+            input_range=sim.points[first_input].range,
+            output_range=sim.points[unit.output_point].range if unit.output_point is not None else None,
+            clipped=clipped, values=values, kept_as=kept_as, reason=reasons.get(unit.index),
+            size_cost_bytes=3 * unit.weight.size if kept_as == FLOAT else 0))
+    return LayerReport(layers, held_out_samples=_rows(held_out), model_sqnr_db=held_out.model_sqnr(bits),
+                       findings=_findings(sim, sums), path="saved_model")
+
+
+def _rows(measure: _Measure) -> int:
+    return sum(next((v.shape[0] for v in inputs.values() if v.ndim), 1) for _, inputs, _ in measure.batches)
+
+
+def _findings(sim: Simulation, sums: Mapping[str, np.ndarray]) -> list[Finding]:
+    findings = []
+    for point_id, point in sim.points.items():
+        stats = sums.get(f"point{point_id}")
+        if stats is None or not point.consumers or stats[1] == 0:
+            continue
+        share = stats[2] / stats[1]
+        if share < OUTLIER_SHARE and max(abs(point.range[0]), abs(point.range[1])) > 0:
+            findings.append(Finding(OUTLIERS, point.node,
+                                    f"{share:.3%} of held-out values use more than 1/{TAIL_FRACTION} of the range "
+                                    f"[{point.range[0]:.4g}, {point.range[1]:.4g}]: a few outliers set it, and the "
+                                    "rest get 5 of 8 bits or fewer",
+                                    tuple(sim.units[u].name for u in point.consumers)))
+    for watched in sim.watched:
+        stats = sums.get(f"watch{watched.key}")
+        if stats is None:
+            continue
+        if watched.op_name in ZERO_SENSITIVE:
+            smallest, largest = stats[0]
+            if watched.upstream_units and largest > 0 and smallest < largest / 255:
+                findings.append(Finding(PREPROCESSING, watched.node,
+                                        f"{watched.op_name[3:]} reads values as small as {smallest:.3g} (largest "
+                                        f"{largest:.3g}); one int8 step of that range is {largest / 255:.3g}, so "
+                                        "quantizing the units before it rounds them to 0",
+                                        tuple(sim.units[u].name for u in watched.upstream_units)))
+        else:
+            peaks = [float(peak) for _, peak in stats]
+            if min(peaks) > 0 and max(peaks) / min(peaks) >= MISMATCH_RATIO:
+                findings.append(Finding(RANGE_MISMATCH, watched.node,
+                                        f"{watched.op_name[3:]} joins tensors whose magnitudes differ "
+                                        f"{max(peaks) / min(peaks):.0f}x (peaks {', '.join(f'{p:.3g}' for p in peaks)}): "
+                                        "one scale cannot serve both",
+                                        tuple(sim.units[u].name for u in watched.upstream_units)))
+    return findings
