@@ -13,7 +13,10 @@ tfq-assign-quantization-spec, with `op_type` the builtin name "CONV_2D") matches
 For a static unit, each float activation operand (the table's `activations`; a constant one is
 quantized from its own values, and a QAT qcast/dcast pair already carries its range) and each
 float result gets a `tfq.calibration_point`, shared by every user of the value, with the unit's
-activation bits. Ids are renumbered 0, 1, 2, ... in walk order.
+activation bits. Ids are renumbered 0, 1, 2, ... in walk order. A value read at two widths (an int8
+unit feeding one with 16-bit activations, a unit rule with `activation_bits` 16) has a point per
+width, the second reading the first: each side takes the range at its own width, and
+tfq-tfl-quantize requantizes between them (LiteRT's QUANTIZE kernel converts int8 <-> int16).
 
 A static unit whose result reaches a divisor, a log or a root (`ZERO_SENSITIVE` in the table)
 through float ops stays float: int8 rounding could turn a small positive value into 0 there.
@@ -28,8 +31,9 @@ from tfquant.passes._op_specs import SAME_SCALE, SHAPE_READERS, TFL, ZERO_SENSIT
 from tfquant.passes._points import feeds_qcast, is_quantized, number_points, point_for_operand, point_for_result
 from tfquant.passes._spec import (DYNAMIC_RANGE, FLOAT16, METHODS, NO_QUANTIZE, STATIC, UnitSpec, checked_spec,
                                   is_static_unit, keep_float, set_unit_spec, unit_spec)
-from tfquant.passes._tf_ops import defining_op, is_float
+from tfquant.passes._tf_ops import defining_op, is_float, uses
 from tfquant.passes._tfl import STRUCTURAL_OPS, builtin_name, tfl_constant, tfl_ops
+from tfquant.passes._tfq import CalibrationPointOp
 from tfquant.passes.assign_quantization_spec import DEFAULT_MIN_WEIGHT_ELEMENTS, UnitRule, parse_unit_rules
 from tfquant.passes.insert_calibration_stats import CALIBRATION_METHODS, DEFAULT_METHOD
 
@@ -142,7 +146,29 @@ def _mark_activations(op: ir.Operation, spec: TflOp, calibration_method: str, bi
     for index in indices:
         operand = op.operands[index]
         if is_float(operand) and tfl_constant(operand) is None and not is_quantized(operand):
-            op.operands[index] = point_for_operand(operand, op.location, calibration_method, bits)
+            op.operands[index] = _point_at_width(operand, op.location, calibration_method, bits)
     for result in op.results:
         if is_float(result) and not feeds_qcast(result):
             point_for_result(result, op, calibration_method, bits)
+
+
+def _point_at_width(value: ir.Value, loc: ir.Location, calibration_method: str, bits: int) -> ir.Value:
+    """The point of `bits` on `value`: the one already there (or chained after it) of that width, else
+    a new one, chained after a point of the other width rather than widening it (its other readers
+    keep their width)."""
+    root = _point_on(value)
+    if root is None:
+        return point_for_operand(value, loc, calibration_method, bits)
+    for point in (root, *(user.results[0] for user in uses(root) if user.name == CalibrationPointOp.OPERATION_NAME)):
+        if CalibrationPointOp(defining_op(point)).activation_bits == bits:
+            return point
+    with ir.InsertionPoint.after(defining_op(root)):
+        return CalibrationPointOp.build(root, calibration_method, bits, defining_op(root).location).result
+
+
+def _point_on(value: ir.Value) -> ir.Value | None:
+    """The result of the point on `value` (`value` itself if it is one), else None."""
+    producer = defining_op(value)
+    if producer is not None and producer.name == CalibrationPointOp.OPERATION_NAME:
+        return value
+    return next((user.results[0] for user in uses(value) if user.name == CalibrationPointOp.OPERATION_NAME), None)

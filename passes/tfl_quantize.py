@@ -188,6 +188,8 @@ def _activation(value: ir.Value, bits: int, index: int) -> ir.Value:
     if dcast is None or dcast.name != "quant.dcast":
         raise _StaysFloat(f"its operand {index} has no calibrated range")
     quantized = dcast.operands[0]
+    if tensor_params(quantized.type).storage_bits != bits:
+        raise _StaysFloat(f"its operand {index} is calibrated for other activation bits")
     qcast = defining_op(quantized)
     if qcast is not None and qcast.name == "quant.qcast":
         inner = defining_op(qcast.operands[0])
@@ -195,8 +197,6 @@ def _activation(value: ir.Value, bits: int, index: int) -> ir.Value:
             produced = inner.operands[0]
             if tensor_params(produced.type).storage_bits == tensor_params(quantized.type).storage_bits:
                 return produced
-    if tensor_params(quantized.type).storage_bits != bits:
-        raise _StaysFloat(f"its operand {index} is calibrated for other activation bits")
     return quantized
 
 

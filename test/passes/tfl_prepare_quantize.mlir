@@ -2,6 +2,7 @@
 // RUN: tfquant-opt %s -split-input-file '--pass-pipeline=builtin.module(tfq-tfl-prepare-quantize{activation-bits=16})' | filecheck %s --check-prefix=I16
 // RUN: tfquant-opt %s -split-input-file '--pass-pipeline=builtin.module(tfq-tfl-prepare-quantize{method=dynamic_range min-weight-elements=8})' | filecheck %s --check-prefix=DYN
 // RUN: tfquant-opt %s -split-input-file --remarks -tfq-tfl-prepare-quantize 2>&1 >/dev/null | filecheck %s --check-prefix=REMARK
+// RUN: tfquant-opt %s -split-input-file -tfq-tfl-prepare-quantize='units=[{"node_name":"fc2","method":"static","activation_bits":16}]' 2>/dev/null | filecheck %s --check-prefix=MIX
 
 // A conv feeding a reshape and a float-only op: one point on the input, one shared point on the
 // conv's result (the reshape's input), one on the reshape's result; weights and biases get none;
@@ -72,4 +73,28 @@ func.func @normalize(%x: tensor<1x8xf32>) -> tensor<1x8xf32> {
   %4 = "tfl.sqrt"(%3) : (tensor<1x1xf32>) -> tensor<1x1xf32> loc("sqrt")
   %5 = "tfl.div"(%x, %4) {fusedActivationFunction = 0 : i32} : (tensor<1x8xf32>, tensor<1x1xf32>) -> tensor<1x8xf32> loc("div")
   return %5 : tensor<1x8xf32>
+}
+
+// -----
+
+// Mixed widths: fc2 has 16-bit activations (a unit rule), fc1 and fc3 int8. Each value read at two
+// widths has a point per width, the second reading the first: fc2 reads a 16-bit point chained
+// after fc1's 8-bit one, fc3 an 8-bit point chained after fc2's 16-bit one.
+// MIX-LABEL: func @mixed_widths
+// MIX: %[[P0:.*]] = "tfq.calibration_point"(%arg0) {activation_bits = 8 : i64, id = 0 : i64
+// MIX: %[[F1:.*]] = "tfl.fully_connected"(%[[P0]],
+// MIX: %[[P1:.*]] = "tfq.calibration_point"(%[[F1]]) {activation_bits = 8 : i64, id = 1 : i64
+// MIX: %[[P1W:.*]] = "tfq.calibration_point"(%[[P1]]) {activation_bits = 16 : i64, id = 2 : i64
+// MIX: %[[F2:.*]] = "tfl.fully_connected"(%[[P1W]], {{.*}}tfq.spec = {activation_bits = 16 : i64
+// MIX: %[[P2:.*]] = "tfq.calibration_point"(%[[F2]]) {activation_bits = 16 : i64, id = 3 : i64
+// MIX: %[[P2N:.*]] = "tfq.calibration_point"(%[[P2]]) {activation_bits = 8 : i64, id = 4 : i64
+// MIX: %[[F3:.*]] = "tfl.fully_connected"(%[[P2N]], {{.*}}tfq.spec = {activation_bits = 8 : i64
+// MIX: "tfq.calibration_point"(%[[F3]]) {activation_bits = 8 : i64, id = 5 : i64
+func.func @mixed_widths(%x: tensor<1x4xf32>) -> tensor<1x4xf32> {
+  %w = "tfl.pseudo_const"() {value = dense<0.5> : tensor<4x4xf32>} : () -> tensor<4x4xf32> loc("w")
+  %none = "tfl.no_value"() {value} : () -> none loc("none")
+  %0 = "tfl.fully_connected"(%x, %w, %none) {fusedActivationFunction = 0 : i32, keepNumDims = false, tfl.options = "FullyConnectedOptions", tfl.version = 1 : i32, weightsFormat = 0 : i32} : (tensor<1x4xf32>, tensor<4x4xf32>, none) -> tensor<1x4xf32> loc("fc1")
+  %1 = "tfl.fully_connected"(%0, %w, %none) {fusedActivationFunction = 0 : i32, keepNumDims = false, tfl.options = "FullyConnectedOptions", tfl.version = 1 : i32, weightsFormat = 0 : i32} : (tensor<1x4xf32>, tensor<4x4xf32>, none) -> tensor<1x4xf32> loc("fc2")
+  %2 = "tfl.fully_connected"(%1, %w, %none) {fusedActivationFunction = 0 : i32, keepNumDims = false, tfl.options = "FullyConnectedOptions", tfl.version = 1 : i32, weightsFormat = 0 : i32} : (tensor<1x4xf32>, tensor<4x4xf32>, none) -> tensor<1x4xf32> loc("fc3")
+  return %2 : tensor<1x4xf32>
 }

@@ -95,3 +95,35 @@ func.func @float16_shared(%x: tensor<4xf32>) -> tensor<4xf32> {
   %1 = "tfl.mul"(%0, %c) {fusedActivationFunction = 0 : i32, tfq.spec = {activation_bits = 8 : i64, method = "float16", per_channel = true}} : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
   return %1 : tensor<4xf32>
 }
+
+// -----
+
+// Mixed widths: fc2 has 16-bit activations between int8 fc1 and fc3. fc2 reads the int16
+// requantization of fc1's int8 result and writes int16; fc3 reads the int8 requantization of it
+// (the qcast/dcast pairs tfq-tfl-post-quantize turns into tfl.quantize).
+// CHECK-LABEL: func @mixed_widths
+// CHECK: %[[F1:.*]] = "tfl.fully_connected"({{.*}} -> tensor<1x4x!quant.uniform<i8:f32, 5.000000e-02:2>>
+// CHECK: %[[Q1W:.*]] = quant.qcast %{{.*}} to tensor<1x4x!quant.uniform<i16<-32767:32767>:f32, 2.000000e-04>>
+// CHECK: %[[F2:.*]] = "tfl.fully_connected"(%[[Q1W]], {{.*}} -> tensor<1x4x!quant.uniform<i16<-32767:32767>:f32, 3.000000e-04>>
+// CHECK: %[[Q2N:.*]] = quant.qcast %{{.*}} to tensor<1x4x!quant.uniform<i8:f32, 4.000000e-02:1>>
+// CHECK: "tfl.fully_connected"(%[[Q2N]], {{.*}} -> tensor<1x4x!quant.uniform<i8:f32, 3.000000e-02:-1>>
+func.func @mixed_widths(%x: tensor<1x4xf32>) -> tensor<1x4xf32> {
+  %w = "tfl.pseudo_const"() {value = dense<0.5> : tensor<4x4xf32>} : () -> tensor<4x4xf32>
+  %none = "tfl.no_value"() {value} : () -> none
+  %q0 = quant.qcast %x : tensor<1x4xf32> to tensor<1x4x!quant.uniform<i8:f32, 0.1:-3>>
+  %d0 = quant.dcast %q0 : tensor<1x4x!quant.uniform<i8:f32, 0.1:-3>> to tensor<1x4xf32>
+  %0 = "tfl.fully_connected"(%d0, %w, %none) {fusedActivationFunction = 0 : i32, keepNumDims = false, tfl.options = "FullyConnectedOptions", tfl.version = 1 : i32, weightsFormat = 0 : i32, tfq.spec = {activation_bits = 8 : i64, method = "static", per_channel = true}} : (tensor<1x4xf32>, tensor<4x4xf32>, none) -> tensor<1x4xf32>
+  %q1 = quant.qcast %0 : tensor<1x4xf32> to tensor<1x4x!quant.uniform<i8:f32, 0.05:2>>
+  %d1 = quant.dcast %q1 : tensor<1x4x!quant.uniform<i8:f32, 0.05:2>> to tensor<1x4xf32>
+  %q1w = quant.qcast %d1 : tensor<1x4xf32> to tensor<1x4x!quant.uniform<i16<-32767:32767>:f32, 0.0002>>
+  %d1w = quant.dcast %q1w : tensor<1x4x!quant.uniform<i16<-32767:32767>:f32, 0.0002>> to tensor<1x4xf32>
+  %1 = "tfl.fully_connected"(%d1w, %w, %none) {fusedActivationFunction = 0 : i32, keepNumDims = false, tfl.options = "FullyConnectedOptions", tfl.version = 1 : i32, weightsFormat = 0 : i32, tfq.spec = {activation_bits = 16 : i64, method = "static", per_channel = true}} : (tensor<1x4xf32>, tensor<4x4xf32>, none) -> tensor<1x4xf32>
+  %q2 = quant.qcast %1 : tensor<1x4xf32> to tensor<1x4x!quant.uniform<i16<-32767:32767>:f32, 0.0003>>
+  %d2 = quant.dcast %q2 : tensor<1x4x!quant.uniform<i16<-32767:32767>:f32, 0.0003>> to tensor<1x4xf32>
+  %q2n = quant.qcast %d2 : tensor<1x4xf32> to tensor<1x4x!quant.uniform<i8:f32, 0.04:1>>
+  %d2n = quant.dcast %q2n : tensor<1x4x!quant.uniform<i8:f32, 0.04:1>> to tensor<1x4xf32>
+  %2 = "tfl.fully_connected"(%d2n, %w, %none) {fusedActivationFunction = 0 : i32, keepNumDims = false, tfl.options = "FullyConnectedOptions", tfl.version = 1 : i32, weightsFormat = 0 : i32, tfq.spec = {activation_bits = 8 : i64, method = "static", per_channel = true}} : (tensor<1x4xf32>, tensor<4x4xf32>, none) -> tensor<1x4xf32>
+  %q3 = quant.qcast %2 : tensor<1x4xf32> to tensor<1x4x!quant.uniform<i8:f32, 0.03:-1>>
+  %d3 = quant.dcast %q3 : tensor<1x4x!quant.uniform<i8:f32, 0.03:-1>> to tensor<1x4xf32>
+  return %d3 : tensor<1x4xf32>
+}

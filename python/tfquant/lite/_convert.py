@@ -10,6 +10,7 @@ every 8th sample (up to 32), measured on those held-out samples.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import time
@@ -23,12 +24,13 @@ from tfquant.options import CalibrationOptions
 from tfquant import calibration
 from tfquant.calibrate import write_ranges
 from tfquant.dataset import batches, validate_sample
-from tfquant.lite import _litert
+from tfquant.accuracy.layers import LayerReport
+from tfquant.lite import _layers, _litert
 from tfquant.mlir import CompileError, describe_location, ir, module_funcs, new_context, ops_named
 from tfquant.passes._op_specs import SHAPE_READERS
-from tfquant.passes._points import calibration_points
+from tfquant.passes._points import CALIBRATION_POINT, calibration_points
 from tfquant.passes._quant import tensor_params
-from tfquant.passes._spec import float_reason
+from tfquant.passes._spec import STATIC, float_reason
 from tfquant.passes._tf_ops import is_float
 from tfquant.passes._tfl import STRUCTURAL_OPS, builtin_name, io_names, tfl_ops
 from tfquant.pipeline import Pipeline, make_pipeline, run_pipeline
@@ -69,12 +71,21 @@ class LiteReport:
     output_bytes: int
     seconds: float
     measure_sqnr: Callable[[], dict[str, float]] = field(default=dict, repr=False, compare=False)
+    measure_layers: Callable[[], LayerReport] = field(default=lambda: LayerReport([], 0, path="tflite"),
+                                                      repr=False, compare=False)
 
     @functools.cached_property
     def sqnr_db(self) -> dict[str, float]:
         """SQNR (dB) of each float output ("<signature>/<name>") against the float model, on the held-out
         samples, of a twin calibrated without them; measured when first read, not as part of converting."""
         return self.measure_sqnr()
+
+    @functools.cached_property
+    def layers(self) -> LayerReport:
+        """Each static unit's error (local and accumulated SQNR, ranges, clipping) and the detectors'
+        findings, on the held-out samples, of the twin the SQNR is measured on (tfquant.lite._layers);
+        measured when first read."""
+        return self.measure_layers()
 
     def __str__(self) -> str:
         lines = [f"TFLite {self.mode}", "-" * 40, f"{'Op type':<28}{'Quantized':>10}{'Float':>8}"]
@@ -118,6 +129,8 @@ def quantize_flatbuffer(float_model: bytes, quantization: LiteQuantization, samp
                         statistics.samples if statistics else 0, len(kept), len(float_model), len(model),
                         time.perf_counter() - start,
                         functools.partial(_held_out_sqnr, float_model, quantization, units, calibration_options,
+                                          statistics, kept),
+                        functools.partial(_layer_report, float_model, quantization, units, calibration_options,
                                           statistics, kept))
     return model, report
 
@@ -129,10 +142,29 @@ def _held_out_sqnr(float_model: bytes, quantization: LiteQuantization, units: st
     if statistics is None or not kept:
         return {}
     with new_context() as ctx, ir.Location.unknown():
-        module = _prepared(float_model, quantization, units, calibration_options, ctx)
-        _write_ranges(module, statistics.calibration, quantization, calibration_options)
+        module = calibrated(float_model, quantization, units, calibration_options, statistics.calibration, ctx)
         twin = _finished(module, quantization)[0]
     return _sqnr(float_model, twin, kept)
+
+
+def _layer_report(float_model: bytes, quantization: LiteQuantization, units: str,
+                  calibration_options: CalibrationOptions, statistics: "_Statistics | None",
+                  kept: list[Sample]) -> LayerReport:
+    """The per-layer report on the held-out samples (see tfquant.lite._layers), of the twin calibrated
+    without them; local errors from a local model of the same calibration."""
+    if statistics is None or not kept or quantization.method != STATIC:
+        return LayerReport([], len(kept), path="tflite")
+    with new_context() as ctx, ir.Location.unknown():
+        module = calibrated(float_model, quantization, units, calibration_options, statistics.calibration, ctx)
+        units_found = _layers.static_units(module)
+        _layers.add_local_clones(module, units_found)
+        quantized(module, dataclasses.replace(quantization, integer_only=False), integer_io=False)
+        local, measures, sinks = _layers.watch_local(module, units_found)
+    with new_context() as ctx, ir.Location.unknown():
+        module = calibrated(float_model, quantization, units, calibration_options, statistics.calibration, ctx)
+        quantized(module, quantization)
+        twin, kept_as = _layers.watch_twin(module, units_found)
+    return _layers.measure(local, twin, measures, kept_as, sinks, kept)
 
 
 def _check_extremes(float_model: bytes, model: bytes, input_ranges: Mapping[str, Mapping[str, tuple]]) -> None:
@@ -190,20 +222,39 @@ def _needs_calibration(module: ir.Module, samples: Iterable[Sample] | None) -> b
     return samples is not None
 
 
-def _write_ranges(module: ir.Module, collectors: Mapping[int, calibration.Collector], quantization: LiteQuantization,
-                  calibration_options: CalibrationOptions) -> None:
-    write_ranges(module, collectors, calibration_options)
+def _write_ranges(module: ir.Module, collectors: Mapping[ValueKey, calibration.Collector],
+                  quantization: LiteQuantization, calibration_options: CalibrationOptions) -> None:
+    keys = _value_keys(module)
+    write_ranges(module, {point: collectors[key] for point, key in keys.items() if key in collectors},
+                 calibration_options)
     _set_input_ranges(module, quantization.input_ranges)
 
 
 def _finished(module: ir.Module, quantization: LiteQuantization) -> tuple[bytes, tuple]:
     """The quantized flatbuffer of a calibrated module, and its op counts (see _count_ops)."""
+    counts = quantized(module, quantization)
+    return export_flatbuffer(module), counts
+
+
+def quantized(module: ir.Module, quantization: LiteQuantization, integer_io: bool = True) -> tuple:
+    """Quantize a calibrated module in place (without `integer_io`, its inputs and outputs stay float
+    whatever the settings); its op counts (see _count_ops)."""
     _run_passes(module, make_pipeline("tfq-apply-calibration-stats", "tfq-tfl-quantize"))
     counts = _count_ops(module)
-    _run_passes(module, make_pipeline(
-        ("tfq-tfl-post-quantize", {"integer-only": quantization.integer_only}),
-        ("tfq-tfl-modify-io", {"input-type": quantization.input_type, "output-type": quantization.output_type})))
-    return export_flatbuffer(module), counts
+    _run_passes(module, make_pipeline(("tfq-tfl-post-quantize", {"integer-only": quantization.integer_only})))
+    if integer_io:
+        _run_passes(module, make_pipeline(("tfq-tfl-modify-io", {"input-type": quantization.input_type,
+                                                                 "output-type": quantization.output_type})))
+    return counts
+
+
+def calibrated(float_model: bytes, quantization: LiteQuantization, units: str,
+               calibration_options: CalibrationOptions, collectors: Mapping[ValueKey, calibration.Collector],
+               ctx: ir.Context) -> ir.Module:
+    """The float model as tfl.* ops with its specs and the ranges of `collectors`."""
+    module = _prepared(float_model, quantization, units, calibration_options, ctx)
+    _write_ranges(module, collectors, quantization, calibration_options)
+    return module
 
 
 def _run_passes(module: ir.Module, pipeline: Pipeline) -> None:
@@ -219,16 +270,22 @@ def _run_passes(module: ir.Module, pipeline: Pipeline) -> None:
         raise CompileError(failure)
 
 
+# A calibrated value, as (index of its producer among the module's tfl ops, result number), or
+# (-1, function index, argument number) for an argument: the same in every module prepared from one
+# float model whatever the unit rules, so one calibration serves every twin the accuracy tools build.
+ValueKey = tuple[int, int, int]
+
+
 @dataclass
 class _Statistics:
-    """Each calibration point's statistics over the calibration samples and over the held-out ones."""
-    calibration: dict[int, calibration.Collector]
-    held_out: dict[int, calibration.Collector]
+    """Each calibrated value's statistics over the calibration samples and over the held-out ones."""
+    calibration: dict[ValueKey, calibration.Collector]
+    held_out: dict[ValueKey, calibration.Collector]
     samples: int
     # signature -> input name -> the (min, max) of its values over every sample.
     input_ranges: dict[str, dict[str, tuple[float, float]]]
 
-    def merged(self, calibration_options: CalibrationOptions) -> dict[int, calibration.Collector]:
+    def merged(self, calibration_options: CalibrationOptions) -> dict[ValueKey, calibration.Collector]:
         merged = {}
         for point in self.calibration.keys() | self.held_out.keys():
             merged[point] = calibration.new_collector(calibration_options)
@@ -243,10 +300,7 @@ def _calibrate(module: ir.Module, samples: Iterable[Sample], kept: list[Sample],
     """Run `samples` through the float model in LiteRT, each point's tensor an extra output, and
     collect each point's statistics; the held-out samples go to `kept` and their own statistics."""
     model, tensors = export_flatbuffer_with_tensors(module, points_as_outputs=True)
-    by_key = _litert.signatures(_litert.interpreter(model))
-    if any(subgraph not in {s.subgraph for s in by_key.values()} for subgraph, _ in tensors.values()):
-        # Points in control-flow bodies: only preserving every tensor keeps theirs.
-        by_key = _litert.signatures(_litert.interpreter(model, keep_all_tensors=True))
+    by_key = _litert.watching_signatures(model, tensors)
     batch_size = _batch_size(module)
     input_ranges: dict[str, dict[str, tuple[float, float]]] = {}
     main, count = _collect(by_key, tensors, _litert.held_out(samples, HOLD_OUT_EVERY, HOLD_OUT_LIMIT, kept),
@@ -255,7 +309,26 @@ def _calibrate(module: ir.Module, samples: Iterable[Sample], kept: list[Sample],
                                 "calibrating held-out samples of")
     if count + held_count == 0:
         raise ValueError("the representative dataset has no samples")
-    return _Statistics(main, held, count + held_count, input_ranges)
+    keys = _value_keys(module)
+    return _Statistics({keys[point]: c for point, c in main.items()}, {keys[point]: c for point, c in held.items()},
+                       count + held_count, input_ranges)
+
+
+def _value_keys(module: ir.Module) -> dict[int, ValueKey]:
+    """The ValueKey of the value each calibration point watches, by point id (a point chained after
+    another, at another width, watches the same value)."""
+    functions = module_funcs(module)
+    index = {op: i for i, op in enumerate(tfl_ops(module.operation))}
+    keys = {}
+    for point in calibration_points(module.operation):
+        value = point.operands[0]
+        while isinstance(value, ir.OpResult) and value.owner.name == CALIBRATION_POINT:
+            value = value.owner.operands[0]
+        if isinstance(value, ir.BlockArgument):
+            keys[point.id] = (-1, functions.index(value.owner.owner), value.arg_number)
+        else:
+            keys[point.id] = (index[value.owner.operation], value.result_number, 0)
+    return keys
 
 
 def _batch_size(module: ir.Module) -> int:

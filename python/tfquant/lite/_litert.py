@@ -77,6 +77,16 @@ def signatures(it: Interpreter) -> dict[str, Signature]:
     return found
 
 
+def watching_signatures(model: bytes, tensors: Mapping[object, tuple[int, int]]) -> dict[str, Signature]:
+    """The signatures of a model whose watched `tensors` ((subgraph, index) each) are extra outputs of
+    the signatures' subgraphs; where one is in another subgraph (a control-flow body), an interpreter
+    that keeps every tensor (and runs without its fast delegate)."""
+    by_key = signatures(interpreter(model))
+    if any(subgraph not in {s.subgraph for s in by_key.values()} for subgraph, _ in tensors.values()):
+        by_key = signatures(interpreter(model, keep_all_tensors=True))
+    return by_key
+
+
 def quantized(value: np.ndarray, detail: dict) -> np.ndarray:
     """A float input as the interpreter's input tensor takes it (quantized when that is integer)."""
     dtype = np.dtype(detail["dtype"])
