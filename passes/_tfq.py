@@ -193,6 +193,12 @@ class CalibrationPointOp(ir.OpView):
         self.operation.attributes["min"] = ir.FloatAttr.get(f32, low)
         self.operation.attributes["max"] = ir.FloatAttr.get(f32, high)
 
+    def clear_range(self) -> None:
+        """Forget the range: the point then quantizes nothing (tfq-apply-calibration-stats removes it)."""
+        for bound in ("min", "max"):
+            if bound in self.operation.attributes:
+                del self.operation.attributes[bound]
+
     def verify(self) -> None:
         verify(self.operation, self.SPEC)
         if self.activation_bits not in (8, 16):

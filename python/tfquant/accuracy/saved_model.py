@@ -335,6 +335,9 @@ def _apply_choice(module: ir.Module, sim: Simulation, bits: Mapping[int, int], r
 
 
 def _set_point_bits(point: CalibrationPointOp, sim: Simulation, bits: Mapping[int, int]) -> None:
+    """The point's width for the units now reading it; a point no quantized unit reads loses its range
+    (tfq-apply-calibration-stats then removes it): rounding a float unit's output for float ops
+    would only add error."""
     info = sim.points.get(point.id)
     if info is None:
         return
@@ -344,6 +347,8 @@ def _set_point_bits(point: CalibrationPointOp, sim: Simulation, bits: Mapping[in
     widest = max(readers, default=0)
     if widest:
         point.activation_bits = widest
+    else:
+        point.clear_range()
 
 
 # 4. The report.

@@ -119,11 +119,25 @@ def collect(module: ir.Module, signatures: Sequence[str]) -> tuple[list[Unit], d
                     channels)
         units.append(unit)
         call.attributes[UNIT_INDEX] = _index_attr(unit.index)
-        for point_id in activation_points.values():
-            points[point_id].consumers.append(unit.index)
         if output_point is not None:
             points[output_point].producer = unit.index
+    for point in calibration_points(module.operation):
+        if point.id in points:
+            points[point.id].consumers = _reading_units(point.results[0])
     return units, points, _watched(module, signatures)
+
+
+def _reading_units(value: ir.Value) -> list[int]:
+    """The units reading `value` as an activation, directly or through same-scale ops (which run on
+    the integer storage when a quantized unit reads their result)."""
+    found: list[int] = []
+    for user in uses(value):
+        unit = _mark(user, UNIT_INDEX)
+        if unit is not None:
+            found.append(unit)
+        elif (user.name in TF.same_scale or user.name == CALIBRATION_POINT) and len(user.results) == 1:
+            found.extend(_reading_units(user.results[0]))
+    return list(dict.fromkeys(found))
 
 
 def _point_id(value: ir.Value) -> int | None:
