@@ -2,7 +2,11 @@
 
     tfquant quantize FLOAT_DIR OUT_DIR [--calibration-data samples.npz] [--method M] [--opset XLA|TF|...] ...
     tfquant convert FLOAT_DIR OUT.tflite [--dynamic|--int8|--int8-only|--16x8|--float16] [--calibration-data ...]
+    tfquant report FLOAT_DIR --calibration-data samples.npz [--tflite] [--plot P.png] [--overlay O.json] ...
     tfquant example [OUT_DIR]       build the bundled example model and quantize it
+
+`--report`, `--target-sqnr`, `--plot`, `--overlay` and `--report-json` on quantize and convert run
+the accuracy tools (tfquant.accuracy); `tfquant report` runs them without keeping the model.
 
 Errors print one line naming the problem (a traceback only with --debug) and exit with 1;
 Ctrl-C prints one line and exits with 130. Either way no output is left half-written.
@@ -12,10 +16,11 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import secrets
 import sys
+import tempfile
 import traceback
 
+from tfquant._files import write_atomically
 from tfquant.tools._quiet_tensorflow import import_tensorflow_quietly
 
 # tfquant.options.METHODS, spelled out so that --help needs no TensorFlow; a test compares them.
@@ -51,7 +56,9 @@ def _parser() -> argparse.ArgumentParser:
                                "written by TensorFlow's TfRecordRepresentativeDatasetSaver; needed by the static "
                                "methods unless the model was trained with fake-quant ops (QAT)")
     _add_quantization_flags(quantize)
+    _add_accuracy_flags(quantize, saved_model=True)
     _add_convert_command(commands)
+    _add_report_command(commands)
     example = commands.add_parser("example", help="build the bundled example model and quantize it")
     example.add_argument("out_dir", nargs="?", default="example_out", help="where to put the models")
     _add_quantization_flags(example)
@@ -91,6 +98,60 @@ def _add_quantization_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
 
 
+BIAS_MODES = ("auto", "on", "off")
+
+
+def _add_accuracy_flags(parser: argparse.ArgumentParser, saved_model: bool, report_flag: bool = True) -> None:
+    if report_flag:
+        parser.add_argument("--report", action="store_true",
+                            help="print the per-layer error report, measured on samples held out of calibration")
+    parser.add_argument("--target-sqnr", type=float, metavar="DB",
+                        help="keep the most sensitive units at 16-bit activations or float until the model's SQNR "
+                             "on held-out samples reaches DB")
+    parser.add_argument("--plot", metavar="PNG", help="draw the per-layer SQNR to this PNG file")
+    parser.add_argument("--overlay", metavar="JSON",
+                        help="write the per-layer SQNR as node data for ai-edge-model-explorer")
+    parser.add_argument("--report-json", metavar="FILE", help="write the per-layer report as JSON")
+    if saved_model:
+        parser.add_argument("--calibration-search", action="store_true",
+                            help="choose each activation's range among min-max, percentile and MSE")
+        parser.add_argument("--bias-correction", choices=BIAS_MODES, default="auto",
+                            help="correct biases by the mean output shift quantization brings (auto: where it helps, "
+                                 "when an accuracy tool runs)")
+        parser.add_argument("--equalize", choices=BIAS_MODES, default="auto",
+                            help="cross-layer equalization (auto: where it helps, when an accuracy tool runs)")
+
+
+def _add_report_command(commands) -> None:
+    report = commands.add_parser("report", help="print where a model loses accuracy when quantized, layer by layer "
+                                                "(no model is kept)")
+    report.add_argument("float_dir", help="the float SavedModel directory (only read)")
+    report.add_argument("--calibration-data", required=True, help="as for quantize")
+    report.add_argument("--tflite", action="store_true",
+                        help="report on the TFLite full-integer conversion (as convert --int8) instead of the "
+                             "quantized SavedModel")
+    _add_quantization_flags(report)
+    _add_accuracy_flags(report, saved_model=True, report_flag=False)
+
+
+def _wants_layers(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "report", True) or args.target_sqnr is not None or args.plot or args.overlay
+                or args.report_json)
+
+
+def _write_layer_files(layers, args: argparse.Namespace, model_path: str | None) -> None:
+    """The plot, overlay and JSON asked for, from the per-layer report."""
+    if args.plot:
+        layers.plot(args.plot)
+        print(f"per-layer SQNR plot written to {args.plot}")
+    if args.overlay:
+        layers.write_overlay(args.overlay, model_path)
+        print(f"model-explorer node data written to {args.overlay}")
+    if args.report_json:
+        layers.write_json(args.report_json)
+        print(f"per-layer report written to {args.report_json}")
+
+
 def _add_convert_command(commands) -> None:
     convert = commands.add_parser("convert", help="convert a SavedModel to a TFLite flatbuffer, quantized",
                                   description="Convert with tfquant.lite.TFLiteConverter (TensorFlow's converter "
@@ -109,6 +170,7 @@ def _add_convert_command(commands) -> None:
     convert.add_argument("--signature-keys", nargs="+", default=None, help="default: every signature")
     convert.add_argument("--overwrite", action="store_true", help="replace an existing OUT.tflite")
     convert.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    _add_accuracy_flags(convert, saved_model=False)
 
 
 def _convert(args: argparse.Namespace) -> None:
@@ -118,18 +180,35 @@ def _convert(args: argparse.Namespace) -> None:
     if samples is not None and args.mode not in ("int8", "int8_only", "16x8"):
         raise ValueError(f"{LITE_MODES[args.mode][0] if args.mode else 'a float conversion'} takes no "
                          "--calibration-data; the calibrated modes are --int8, --int8-only and --16x8")
+    model, report = _converted(args.float_dir, args.mode, samples, args)
+    if report is not None:
+        print(report)
+    if report is not None and _wants_layers(args):
+        _print_layers(report.layers, args)
+    write_atomically(args.out_file, model)
+    print(f"TFLite model written to {args.out_file}")
+
+
+def _converted(float_dir: str, mode: str | None, samples: list | None, args: argparse.Namespace):
+    """The flatbuffer `tfquant.lite` converts in `mode`, and its report (None for a float conversion)."""
     from tfquant import lite
-    converter = lite.TFLiteConverter.from_saved_model(args.float_dir, signature_keys=args.signature_keys)
-    _configure_lite(converter, args.mode, samples, args.io)
+    converter = lite.TFLiteConverter.from_saved_model(float_dir, signature_keys=args.signature_keys)
+    _configure_lite(converter, mode, samples, getattr(args, "io", None))
+    if args.target_sqnr is not None:
+        converter.target_sqnr = args.target_sqnr
     model = converter.convert()
     # Without a dataset, TensorFlow's settings for --int8 (DEFAULT alone) mean dynamic range, unless
     # the model has fake-quant ops: only then is --int8 without calibration data what was asked.
-    if args.mode == "int8" and converter.quantization.method != "static":
+    if mode == "int8" and converter.quantization.method != "static":
         raise ValueError("--int8 needs --calibration-data (only a model trained with fake-quant ops takes none)")
-    if converter.quantization_report is not None:
-        print(converter.quantization_report)
-    _write_file(args.out_file, model)
-    print(f"TFLite model written to {args.out_file}")
+    return model, converter.quantization_report
+
+
+def _print_layers(layers, args: argparse.Namespace, model_path: str | None = None) -> None:
+    if layers is None:
+        raise ValueError("the per-layer report needs a calibrated (static-range) quantization")
+    print(layers.table())
+    _write_layer_files(layers, args, model_path)
 
 
 def _configure_lite(converter, mode: str | None, samples: list | None, io: str | None) -> None:
@@ -156,22 +235,6 @@ def _check_output_file(path: str, overwrite: bool) -> None:
         raise IsADirectoryError(f"output path {path} is a directory; name the .tflite file to write")
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"output file {path} exists; pass --overwrite to replace it")
-
-
-def _write_file(path: str, data: bytes) -> None:
-    """Writes `data` to a new file beside `path`, then renames it over `path`: a reader (or a failed
-    run) never sees a partial file. The new file gets the mode a plain open gives under the umask."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    staging = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(8)}.tmp")
-    try:
-        with open(staging, "xb") as f:
-            f.write(data)
-        os.replace(staging, path)
-    except BaseException:
-        if os.path.exists(staging):
-            os.unlink(staging)
-        raise
 
 
 def _options(args: argparse.Namespace):
@@ -215,14 +278,39 @@ def _samples(path: str | None):
     return None if path is None else dataset.load_dataset_file(path)
 
 
-def _quantize(float_dir: str, out_dir: str, samples, args: argparse.Namespace) -> None:
+def _quantize(float_dir: str, out_dir: str, samples, args: argparse.Namespace, keep: bool = True) -> None:
     from tfquant.quantize import quantize_saved_model
     method = args.method if args.method in ("static_range_int16x8", "weight_only_float16") else None
     opset = args.opset if args.opset in EXTENSION_OPSETS else None
-    quantize_saved_model(float_dir, out_dir, _options(args), samples, overwrite_output_directory=args.overwrite,
-                         dump_ir=args.dump_ir, method=method, units=_units(args.unit), opset=opset,
-                         optimize_for=args.optimize_for)
-    print(f"quantized model written to {out_dir}")
+    accuracy = {}
+    if hasattr(args, "target_sqnr"):
+        accuracy = dict(report=getattr(args, "report", True), target_sqnr=args.target_sqnr,
+                        calibration_search=args.calibration_search, bias_correction=args.bias_correction,
+                        equalize=args.equalize)
+        if _wants_layers(args):
+            accuracy["report"] = True
+    loaded = quantize_saved_model(float_dir, out_dir, _options(args), samples,
+                                  overwrite_output_directory=args.overwrite, dump_ir=args.dump_ir, method=method,
+                                  units=_units(args.unit), opset=opset, optimize_for=args.optimize_for, **accuracy)
+    layers = loaded.quantization_report.layers
+    if layers is not None:
+        _write_layer_files(layers, args, float_dir)
+    if keep:
+        print(f"quantized model written to {out_dir}")
+
+
+def _report_command(args: argparse.Namespace) -> None:
+    """`tfquant report`: quantize (SavedModel) or convert (--tflite) into a temporary place, print the
+    per-layer report and write the files asked for; the model is not kept."""
+    samples = _samples(args.calibration_data)
+    if args.tflite:
+        _, report = _converted(args.float_dir, "int8", samples, args)
+        print(report)
+        _print_layers(report.layers, args)
+        return
+    with tempfile.TemporaryDirectory(prefix="tfquant-report-") as scratch:
+        args.overwrite, args.report = True, True
+        _quantize(args.float_dir, os.path.join(scratch, "model"), samples, args, keep=False)
 
 
 def _example(args: argparse.Namespace) -> None:
@@ -242,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
             _quantize(args.float_dir, args.out_dir, _samples(args.calibration_data), args)
         elif args.command == "convert":
             _convert(args)
+        elif args.command == "report":
+            _report_command(args)
         else:
             _example(args)
         return 0
