@@ -273,10 +273,10 @@ def default_target(rows: list[dict]) -> float:
 def run_model(model_dir: str, work: str, args: argparse.Namespace) -> dict:
     model = Model(model_dir, args.max_eval)
     result = {"model": model.name, "n_eval": len(model.reference_sm), "rows": []}
-    print(f"{model.name}: float accuracy "
-          f"{_fmt(scores(model, model.reference_sm, model.reference_sm), 'accuracy', '.3f')}", file=sys.stderr)
-    if model.labels is not None:
-        result["float_accuracy"] = scores(model, model.reference_sm, model.reference_sm)["accuracy"]
+    float_scores = scores(model, model.reference_sm, model.reference_sm)
+    if "accuracy" in float_scores:
+        result["float_accuracy"] = float_scores["accuracy"]
+    print(f"{model.name}: float accuracy {_fmt(float_scores, 'accuracy', '.3f')}", file=sys.stderr)
     for row in ANCHORS:
         result["rows"].append(run_row(model, row, work, math.nan, args.runs))
         print(f"  {_line(result['rows'][-1])}", file=sys.stderr, flush=True)
