@@ -111,7 +111,10 @@ class LayerReport:
 
 
 def sqnr_db(signal: float, noise: float) -> float:
-    """10·log10(signal/noise); inf for no noise, -inf for no signal."""
+    """10·log10(signal/noise); inf for no noise, -inf for no signal or a noise that is not finite
+    (an Inf or NaN the float model does not give)."""
+    if not math.isfinite(noise) or not math.isfinite(signal):
+        return -math.inf
     if noise <= 0:
         return math.inf
     if signal <= 0:
