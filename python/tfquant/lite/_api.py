@@ -30,7 +30,7 @@ from tfquant.mlir import CompileError
 __all__ = ["ConverterError", "TFLiteConverter", "TFLiteConverterV1"]
 
 # The attributes of ours; every other attribute is the wrapped TensorFlow converter's.
-_OWN_ATTRIBUTES = ("_tf", "quantization", "quantization_report")
+_OWN_ATTRIBUTES = ("_tf", "quantization", "quantization_report", "target_sqnr")
 
 
 class ConverterError(_TFConverterError, RuntimeError):
@@ -49,16 +49,23 @@ class _Converter:
     Attributes are read from and set on the wrapped TensorFlow converter, so they are TensorFlow's,
     defaults included. After `convert()`, `quantization` is the `LiteQuantization` the settings
     asked for and `quantization_report` the `LiteReport` of the run (both None when nothing was
-    quantized: no optimizations, or settings TensorFlow converts as float).
+    quantized: no optimizations, or settings TensorFlow converts as float); its `layers` is the
+    per-layer error report, measured when first read.
+
+    `target_sqnr` (ours, dB, None by default) asks full-integer quantization for that SQNR on the
+    samples held out of calibration: the fewest units fall back to 16-bit activations or float
+    (16-bit only, with integer-only ops; a target that cannot be met so is a ConverterError).
     """
     _tf: Any
     quantization: LiteQuantization | None
     quantization_report: LiteReport | None
+    target_sqnr: float | None
 
     def _attach(self, converter: Any) -> None:
         object.__setattr__(self, "_tf", converter)
         object.__setattr__(self, "quantization", None)
         object.__setattr__(self, "quantization_report", None)
+        object.__setattr__(self, "target_sqnr", None)
 
     @classmethod
     def _wrapping(cls, converter: Any) -> Self:
@@ -96,7 +103,7 @@ class _Converter:
             return self._tf_convert(set_aside_quantization=False)
         samples = _samples(settings, quantization, float_model())
         try:
-            model, report = quantize_flatbuffer(float_model(), quantization, samples)
+            model, report = quantize_flatbuffer(float_model(), quantization, samples, target_sqnr=self.target_sqnr)
         except CompileError as error:
             raise ConverterError(str(error)) from error
         self.quantization, self.quantization_report = quantization, report

@@ -13,21 +13,26 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import json
+import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm import tqdm
+from tfquant.options import METHODS as OPTION_METHODS
 from tfquant.options import CalibrationOptions
 
 from tfquant import calibration
 from tfquant.calibrate import write_ranges
 from tfquant.dataset import batches, validate_sample
-from tfquant.accuracy.layers import LayerReport
-from tfquant.lite import _layers, _litert
+from tfquant.accuracy.fallback import FallbackResult, Sensitivity, search
+from tfquant.accuracy.layers import FLOAT, INT16, LayerReport, sqnr_db
+from tfquant.lite import _fallback, _layers, _litert
 from tfquant.mlir import CompileError, describe_location, ir, module_funcs, new_context, ops_named
-from tfquant.passes._op_specs import SHAPE_READERS
+from tfquant.passes._op_specs import SHAPE_READERS, TFL
 from tfquant.passes._points import CALIBRATION_POINT, calibration_points
 from tfquant.passes._quant import tensor_params
 from tfquant.passes._spec import STATIC, float_reason
@@ -71,6 +76,8 @@ class LiteReport:
     output_bytes: int
     seconds: float
     measure_sqnr: Callable[[], dict[str, float]] = field(default=dict, repr=False, compare=False)
+    # With a target: the shipped model's LiteRT latency minus that of the all-int8 one (batch 1).
+    fallback_latency_s: float | None = None
     measure_layers: Callable[[], LayerReport] = field(default=lambda: LayerReport([], 0, path="tflite"),
                                                       repr=False, compare=False)
 
@@ -94,6 +101,9 @@ class LiteReport:
         for op, where, reason in self.float_reasons:
             lines.append(f"  float: {op} at {where}: {reason}")
         lines.append(f"calibration samples: {self.calibration_samples}")
+        if self.fallback_latency_s is not None:
+            lines.append(f"fallback to the accuracy target: {self.fallback_latency_s * 1e3:+.2f} ms per run against "
+                         f"all int8 (the units and their costs: .layers)")
         if self.sqnr_db:
             lines.append(f"SQNR against the float model on {self.held_out_samples} held-out samples:")
             lines.extend(f"  {name}: {value:.1f} dB" for name, value in self.sqnr_db.items())
@@ -104,35 +114,173 @@ class LiteReport:
 
 def quantize_flatbuffer(float_model: bytes, quantization: LiteQuantization, samples: Iterable[Sample] | None,
                         calibration_options: CalibrationOptions | None = None,
-                        units: str = "[]") -> tuple[bytes, LiteReport]:
+                        units: str | Sequence[Mapping[str, object]] = "[]",
+                        target_sqnr: float | None = None) -> tuple[bytes, LiteReport]:
     """The quantized flatbuffer of `float_model` and what was done (see the module docstring).
 
     The model is calibrated on every sample. The report's SQNR is that of a second model calibrated
     without the held-out samples (every 8th, up to 32), measured on them: an honest estimate of how
     the model does on inputs it was not calibrated on.
+
+    `units` are unit-wise rules ({"op_type"/"node_name"/"func_name": regex, "method": ...,
+    "activation_bits": 8 | 16}; the method also by tfquant.options' names, "static_range_int16x8" for
+    16-bit activations with int8 weights), as a list or its JSON. With `target_sqnr` (dB), units fall
+    back to 16-bit activations or float, fewest first, until the held-out SQNR of every float output
+    meets it (see `_fall_back`); the report's `layers` say which and what each cost.
     """
     start = time.perf_counter()
     calibration_options = calibration_options or CalibrationOptions(
         calibration_method=CalibrationOptions.CALIBRATION_METHOD_MIN_MAX)
+    units = _unit_rules(units)
     kept: list[Sample] = []
     statistics = None
+    outcome = None
     with new_context() as ctx, ir.Location.unknown():
         module = _prepared(float_model, quantization, units, calibration_options, ctx)
         if _needs_calibration(module, samples):
             statistics = _calibrate(module, samples, kept, calibration_options)
         _write_ranges(module, statistics.merged(calibration_options) if statistics else {}, quantization,
                       calibration_options)
-        model, (quantized, floats, reasons) = _finished(module, quantization)
+        model, (quantized_ops, floats, reasons) = _finished(module, quantization)
+    if target_sqnr is not None:
+        outcome = _fall_back(float_model, quantization, units, calibration_options, statistics, kept, target_sqnr,
+                             model)
+        model, (quantized_ops, floats, reasons) = outcome.model, outcome.counts
     if statistics is not None:
         _check_extremes(float_model, model, statistics.input_ranges)
-    report = LiteReport(quantized, floats, reasons, _mode_name(quantization),
+    shipped_units = outcome.units if outcome else units
+    report = LiteReport(quantized_ops, floats, reasons, _mode_name(quantization),
                         statistics.samples if statistics else 0, len(kept), len(float_model), len(model),
                         time.perf_counter() - start,
-                        functools.partial(_held_out_sqnr, float_model, quantization, units, calibration_options,
-                                          statistics, kept),
+                        functools.partial(_held_out_sqnr, float_model, quantization, shipped_units,
+                                          calibration_options, statistics, kept),
+                        outcome.latency_change_s if outcome else None,
                         functools.partial(_layer_report, float_model, quantization, units, calibration_options,
-                                          statistics, kept))
+                                          statistics, kept, outcome))
     return model, report
+
+
+def _unit_rules(units: str | Sequence[Mapping[str, object]]) -> str:
+    """The unit rules as tfq-tfl-prepare-quantize takes them (JSON, its method names): a method named
+    as tfquant.options names them ("static_range_int16x8") becomes its method and activation bits."""
+    try:
+        rules = json.loads(units) if isinstance(units, str) else list(units)
+    except ValueError:
+        return units  # tfq-tfl-prepare-quantize says what is wrong with it
+    if not isinstance(rules, list):
+        return units
+    converted = []
+    for rule in rules:
+        if isinstance(rule, Mapping) and rule.get("method") in OPTION_METHODS:
+            method, bits = OPTION_METHODS[rule["method"]]
+            rule = {**rule, "method": method, "activation_bits": rule.get("activation_bits") or bits}
+        converted.append(rule)
+    return json.dumps(converted)
+
+
+@dataclass
+class _FallbackOutcome:
+    """What the fallback to a target chose and what it cost."""
+    result: FallbackResult
+    units: str                           # the shipped model's unit rules (the choice's, then the user's)
+    model: bytes
+    counts: tuple
+    target_db: float
+    baseline_sqnr_db: dict[str, float]   # the all-int8 twin's, per output
+    costs: dict[str, tuple[int, float]]  # unit -> (size in bytes, latency in s) of its fallback alone
+    latency_change_s: float              # the shipped model's against the all-int8 one
+
+
+def _fall_back(float_model: bytes, quantization: LiteQuantization, units: str,
+               calibration_options: CalibrationOptions, statistics: "_Statistics | None", kept: list[Sample],
+               target_db: float, int8_model: bytes) -> _FallbackOutcome:
+    """Move the fewest units to 16-bit activations or float for the worst float output to meet
+    `target_db` on the held-out samples (tfquant.accuracy.fallback.search; the twins it measures are
+    calibrated without them), then ship the choice calibrated on every sample, re-checked there (the
+    search continues from it if it misses).
+
+    Integer-only mode has no float: a unit that would fall back to float takes 16-bit activations,
+    and a target that 16-bit activations cannot meet is a CompileError. A choice the settings cannot
+    build (16-bit activations reading an int8 model input) counts as missing the target. Otherwise an
+    unmet target (a float op that no unit rule can change) is a warning, and the report says so.
+    """
+    if statistics is None or quantization.method != STATIC:
+        raise ValueError("target_sqnr needs full-integer quantization with a representative dataset")
+    if not kept:
+        raise ValueError(f"target_sqnr needs samples held out of calibration: the representative dataset has "
+                         f"fewer than {HOLD_OUT_EVERY}")
+    held_out = _fallback.HeldOut(float_model, kept)
+    with new_context() as ctx, ir.Location.unknown():
+        found = _layers.static_units(_prepared(float_model, quantization, units, calibration_options, ctx))
+    integer = quantization.integer_only
+
+    def built(rules: list[dict], collectors: Mapping[ValueKey, calibration.Collector],
+              setting: LiteQuantization = quantization) -> tuple[bytes, tuple]:
+        with new_context() as ctx, ir.Location.unknown():
+            module = calibrated(float_model, setting, json.dumps([*rules, *json.loads(units)]), calibration_options,
+                                collectors, ctx)
+            return _finished(module, setting)
+
+    def integer_choice(choice: Mapping[str, str]) -> dict[str, str]:
+        return {name: INT16 if integer and kind == FLOAT else kind for name, kind in choice.items()}
+
+    def evaluator(collectors: Mapping[ValueKey, calibration.Collector]) -> Callable[[Mapping[str, str]], float]:
+        @functools.cache
+        def measured(choice: frozenset) -> float:
+            rules = _fallback.choice_rules(integer_choice(dict(choice)), found)
+            try:
+                model = built(rules, collectors)[0]
+            except CompileError:  # a choice the settings do not allow (16-bit activations at an int8 input)
+                return -math.inf
+            return held_out.worst_sqnr(model)
+        return lambda choice: measured(frozenset(choice.items()))
+
+    sensitivities = _sensitivities(found, held_out, quantization, built, statistics.calibration)
+    result = search(sensitivities, evaluator(statistics.calibration), target_db)
+    shipped = evaluator(statistics.merged(calibration_options))
+    if result.met and shipped(result.choice) < target_db:
+        result = search(sensitivities, shipped, target_db, start=result.choice)
+    choice = integer_choice(result.choice)
+    if not result.met and integer:
+        raise CompileError(f"integer-only quantization cannot meet the {target_db:g} dB target: with 16-bit "
+                           f"activations where they help, the held-out SQNR is {result.sqnr_db:.1f} dB; allow "
+                           f"float ops or lower the target")
+    if not result.met:
+        warnings.warn(f"the {target_db:g} dB target is not met: {result.sqnr_db:.1f} dB with every unit that "
+                      f"can fall back to float at float", stacklevel=3)
+    rules = _fallback.choice_rules(choice, found)
+    model, (quantized_ops, floats, reasons) = built(rules, statistics.merged(calibration_options))
+    # A unit the fallback left float says why in its words, not as the unit rule that did it
+    # (`where` is describe_location's, of the unit's name location).
+    by_location = {f'loc("{name}")': why for name, why in result.reasons.items()}
+    reasons = [(op, where, by_location.get(where, reason)) for op, where, reason in reasons]
+    int8_latency = held_out.latency_s(int8_model)
+    costs = {}
+    for name, kind in choice.items():
+        alone = built(_fallback.choice_rules({name: kind}, found), statistics.merged(calibration_options))[0]
+        costs[name] = (len(alone) - len(int8_model), held_out.latency_s(alone) - int8_latency)
+    with new_context() as ctx, ir.Location.unknown():
+        twin = _finished(calibrated(float_model, quantization, units, calibration_options, statistics.calibration,
+                                    ctx), quantization)[0]
+    baseline = {name: sqnr_db(*totals) for name, totals in held_out.noise(twin).items()}
+    return _FallbackOutcome(dataclasses.replace(result, choice=choice), json.dumps([*rules, *json.loads(units)]),
+                            model, (quantized_ops, floats, reasons), target_db, baseline, costs, held_out.latency_s(model) - int8_latency)
+
+
+def _sensitivities(found: Sequence[_layers.Unit], held_out: _fallback.HeldOut, quantization: LiteQuantization,
+                   built: Callable, collectors: Mapping[ValueKey, calibration.Collector]) -> list[Sensitivity]:
+    """Each unit's noise at the outputs when it alone is quantized, at 8 bits and (where a 16x8
+    kernel exists and the model's activations are 8-bit) at 16; built with float ops and IO allowed."""
+    relaxed = dataclasses.replace(quantization, integer_only=False, input_type="float32", output_type="float32")
+    sensitivities = []
+    for unit in found:
+        noise8 = held_out.total_noise(built(_fallback.alone_rules(unit, quantization.activation_bits), collectors,
+                                            relaxed)[0])
+        noise16 = None
+        if quantization.activation_bits == 8 and TFL[unit.op_name].int16:
+            noise16 = held_out.total_noise(built(_fallback.alone_rules(unit, 16), collectors, relaxed)[0])
+        sensitivities.append(Sensitivity(unit.name, unit.index, noise8, noise16))
+    return sensitivities
 
 
 def _held_out_sqnr(float_model: bytes, quantization: LiteQuantization, units: str,
@@ -149,9 +297,10 @@ def _held_out_sqnr(float_model: bytes, quantization: LiteQuantization, units: st
 
 def _layer_report(float_model: bytes, quantization: LiteQuantization, units: str,
                   calibration_options: CalibrationOptions, statistics: "_Statistics | None",
-                  kept: list[Sample]) -> LayerReport:
+                  kept: list[Sample], outcome: _FallbackOutcome | None = None) -> LayerReport:
     """The per-layer report on the held-out samples (see tfquant.lite._layers), of the twin calibrated
-    without them; local errors from a local model of the same calibration."""
+    without them (with the fallback's choice, if any); local errors (each unit alone at the model's
+    width) from a local model of the same calibration; the fallback's reasons and costs."""
     if statistics is None or not kept or quantization.method != STATIC:
         return LayerReport([], len(kept), path="tflite")
     with new_context() as ctx, ir.Location.unknown():
@@ -161,10 +310,27 @@ def _layer_report(float_model: bytes, quantization: LiteQuantization, units: str
         quantized(module, dataclasses.replace(quantization, integer_only=False), integer_io=False)
         local, measures, sinks = _layers.watch_local(module, units_found)
     with new_context() as ctx, ir.Location.unknown():
-        module = calibrated(float_model, quantization, units, calibration_options, statistics.calibration, ctx)
+        module = calibrated(float_model, quantization, outcome.units if outcome else units, calibration_options,
+                            statistics.calibration, ctx)
         quantized(module, quantization)
         twin, kept_as = _layers.watch_twin(module, units_found)
-    return _layers.measure(local, twin, measures, kept_as, sinks, kept)
+    report = _layers.measure(local, twin, measures, kept_as, sinks, kept)
+    if outcome is not None:
+        _add_fallback(report, outcome)
+    return report
+
+
+def _add_fallback(report: LayerReport, outcome: _FallbackOutcome) -> None:
+    """The fallback's target, baseline, reasons and costs in the report."""
+    report.target_sqnr_db = outcome.target_db
+    report.baseline_sqnr_db = outcome.baseline_sqnr_db
+    report.applied["fallback"] = (min(report.model_sqnr_db.values(), default=math.inf)
+                                  - min(outcome.baseline_sqnr_db.values(), default=math.inf))
+    for position, layer in enumerate(report.layers):
+        if layer.name in outcome.result.choice:
+            size, latency = outcome.costs[layer.name]
+            report.layers[position] = dataclasses.replace(
+                layer, reason=outcome.result.reasons.get(layer.name), size_cost_bytes=size, latency_cost_s=latency)
 
 
 def _check_extremes(float_model: bytes, model: bytes, input_ranges: Mapping[str, Mapping[str, tuple]]) -> None:

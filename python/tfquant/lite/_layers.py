@@ -151,6 +151,16 @@ class _UnitMeasure:
     accumulated_noise: float = 0.0
 
 
+@dataclass(frozen=True)
+class _Sink:
+    """A sensitive operand of a PREPROCESSING op."""
+    op: str                 # the op's output tensor name
+    op_type: str
+    operand: int
+    tensor: str             # the operand's tensor name
+    producer: str | None    # the static unit writing it, if one does
+
+
 @dataclass
 class WatchedModel:
     """A flatbuffer whose tensors of interest are extra outputs: by key, (subgraph, tensor index) and
@@ -161,10 +171,10 @@ class WatchedModel:
 
 
 def watch_local(module: ir.Module, units: Iterable[Unit]) -> tuple[WatchedModel, dict[str, _UnitMeasure],
-                                                                   list[tuple[str, int, str, str | None]]]:
+                                                                   list[_Sink]]:
     """The local model (quantized, float IO) with each unit's float inputs and output, its clone's
     output, and the sensitive operand of each PREPROCESSING op watched; the units' ports (ranges from
-    the clones); and the preprocessing sinks as (op name, operand, tensor, producing unit or None)."""
+    the clones); and the PREPROCESSING ops' sensitive operands."""
     by_name = {unit.name: unit for unit in units}
     measures: dict[str, _UnitMeasure] = {}
     values: dict[TensorKey, ir.Value] = {}
@@ -192,8 +202,8 @@ def watch_local(module: ir.Module, units: Iterable[Unit]) -> tuple[WatchedModel,
                     producer = defining_op(op.operands[index])
                     producing = name_of(producer.location) if producer is not None else None
                     values[("sink", name, index)] = op.operands[index]
-                    sinks.append((name or builtin_name(op), index, _tensor_name(op.operands[index]),
-                                  producing if producing in by_name else None))
+                    sinks.append(_Sink(name, builtin_name(op), index, _tensor_name(op.operands[index]),
+                                       producing if producing in by_name else None))
     return _watched(module, values), measures, sinks
 
 
@@ -252,12 +262,12 @@ def _tensor_name(value: ir.Value) -> str:
 
 
 def measure(local: WatchedModel, twin: WatchedModel, measures: dict[str, _UnitMeasure], kept_as: Mapping[str, str],
-            sinks: list[tuple[str, int, str, str | None]], kept: list[tuple[str, Mapping[str, np.ndarray]]]
+            sinks: list[_Sink], kept: list[tuple[str, Mapping[str, np.ndarray]]]
             ) -> LayerReport:
     """Run the held-out samples through both models and make the report (see the module docstring)."""
     local_signatures = _litert.watching_signatures(local.model, local.tensors)
     twin_signatures = _litert.watching_signatures(twin.model, twin.tensors)
-    sink_ports = {(op, index): _Port(tensor, None) for op, index, tensor, _ in sinks}
+    sink_ports = {(sink.op, sink.operand): _Port(sink.tensor, None) for sink in sinks}
     outputs: dict[str, list[float]] = {}
     for number, (key, sample) in enumerate(kept):
         inputs = validate_sample(sample, local_signatures[key].input_specs, number, key)
@@ -358,20 +368,20 @@ def _mismatches(units: Iterable[_UnitMeasure]) -> list[Finding]:
     return findings
 
 
-def _preprocessing(sinks: list[tuple[str, int, str, str | None]], ports: Mapping[tuple[str, int], _Port],
+def _preprocessing(sinks: list[_Sink], ports: Mapping[tuple[str, int], _Port],
                    measures: Mapping[str, _UnitMeasure]) -> list[Finding]:
     findings = []
-    for op, index, tensor, producer in sinks:
-        port = ports[(op, index)]
+    for sink in sinks:
+        port = ports[(sink.op, sink.operand)]
         if not port.values:
             continue
-        calibrated = measures[producer].output.range if producer in measures else None
+        calibrated = measures[sink.producer].output.range if sink.producer in measures else None
         low, high = calibrated or (min(port.low, 0.0), max(port.high, 0.0))
         step = (high - low) / 255
         if port.least < step:
             findings.append(Finding(
-                PREPROCESSING, op,
-                f"{op} reads {tensor} (operand {index}), whose smallest held-out magnitude {port.least:.3g} is "
-                f"below one int8 step ({step:.3g}) of its range: quantized, it would round to 0",
-                (producer,) if producer else ()))
+                PREPROCESSING, sink.op,
+                f"{sink.op_type} ({sink.op}) reads {sink.tensor} (operand {sink.operand}), whose smallest held-out "
+                f"magnitude {port.least:.3g} is below one int8 step ({step:.3g}) of its range: quantized, it would "
+                f"round to 0", (sink.producer,) if sink.producer else ()))
     return findings
