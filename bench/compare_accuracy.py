@@ -1,7 +1,7 @@
 """Accuracy side by side: TensorFlow's quantizers and tfquant's accuracy tools, on the trained models.
 
     .venv/bin/python bench/compare_accuracy.py ZOO_DIR [--models digits_mlp audio_pitch ...]
-        [--target-sqnr DB] [--runs 50] [--max-eval 512] [--json OUT]
+        [--target-sqnr DB] [--runs 200] [--max-eval 512] [--json OUT]
 
 ZOO_DIR is what `../shared/zoo/make_zoo.py ZOO_DIR` and `bench/make_trained.py ZOO_DIR` build; the
 default models are the trained ones (their eval.npz has labels): digits_mlp, digits_cnn, cancer_mlp
@@ -21,8 +21,9 @@ every quantizer calibrated on the zoo's calibration inputs (one batch-1 sample a
   (`lite-default`), and with `converter.target_sqnr = T` (`lite-target`).
 
 The target T: `--target-sqnr` if given, else per model the larger of 30 dB and the better anchor's
-SQNR + 6 dB (the bar asks for +3 dB on the eval inputs; the fallback meets its target on samples held
-out of calibration, so it gets 3 dB of headroom). The accuracy keywords are the agreed API, landing
+SQNR + 4 dB (the bar asks for +3 dB on the eval inputs; the fallback meets its target on samples held
+out of calibration, so it gets 1 dB of headroom: with 3, digits_cnn's fallback keeps units float at
+2.8x the size where 1 gives 48.5 dB at the int8 size). The accuracy keywords are the agreed API, landing
 piecemeal: a row whose keyword tfquant does not take yet (a TypeError "unexpected keyword argument"
 naming it; for the converter, no `target_sqnr` attribute) prints "not available"; any other failure
 is the row's error.
@@ -65,10 +66,11 @@ LOG_MODEL_BAR_DB = 25.0
 ANCHOR_MARGIN_DB = 3.0
 SIZE_BAR = compare_tflite.SIZE_BAR  # "equal or smaller size", up to what compare_tflite calls equal
 MIN_TARGET_DB = 30.0
-TARGET_HEADROOM_DB = 6.0
+TARGET_HEADROOM_DB = 4.0
 ANCHORS = ("tf-qsm", "tf-tflite")
 FALLBACK_ROWS = ("sm-target", "sm-all", "lite-target")
 NOT_AVAILABLE = "not available"
+WARMUP_CALLS = 10
 SAVED_MODEL, TFLITE = "saved_model", "tflite"
 
 # Our SavedModel rows: keywords of tfquant.quantize_saved_model ("T" stands for the target).
@@ -229,6 +231,8 @@ def measure_lite(model: Model, flatbuffer: bytes, runs: int) -> dict:
     runners = {"float": compare_tflite.Runner(model.float_lite), "quantized": runner}
     for each in runners.values():
         each.prepare(model.inputs_b1[0])
+        for _ in range(WARMUP_CALLS):  # LiteRT's thread pool and caches, before the clock
+            each.invoke()
     ms = compare_tflite.interleaved_latency_ms(runners, runs)
     result["latency_x"] = ms["quantized"] / ms["float"]
     return result
@@ -370,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target-sqnr", type=float, default=None,
                         help=f"dB for the fallback rows; default per model: max({MIN_TARGET_DB:g}, better anchor + "
                              f"{TARGET_HEADROOM_DB:g})")
-    parser.add_argument("--runs", type=int, default=50, help="batch-1 calls timed per row (median)")
+    parser.add_argument("--runs", type=int, default=200, help="batch-1 calls timed per row (median)")
     parser.add_argument("--max-eval", type=int, default=512, help="eval inputs measured per model")
     parser.add_argument("--json", help="write the results here after each model")
     args = parser.parse_args(argv)
