@@ -209,78 +209,94 @@ def _fall_back(float_model: bytes, quantization: LiteQuantization, units: str,
     if not kept:
         raise ValueError(f"target_sqnr needs samples held out of calibration: the representative dataset has "
                          f"fewer than {HOLD_OUT_EVERY}")
-    held_out = _fallback.HeldOut(float_model, kept)
-    with new_context() as ctx, ir.Location.unknown():
-        found = _layers.static_units(_prepared(float_model, quantization, units, calibration_options, ctx))
-    integer = quantization.integer_only
-
-    def built(rules: list[dict], collectors: Mapping[ValueKey, calibration.Collector],
-              setting: LiteQuantization = quantization) -> tuple[bytes, tuple]:
-        with new_context() as ctx, ir.Location.unknown():
-            module = calibrated(float_model, setting, json.dumps([*rules, *json.loads(units)]), calibration_options,
-                                collectors, ctx)
-            return _finished(module, setting)
-
-    def integer_choice(choice: Mapping[str, str]) -> dict[str, str]:
-        return {name: INT16 if integer and kind == FLOAT else kind for name, kind in choice.items()}
-
-    def evaluator(collectors: Mapping[ValueKey, calibration.Collector]) -> Callable[[Mapping[str, str]], float]:
-        @functools.cache
-        def measured(choice: frozenset) -> float:
-            rules = _fallback.choice_rules(integer_choice(dict(choice)), found)
-            try:
-                model = built(rules, collectors)[0]
-            except CompileError:  # a choice the settings do not allow (16-bit activations at an int8 input)
-                return -math.inf
-            return held_out.worst_sqnr(model)
-        return lambda choice: measured(frozenset(choice.items()))
-
-    sensitivities = _sensitivities(found, held_out, quantization, built, statistics.calibration)
-    result = search(sensitivities, evaluator(statistics.calibration), target_db)
-    shipped = evaluator(statistics.merged(calibration_options))
+    twins = _Twins(float_model, quantization, units, calibration_options, _fallback.HeldOut(float_model, kept))
+    everything = statistics.merged(calibration_options)
+    sensitivities = _sensitivities(twins, statistics.calibration)
+    result = search(sensitivities, twins.evaluator(statistics.calibration), target_db)
+    shipped = twins.evaluator(everything)
     if result.met and shipped(result.choice) < target_db:
-        result = search(sensitivities, shipped, target_db, start=result.choice)
-    choice = integer_choice(result.choice)
-    if not result.met and integer:
+        first = result
+        result = search(sensitivities, shipped, target_db, start=first.choice)
+        result = dataclasses.replace(result, reasons={**first.reasons, **result.reasons})
+    if not result.met and quantization.integer_only:
         raise CompileError(f"integer-only quantization cannot meet the {target_db:g} dB target: with 16-bit "
                            f"activations where they help, the held-out SQNR is {result.sqnr_db:.1f} dB; allow "
                            f"float ops or lower the target")
     if not result.met:
         warnings.warn(f"the {target_db:g} dB target is not met: {result.sqnr_db:.1f} dB with every unit that "
                       f"can fall back to float at float", stacklevel=3)
-    rules = _fallback.choice_rules(choice, found)
-    model, (quantized_ops, floats, reasons) = built(rules, statistics.merged(calibration_options))
+    result = dataclasses.replace(result, choice=twins.allowed(result.choice))
+    model, (quantized_ops, floats, reasons) = twins.built(twins.rules(result.choice), everything)
     # A unit the fallback left float says why in its words, not as the unit rule that did it
     # (`where` is describe_location's, of the unit's name location).
     by_location = {f'loc("{name}")': why for name, why in result.reasons.items()}
     reasons = [(op, where, by_location.get(where, reason)) for op, where, reason in reasons]
-    int8_latency = held_out.latency_s(int8_model)
+    int8_latency = twins.held_out.latency_s(int8_model)
     costs = {}
-    for name, kind in choice.items():
-        alone = built(_fallback.choice_rules({name: kind}, found), statistics.merged(calibration_options))[0]
-        costs[name] = (len(alone) - len(int8_model), held_out.latency_s(alone) - int8_latency)
-    with new_context() as ctx, ir.Location.unknown():
-        twin = _finished(calibrated(float_model, quantization, units, calibration_options, statistics.calibration,
-                                    ctx), quantization)[0]
-    baseline = {name: sqnr_db(*totals) for name, totals in held_out.noise(twin).items()}
-    return _FallbackOutcome(dataclasses.replace(result, choice=choice), json.dumps([*rules, *json.loads(units)]),
-                            model, (quantized_ops, floats, reasons), target_db, baseline, costs, held_out.latency_s(model) - int8_latency)
+    for name, kind in result.choice.items():
+        alone = twins.built(twins.rules({name: kind}), everything)[0]
+        costs[name] = (len(alone) - len(int8_model), twins.held_out.latency_s(alone) - int8_latency)
+    baseline = twins.held_out.noise(twins.built([], statistics.calibration)[0])
+    return _FallbackOutcome(result, json.dumps([*twins.rules(result.choice), *json.loads(units)]), model,
+                            (quantized_ops, floats, reasons), target_db,
+                            {name: sqnr_db(*totals) for name, totals in baseline.items()}, costs,
+                            twins.held_out.latency_s(model) - int8_latency)
 
 
-def _sensitivities(found: Sequence[_layers.Unit], held_out: _fallback.HeldOut, quantization: LiteQuantization,
-                   built: Callable, collectors: Mapping[ValueKey, calibration.Collector]) -> list[Sensitivity]:
+class _Twins:
+    """Models of one float model and calibration that differ in what some units are computed as."""
+
+    def __init__(self, float_model: bytes, quantization: LiteQuantization, units: str,
+                 calibration_options: CalibrationOptions, held_out: _fallback.HeldOut) -> None:
+        self.float_model, self.quantization, self.units = float_model, quantization, units
+        self.calibration_options, self.held_out = calibration_options, held_out
+        with new_context() as ctx, ir.Location.unknown():
+            self.found = _layers.static_units(_prepared(float_model, quantization, units, calibration_options, ctx))
+
+    def allowed(self, choice: Mapping[str, str]) -> dict[str, str]:
+        """`choice` as the mode allows it: integer-only has 16-bit activations where float was asked."""
+        return {name: INT16 if self.quantization.integer_only and kind == FLOAT else kind
+                for name, kind in choice.items()}
+
+    def rules(self, choice: Mapping[str, str]) -> list[dict]:
+        return _fallback.choice_rules(self.allowed(choice), self.found)
+
+    def built(self, rules: list[dict], collectors: Mapping[ValueKey, calibration.Collector],
+              quantization: LiteQuantization | None = None, users_rules: bool = True) -> tuple[bytes, tuple]:
+        """The flatbuffer (and op counts) with `rules` (before the user's) and the ranges of `collectors`."""
+        quantization = quantization or self.quantization
+        rules = [*rules, *json.loads(self.units)] if users_rules else rules
+        with new_context() as ctx, ir.Location.unknown():
+            module = calibrated(self.float_model, quantization, json.dumps(rules), self.calibration_options,
+                                collectors, ctx)
+            return _finished(module, quantization)
+
+    def evaluator(self, collectors: Mapping[ValueKey, calibration.Collector]) -> Callable[[Mapping[str, str]], float]:
+        """The worst held-out SQNR of the model of a choice (each choice built once); -inf for a choice
+        the settings do not allow (16-bit activations reading an int8 input)."""
+        @functools.cache
+        def measured(choice: frozenset) -> float:
+            try:
+                model = self.built(self.rules(dict(choice)), collectors)[0]
+            except CompileError:
+                return -math.inf
+            return self.held_out.worst_sqnr(model)
+        return lambda choice: measured(frozenset(choice.items()))
+
+
+def _sensitivities(twins: _Twins, collectors: Mapping[ValueKey, calibration.Collector]) -> list[Sensitivity]:
     """Each unit's noise at the outputs when it alone is quantized, at 8 bits and (where a 16x8
     kernel exists and the model's activations are 8-bit) at 16; built with float ops and IO allowed."""
+    quantization = twins.quantization
     relaxed = dataclasses.replace(quantization, integer_only=False, input_type="float32", output_type="float32")
-    sensitivities = []
-    for unit in found:
-        noise8 = held_out.total_noise(built(_fallback.alone_rules(unit, quantization.activation_bits), collectors,
-                                            relaxed)[0])
-        noise16 = None
-        if quantization.activation_bits == 8 and TFL[unit.op_name].int16:
-            noise16 = held_out.total_noise(built(_fallback.alone_rules(unit, 16), collectors, relaxed)[0])
-        sensitivities.append(Sensitivity(unit.name, unit.index, noise8, noise16))
-    return sensitivities
+
+    def noise(unit: _layers.Unit, bits: int) -> float:
+        alone = twins.built(_fallback.alone_rules(unit, bits), collectors, relaxed, users_rules=False)[0]
+        return twins.held_out.total_noise(alone)
+
+    return [Sensitivity(unit.name, unit.index, noise(unit, quantization.activation_bits),
+                        noise(unit, 16) if quantization.activation_bits == 8 and TFL[unit.op_name].int16 else None)
+            for unit in twins.found]
 
 
 def _held_out_sqnr(float_model: bytes, quantization: LiteQuantization, units: str,
