@@ -90,7 +90,7 @@ def add_local_clones(module: ir.Module, units: Iterable[Unit]) -> None:
         loc = ir.Location.name(name + LOCAL)
         with ir.InsertionPoint.after(op):
             clone = create_op(op.name, list(op.operands), [r.type for r in op.results],
-                              {name: op.attributes[name] for name in op.attributes}, loc)
+                              {attr: op.attributes[attr] for attr in op.attributes}, loc)
             point = _point_reading(op.results[0])
             if point is not None:
                 copy = CalibrationPointOp.build(clone.results[0], "watch", point.activation_bits, loc)
