@@ -19,7 +19,7 @@ import tempfile
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +28,8 @@ import tensorflow as tf
 from tfquant import calibrate, dataset, latency, options as options_lib, pipeline
 from tfquant.accuracy.layers import LayerReport
 from tfquant.accuracy.saved_model import AccuracyOptions, fit_sqnr, improve
-from tfquant.exporter import LARGE_CONSTANT, export_saved_model, signature_input_specs, to_concrete_function
+from tfquant.accuracy.simulation import Simulation
+from tfquant.exporter import LARGE_CONSTANT, export_saved_model, signature_input_specs
 from tfquant.importer import import_saved_model
 from tfquant.meta_graph import copy_assets
 from tfquant.mlir import CompileError, clone_module, ir, name_of, ops_named, symbol_table, walk_ops
@@ -168,12 +169,12 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
         if stage.pipeline is None:
             run = _calibrate(module, datasets, input_specs, resolved, accuracy, verbose)
             if accuracy.active:
-                equalization = None
+                sim, equalization = None, None
                 if unequalized is not None:
-                    module, run, equalization = _equalized_if_better(module, run, unequalized, datasets,
-                                                                     input_specs, resolved, accuracy, verbose)
+                    module, run, sim, equalization = _equalized_if_better(module, run, unequalized, datasets,
+                                                                          input_specs, resolved, accuracy, verbose)
                 layer_report = improve(module, run, accuracy, resolved.signature_keys,
-                                       sixteen_bit=resolved.opset != "UNIFORM_QUANTIZED")
+                                       sixteen_bit=resolved.opset != "UNIFORM_QUANTIZED", sim=sim)
                 if equalization is not None:
                     (layer_report.applied if equalization[0] else layer_report.rejected)["equalize"] = equalization[1]
             if input_bytes > _LARGE_MODEL_BYTES:
@@ -189,12 +190,18 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
             totals = _quantizable_layers(module)
         elif stage.name == pipeline.QUANTIZE:
             quantized, float_units = _quantized_layers(module), _float_units(module)
-    if run.extremes:
-        _check_extremes(module, run)
-    with _staging_directory(output_directory) as staging:
+    loaded = None
+
+    def load_and_check(path: str) -> None:
+        # The loaded model's functions are the ones the user (and the SQNR measurement) calls: checking
+        # them costs a few one-row runs, not another instantiation of the graph.
+        nonlocal loaded
+        loaded = tf.saved_model.load(path, tags=list(resolved.tags))
+        _check_extremes(loaded.signatures, run)
+
+    with _staging_directory(output_directory, load_and_check) as staging:
         _export(module, saved_model_path, staging, resolved)
     output_directory = output_directory or staging
-    loaded = tf.saved_model.load(output_directory, tags=list(resolved.tags))
     report = QuantizationReport(
         quantized_layers={OP_TYPES[k]: (quantized.get(k, 0), total) for k, total in totals.items()},
         calibration_samples=dict(run.samples),
@@ -238,29 +245,33 @@ def _calibrate(module: ir.Module, datasets, input_specs, resolved: options_lib.R
 
 
 def _equalized_if_better(module: ir.Module, run: calibrate.CalibrationRun, unequalized: ir.Module, datasets,
-                         input_specs, resolved: options_lib.ResolvedOptions, accuracy: AccuracyOptions,
-                         verbose: bool) -> tuple[ir.Module, calibrate.CalibrationRun, tuple[bool, float]]:
+                         input_specs, resolved: options_lib.ResolvedOptions, accuracy: AccuracyOptions, verbose: bool
+                         ) -> tuple[ir.Module, calibrate.CalibrationRun, Simulation, tuple[bool, float]]:
     """The calibrated module with cross-layer equalization if that gives the model a higher SQNR on
-    calibration samples than `module` does; whether it did, and the gain on the held-out samples."""
+    calibration samples than `module` does, its run and simulation; whether it did, and the gain on
+    the held-out samples."""
     prepare = pipeline.build(resolved, True, equalize=True)[0]
     pipeline.run_pipeline(unequalized, prepare.pipeline)
-    equalized_run = _calibrate(unequalized, datasets, input_specs, resolved, accuracy, verbose)
-    (plain_fit, plain_held), (equalized_fit, equalized_held) = (
-        fit_sqnr(module, run, resolved.signature_keys), fit_sqnr(unequalized, equalized_run, resolved.signature_keys))
+    equalized, equalized_run = unequalized, _calibrate(unequalized, datasets, input_specs, resolved, accuracy, verbose)
+    plain_sim, equalized_sim = Simulation(module, resolved.signature_keys), Simulation(equalized, resolved.signature_keys)
+    (plain_fit, plain_held), (equalized_fit, equalized_held) = fit_sqnr(plain_sim, run), fit_sqnr(equalized_sim,
+                                                                                                 equalized_run)
+    gain = equalized_held - plain_held
     if equalized_fit > plain_fit:
-        return unequalized, equalized_run, (True, equalized_held - plain_held)
-    return module, run, (False, equalized_held - plain_held)
+        plain_sim.close()
+        return equalized, equalized_run, equalized_sim, (True, gain)
+    equalized_sim.close()
+    return module, run, plain_sim, (False, gain)
 
 
-def _check_extremes(module: ir.Module, run: calibrate.CalibrationRun) -> None:
-    """Run the quantized module on each input at its calibration minimum, maximum and zero: an Inf or
-    NaN the float model does not give there is an error now, not in the user's hands."""
+def _check_extremes(functions: Mapping[str, object], run: calibrate.CalibrationRun) -> None:
+    """Run the quantized model's signature functions on each input at its calibration minimum, maximum
+    and zero: an Inf or NaN the float model does not give there is an error now, not in the user's
+    hands."""
     for signature, extremes in run.extremes.items():
-        with module.context:
-            function = to_concrete_function(module, signature)
-        names = [spec.name for spec in function.structured_input_signature[0]]
+        function = functions[signature]
         for what, inputs, expected in extremes:
-            actual = function(*[tf.constant(inputs[name]) for name in names])
+            actual = function(**{name: tf.constant(value) for name, value in inputs.items()})
             for name, reference in expected.items():
                 value = actual[name].numpy()
                 if value.dtype.kind == "f" and not np.all(np.isfinite(value)) and np.all(np.isfinite(reference)):
@@ -377,11 +388,12 @@ def _checked_output_directory(input_path: str, output_directory: str | None, ove
 
 
 @contextlib.contextmanager
-def _staging_directory(output_directory: str | None) -> Iterator[str]:
-    """A fresh directory beside `output_directory` that replaces it only if the body succeeds.
+def _staging_directory(output_directory: str | None, check: Callable[[str], None]) -> Iterator[str]:
+    """A fresh directory beside `output_directory` that replaces it only if the body succeeds and
+    `check(output_directory)` then passes; otherwise the previous content is back in place.
 
-    Without an output directory, a new temporary directory that is the output if the body
-    succeeds (created this late so that a failed call leaves no temporary directory behind).
+    Without an output directory, a new temporary directory that is the output if the body and the
+    check succeed (created this late so that a failed call leaves no temporary directory behind).
     """
     parent = None if output_directory is None else os.path.dirname(os.path.abspath(output_directory))
     if parent is None:
@@ -392,18 +404,27 @@ def _staging_directory(output_directory: str | None) -> Iterator[str]:
         staging = _new_directory(parent, ".tfquant-staging-")
     try:
         yield staging
+        if output_directory is None:
+            check(staging)
+            return
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    if output_directory is None:
-        return
     previous = None
     if os.path.exists(output_directory):
         previous = tempfile.mkdtemp(prefix=".tfquant-previous-", dir=parent)
         os.rename(output_directory, os.path.join(previous, "old"))
     os.rename(staging, output_directory)
-    if previous is not None:
-        shutil.rmtree(previous, ignore_errors=True)
+    try:
+        check(output_directory)
+    except BaseException:
+        shutil.rmtree(output_directory, ignore_errors=True)
+        if previous is not None:
+            os.rename(os.path.join(previous, "old"), output_directory)
+        raise
+    finally:
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
 
 
 def _new_directory(parent: str, prefix: str) -> str:

@@ -191,6 +191,18 @@ def test_a_model_giving_inf_on_the_calibration_extremes_is_not_written(reciproca
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".tfquant")]
 
 
+def test_a_refused_model_leaves_the_previous_output_in_place(reciprocal_model, tmp_path):
+    samples = [{"x": np.array([[v]], np.float32)} for v in np.linspace(0.0, 1.0, 16)]
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("the previous model")
+    with pytest.raises(CompileError, match="Inf or NaN"):
+        quantize_saved_model(reciprocal_model, str(out), representative_dataset=samples, verbose=False,
+                             overwrite_output_directory=True)
+    assert os.listdir(out) == ["keep.txt"]
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
 def test_the_fallback_fixes_what_the_extremes_check_refuses(reciprocal_model, tmp_path):
     samples = [{"x": np.array([[v]], np.float32)} for v in np.linspace(0.0, 1.0, 16)]
     loaded = quantize_saved_model(reciprocal_model, str(tmp_path / "out"), representative_dataset=samples,

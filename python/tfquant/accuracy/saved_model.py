@@ -31,7 +31,7 @@ from tfquant import calibration
 from tfquant.accuracy import fallback
 from tfquant.accuracy.layers import (FLOAT, INT8, INT16, OUTLIERS, PREPROCESSING, RANGE_MISMATCH,
                                      Finding, LayerError, LayerReport, sqnr_db)
-from tfquant.accuracy.simulation import TAIL_FRACTION, ZERO_SENSITIVE, Simulation, Unit, unmark
+from tfquant.accuracy.simulation import TAIL_FRACTION, UNIT_INDEX, ZERO_SENSITIVE, Simulation, unmark
 from tfquant.calibrate import CalibrationRun
 from tfquant.mlir import ir, walk_ops
 from tfquant.options import DEFAULT_MAX_PERCENTILE, DEFAULT_MIN_PERCENTILE, CalibrationOptions
@@ -117,20 +117,22 @@ class _Measure:
 
 
 def improve(module: ir.Module, run: CalibrationRun, options: AccuracyOptions, signatures: Sequence[str],
-            sixteen_bit: bool = True) -> LayerReport:
+            sixteen_bit: bool = True, sim: Simulation | None = None) -> LayerReport:
     """Apply the accuracy tools to the calibrated `module` (see the module docstring); the report.
-    `sixteen_bit`: whether the opset has 16-bit activations for the fallback to use."""
-    sim = Simulation(module, signatures)
+    `sixteen_bit`: whether the opset has 16-bit activations for the fallback to use; `sim`: the
+    module's simulation if one was made already (its marks are removed here, in any case)."""
     try:
+        sim = sim or Simulation(module, signatures)
         held_out = _Measure(sim, _held_out_batches(run, signatures))
         fit = _Measure(sim, _float_batches(sim, run, signatures))
         baseline = held_out.model_sqnr()
+        scores = _Scores(fit.worst(), min(baseline.values(), default=math.inf))
         applied: dict[str, float] = {}
         rejected: dict[str, float] = {}
         if options.calibration_search and run.histograms:
-            _search_ranges(module, sim, fit, held_out, run, applied, rejected)
+            _search_ranges(module, sim, fit, held_out, run, scores, applied, rejected)
         if options.bias_correction != "off":
-            _correct_biases(module, sim, fit, held_out, options.bias_correction == "on", applied, rejected)
+            _correct_biases(module, sim, fit, held_out, options.bias_correction == "on", scores, applied, rejected)
         bits: dict[int, int] = {}
         reasons: dict[int, str] = {}
         met = None
@@ -144,18 +146,32 @@ def improve(module: ir.Module, run: CalibrationRun, options: AccuracyOptions, si
         report.target_met = met
         return report
     finally:
+        if sim is not None:
+            sim.close()
         unmark(module)
 
 
-def fit_sqnr(module: ir.Module, run: CalibrationRun, signatures: Sequence[str]) -> tuple[float, float]:
+@dataclass
+class _Scores:
+    """The simulated model's worst output SQNR as the tools stand: on calibration samples (what they
+    decide on) and on the held-out samples (what the report says they did)."""
+    fit: float
+    held_out: float
+
+    def decide(self, name: str, fit: float, held_out: float, keep: bool, applied: dict, rejected: dict) -> bool:
+        """Record a tool's effect on the held-out samples; keep it (and its scores) if `keep` or it helped."""
+        keep = keep or fit > self.fit
+        (applied if keep else rejected)[name] = held_out - self.held_out
+        if keep:
+            self.fit, self.held_out = fit, held_out
+        return keep
+
+
+def fit_sqnr(sim: Simulation, run: CalibrationRun) -> tuple[float, float]:
     """The simulated model's worst output SQNR on the calibration samples kept for decisions, and on the
     held-out samples (for comparing two preparations of a model, e.g. with and without equalization)."""
-    sim = Simulation(module, signatures)
-    try:
-        held_out = _held_out_batches(run, signatures)
-        return _Measure(sim, _float_batches(sim, run, signatures)).worst(), _Measure(sim, held_out).worst()
-    finally:
-        unmark(module)
+    return (_Measure(sim, _float_batches(sim, run, sim.signatures)).worst(),
+            _Measure(sim, _held_out_batches(run, sim.signatures)).worst())
 
 
 def _held_out_batches(run: CalibrationRun, signatures: Sequence[str]) -> list[Batch]:
@@ -176,7 +192,7 @@ def _float_batches(sim: Simulation, run: CalibrationRun, signatures: Sequence[st
 # 1. Calibration-method search.
 
 def _search_ranges(module: ir.Module, sim: Simulation, fit: _Measure, held_out: _Measure, run: CalibrationRun,
-                   applied: dict[str, float], rejected: dict[str, float]) -> None:
+                   scores: _Scores, applied: dict[str, float], rejected: dict[str, float]) -> None:
     default = {point_id: point.range for point_id, point in sim.points.items()}
     candidates = {"default": default, **_candidate_ranges(sim, run)}
     local_error: dict[str, dict[int, float]] = {}
@@ -187,20 +203,15 @@ def _search_ranges(module: ir.Module, sim: Simulation, fit: _Measure, held_out: 
                              if f"unit{unit.index}" in sums}
     chosen = {}
     for point_id, point in sim.points.items():
-        scores = {name: sum(local_error[name].get(u, 0.0) for u in point.consumers) for name in candidates}
-        best = min(scores, key=lambda name: (scores[name], name != "default"))
+        errors = {name: sum(local_error[name].get(u, 0.0) for u in point.consumers) for name in candidates}
+        best = min(errors, key=lambda name: (errors[name], name != "default"))
         chosen[point_id] = candidates[best][point_id]
-    sim.set_ranges(default)
-    before_fit, before_held = fit.worst(), held_out.worst()
     sim.set_ranges(chosen)
-    after_fit, after_held = fit.worst(), held_out.worst()
-    if after_fit > before_fit:
-        applied["calibration_search"] = after_held - before_held
+    if scores.decide("calibration_search", fit.worst(), held_out.worst(), False, applied, rejected):
         _write_ranges(module, chosen)
         for point_id, point in sim.points.items():
             point.range = chosen[point_id]
     else:
-        rejected["calibration_search"] = after_held - before_held
         sim.set_ranges(default)
 
 
@@ -246,7 +257,7 @@ def _ratio(sums: Mapping[str, np.ndarray], unit: int, local: bool) -> float:
 # 2. Bias correction.
 
 def _correct_biases(module: ir.Module, sim: Simulation, fit: _Measure, held_out: _Measure, forced: bool,
-                    applied: dict[str, float], rejected: dict[str, float]) -> None:
+                    scores: _Scores, applied: dict[str, float], rejected: dict[str, float]) -> None:
     sums = fit.sums()
     shifts = {}
     for unit in sim.units:
@@ -255,18 +266,14 @@ def _correct_biases(module: ir.Module, sim: Simulation, fit: _Measure, held_out:
             shifts[unit.index] = (totals[:-1] / totals[-1]).astype(np.float32)
     if not shifts:
         return
-    before_fit, before_held = fit.worst(), held_out.worst()
     sim.set_bias_shift(shifts)
-    after_fit, after_held = fit.worst(), held_out.worst()
-    if forced or after_fit > before_fit:
-        applied["bias_correction"] = after_held - before_held
-        _write_shifts(module, sim.units, shifts)
+    if scores.decide("bias_correction", fit.worst(), held_out.worst(), forced, applied, rejected):
+        _write_shifts(module, shifts)
     else:
-        rejected["bias_correction"] = after_held - before_held
         sim.set_bias_shift(None)
 
 
-def _write_shifts(module: ir.Module, units: Sequence[Unit], shifts: Mapping[int, np.ndarray]) -> None:
+def _write_shifts(module: ir.Module, shifts: Mapping[int, np.ndarray]) -> None:
     calls = _marked_calls(module)
     with module.context:
         for index, shift in shifts.items():
@@ -274,7 +281,6 @@ def _write_shifts(module: ir.Module, units: Sequence[Unit], shifts: Mapping[int,
 
 
 def _marked_calls(module: ir.Module) -> dict[int, ir.Operation]:
-    from tfquant.accuracy.simulation import UNIT_INDEX
     return {ir.IntegerAttr(op.attributes[UNIT_INDEX]).value: op
             for op in walk_ops(module.operation, lambda op: UNIT_INDEX in op.attributes)}
 

@@ -203,14 +203,13 @@ def _upstream_units(values: Sequence[ir.Value]) -> tuple[int, ...]:
 
 def fake_quant(x: tf.Tensor, low: tf.Tensor, high: tf.Tensor, bits: tf.Tensor) -> tf.Tensor:
     """`x` quantized and dequantized as `_quant.activation_params(low, high, bits)` says: int8
-    asymmetric with 0.0 exact, int16 symmetric; `bits` 0 leaves it float."""
+    asymmetric with 0.0 exact, int16 symmetric; `bits` 0 leaves it float. TensorFlow's fused
+    fake-quant kernels (one op each: a large model has hundreds of points to trace)."""
     low, high = tf.minimum(low, 0.0), tf.maximum(high, 0.0)
     high = tf.maximum(high, low + 1e-9)
-    scale8 = (high - low) / 255.0
-    zero8 = tf.clip_by_value(tf.round(-128.0 - low / scale8), -128.0, 127.0)
-    int8 = (tf.clip_by_value(tf.round(x / scale8) + zero8, -128.0, 127.0) - zero8) * scale8
-    scale16 = tf.maximum(-low, high) / 32767.0
-    int16 = tf.clip_by_value(tf.round(x / scale16), -32767.0, 32767.0) * scale16
+    int8 = tf.quantization.fake_quant_with_min_max_vars(x, low, high, num_bits=8)
+    peak = tf.maximum(-low, high)
+    int16 = tf.quantization.fake_quant_with_min_max_vars(x, -peak, peak, num_bits=16, narrow_range=True)
     return tf.where(tf.equal(bits, 0), x, tf.where(tf.equal(bits, 16), int16, int8))
 
 
@@ -221,7 +220,9 @@ class Simulation:
     """The traced functions for one calibrated module (see the module docstring)."""
 
     def __init__(self, module: ir.Module, signatures: Sequence[str]):
-        """Traces the signatures; the module's units stay marked (`unmark` removes the marks)."""
+        """Marks the module's units (`unmark` removes the marks: after the last run, since functions
+        are traced when first run)."""
+        self._module = module
         with module.context:
             self.units, self.points, self.watched = collect(module, signatures)
         self.signatures = list(signatures)
@@ -233,8 +234,24 @@ class Simulation:
         offsets = np.cumsum([0] + [u.channels if u.bias_index is not None else 0 for u in self.units])
         self.bias_offsets = offsets
         self.bias_shift = tf.Variable(np.zeros(max(int(offsets[-1]), 1), np.float32), trainable=False)
-        self._analysis = {signature: self._trace(module, signature, analysis=True) for signature in signatures}
-        self._quantized = {signature: self._trace(module, signature, analysis=False) for signature in signatures}
+        # Per point: the units reading it (padded with len(units), which reads as float) and its producer.
+        width = max([len(p.consumers) for p in self.points.values()] + [1])
+        sentinel = len(self.units)
+        self._readers = np.array([p.consumers + [sentinel] * (width - len(p.consumers))
+                                  for p in (self.points[i] for i in sorted(self.points))] or [[sentinel]], np.int32)
+        self._producers = np.array([sentinel if p.producer is None else p.producer
+                                    for p in (self.points[i] for i in sorted(self.points))] or [sentinel], np.int32)
+        self._analysis: dict[str, tuple] = {}
+        self._quantized: dict[str, tuple] = {}
+
+    def close(self) -> None:
+        """Remove the module's marks and let it go (TensorFlow may keep the traced functions, which
+        hold this object, alive)."""
+        if self._module is not None:
+            unmark(self._module)
+        self._module = None
+        self._analysis.clear()
+        self._quantized.clear()
 
     # The values chosen per run.
     def set_choice(self, bits_by_unit: Mapping[int, int]) -> None:
@@ -253,22 +270,32 @@ class Simulation:
         self.bias_on.assign(1.0 if shifts else 0.0)
 
     def analyze(self, signature: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The sums of one batch (keys: see `_analysis_body`)."""
-        function, names = self._analysis[signature]
-        return {k: v.numpy() for k, v in function(*[tf.constant(inputs[n]) for n in names]).items()}
+        """The sums of one batch (keys: see `_sums`)."""
+        if signature not in self._analysis:
+            self._analysis[signature] = self._trace(signature, analysis=True)
+        return self._call(self._analysis[signature], inputs)
 
     def quantized_outputs(self, signature: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The simulated quantized model's outputs on one batch, under the current choice."""
-        function, names = self._quantized[signature]
+        if signature not in self._quantized:
+            self._quantized[signature] = self._trace(signature, analysis=False)
+        return self._call(self._quantized[signature], inputs)
+
+    @staticmethod
+    def _call(traced: tuple, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        function, names = traced
         return {k: v.numpy() for k, v in function(*[tf.constant(inputs[n]) for n in names]).items()}
 
     # Tracing.
-    def _trace(self, module: ir.Module, signature: str, analysis: bool):
+    def _trace(self, signature: str, analysis: bool):
         state = _TraceState()
-        specs, build = module_tracer(module, signature, lambda op, inputs: self._hook(state, build, op, inputs))
-        output_names = signature_output_names(module, signature)
+        module = self._module
+        with module.context:
+            specs, build = module_tracer(module, signature, lambda op, inputs: self._hook(state, build, op, inputs))
+            output_names = signature_output_names(module, signature)
 
         def body(*args):
+            state.point_bits = self._point_bits()
             if not analysis:
                 state.mode = _QUANTIZED
                 return dict(zip(output_names, build(signature, args)))
@@ -278,7 +305,8 @@ class Simulation:
             quantized = build(signature, args)
             return self._sums(state, floats, quantized, output_names)
 
-        function = tf.function(body, input_signature=specs, autograph=False).get_concrete_function()
+        with module.context:
+            function = tf.function(body, input_signature=specs, autograph=False).get_concrete_function()
         return function, [spec.name for spec in specs]
 
     def _hook(self, state: "_TraceState", build, op: ir.Operation, inputs: list[tf.Tensor]):
@@ -308,18 +336,16 @@ class Simulation:
                 tf.cast(tf.size(value), tf.float32),
                 tf.reduce_sum(tf.cast(tf.abs(value) > peak / TAIL_FRACTION, tf.float32))])
             return [value]
-        quantized = fake_quant(value, low, high, self._point_bits(self.points[point_id]))
+        quantized = fake_quant(value, low, high, state.point_bits[index])
         state.point_values[(point_id, _QUANTIZED)] = quantized
         return [quantized]
 
-    def _point_bits(self, point: Point) -> tf.Tensor:
-        """The widest bits of the quantized units reading the point (with its producer's, if any reads it)."""
-        if not point.consumers:
-            return tf.constant(0)
-        consumers = tf.reduce_max(tf.gather(self.choice, point.consumers))
-        if point.producer is None:
-            return consumers
-        return tf.where(consumers > 0, tf.maximum(consumers, self.choice[point.producer]), 0)
+    def _point_bits(self) -> tf.Tensor:
+        """Each point's width: the widest of the quantized units reading it (with its producer's, if
+        any reads it), 0 where none does."""
+        choice = tf.concat([self.choice, [0]], 0)
+        readers = tf.reduce_max(tf.gather(choice, self._readers), axis=1)
+        return tf.where(readers > 0, tf.maximum(readers, tf.gather(choice, self._producers)), 0)
 
     def _unit(self, state: "_TraceState", build, unit: Unit, inputs: list[tf.Tensor]) -> list[tf.Tensor]:
         if state.mode == _FLOAT:
@@ -396,6 +422,7 @@ def _sum_squares(value: tf.Tensor) -> tf.Tensor:
 @dataclass
 class _TraceState:
     mode: str = _FLOAT
+    point_bits: tf.Tensor | None = None
     inside: int | None = None
     outputs: dict = field(default_factory=dict)
     pre_activation: dict = field(default_factory=dict)
