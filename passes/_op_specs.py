@@ -183,3 +183,8 @@ ZERO_SENSITIVE: Mapping[str, tuple[int, ...]] = {
     "tfl.div": (1,), "tfl.floor_div": (1,), "tfl.floor_mod": (1,), "tfl.log": (0,), "tfl.rsqrt": (0,),
     "tfl.pow": (0,),
 }
+# The same for tf ops (the SavedModel path's preprocessing detector watches them), with the roots.
+TF_ZERO_SENSITIVE: Mapping[str, tuple[int, ...]] = {
+    "tf.Log": (0,), "tf.Log1p": (0,), "tf.Sqrt": (0,), "tf.Rsqrt": (0,), "tf.Reciprocal": (0,), "tf.Inv": (0,),
+    "tf.RealDiv": (1,), "tf.Div": (1,), "tf.DivNoNan": (1,), "tf.FloorDiv": (1,), "tf.Pow": (0,),
+}

@@ -29,22 +29,19 @@ import numpy as np
 
 from tfquant import calibration
 from tfquant.accuracy import fallback
-from tfquant.accuracy.layers import (FLOAT, INT8, INT16, OUTLIERS, PREPROCESSING, RANGE_MISMATCH,
-                                     Finding, LayerError, LayerReport, sqnr_db)
-from tfquant.accuracy.simulation import TAIL_FRACTION, UNIT_INDEX, ZERO_SENSITIVE, Simulation, unmark
+from tfquant.accuracy.layers import FLOAT, INT8, INT16, Finding, LayerError, LayerReport, sqnr_db
+from tfquant.accuracy import detectors
+from tfquant.accuracy.simulation import UNIT_INDEX, Simulation, unmark
 from tfquant.calibrate import CalibrationRun
 from tfquant.mlir import ir, walk_ops
 from tfquant.options import DEFAULT_MAX_PERCENTILE, DEFAULT_MIN_PERCENTILE, CalibrationOptions
 from tfquant.passes._points import calibration_points
+from tfquant.passes._op_specs import TF_ZERO_SENSITIVE
 from tfquant.passes._spec import STATIC, UnitSpec, leave_float, set_unit_spec, unit_spec
 from tfquant.passes._tfq import CalibrationPointOp
 
 BIAS_SHIFT = "tfq.bias_shift"
 MODES = ("auto", "on", "off")
-# Below this share of values beyond 1/8 of the peak, a range is dominated by outliers.
-OUTLIER_SHARE = 1e-3
-# Inputs of a join whose magnitudes differ by this factor or more share one scale badly.
-MISMATCH_RATIO = 100.0
 _Method = CalibrationOptions.CalibrationMethod
 # The candidate ranges of the calibration-method search, by name, from each point's histogram.
 SEARCH_METHODS = {
@@ -391,33 +388,20 @@ def _findings(sim: Simulation, sums: Mapping[str, np.ndarray]) -> list[Finding]:
     findings = []
     for point_id, point in sim.points.items():
         stats = sums.get(f"point{point_id}")
-        if stats is None or not point.consumers or stats[1] == 0:
-            continue
-        share = stats[2] / stats[1]
-        if share < OUTLIER_SHARE and max(abs(point.range[0]), abs(point.range[1])) > 0:
-            findings.append(Finding(OUTLIERS, point.node,
-                                    f"{share:.3%} of held-out values use more than 1/{TAIL_FRACTION} of the range "
-                                    f"[{point.range[0]:.4g}, {point.range[1]:.4g}]: a few outliers set it, and the "
-                                    "rest get 5 of 8 bits or fewer",
-                                    tuple(sim.units[u].name for u in point.consumers)))
+        if stats is not None and point.consumers:
+            findings.append(detectors.outliers(point.node, point.range, stats[2], stats[1],
+                                               [sim.units[u].name for u in point.consumers]))
     for watched in sim.watched:
         stats = sums.get(f"watch{watched.key}")
         if stats is None:
             continue
-        if watched.op_name in ZERO_SENSITIVE:
+        blamed = [sim.units[u].name for u in watched.upstream_units]
+        op_type = watched.op_name[len("tf."):]
+        if watched.op_name in TF_ZERO_SENSITIVE:
             smallest, largest = stats[0]
-            if watched.upstream_units and largest > 0 and smallest < largest / 255:
-                findings.append(Finding(PREPROCESSING, watched.node,
-                                        f"{watched.op_name[3:]} reads values as small as {smallest:.3g} (largest "
-                                        f"{largest:.3g}); one int8 step of that range is {largest / 255:.3g}, so "
-                                        "quantizing the units before it rounds them to 0",
-                                        tuple(sim.units[u].name for u in watched.upstream_units)))
+            if blamed:   # with no quantized unit before it, nothing rounds its input
+                findings.append(detectors.preprocessing(watched.node, op_type, smallest, (0.0, largest), blamed))
         else:
-            peaks = [float(peak) for _, peak in stats]
-            if min(peaks) > 0 and max(peaks) / min(peaks) >= MISMATCH_RATIO:
-                findings.append(Finding(RANGE_MISMATCH, watched.node,
-                                        f"{watched.op_name[3:]} joins tensors whose magnitudes differ "
-                                        f"{max(peaks) / min(peaks):.0f}x (peaks {', '.join(f'{p:.3g}' for p in peaks)}): "
-                                        "one scale cannot serve both",
-                                        tuple(sim.units[u].name for u in watched.upstream_units)))
-    return findings
+            findings.append(detectors.range_mismatch(watched.node, op_type, [float(peak) for _, peak in stats],
+                                                     blamed))
+    return [finding for finding in findings if finding is not None]

@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
+from tfquant.accuracy import detectors
 from tfquant.exporter import module_tracer, signature_output_names
 from tfquant.mlir import enclosing_function_name, ir, name_of, symbol_table, walk_ops
 from tfquant.passes._composite import call_composite, lifted_calls, op_type, weight_axis
-from tfquant.passes._op_specs import TF
+from tfquant.passes._op_specs import TF, TF_ZERO_SENSITIVE
 from tfquant.passes._points import CALIBRATION_POINT, calibration_points
 from tfquant.passes._quant import dequantize_weight, quantize_weight, weight_params
 from tfquant.passes._spec import STATIC, unit_spec
@@ -43,14 +44,8 @@ from tfquant.passes._tfq import CalibrationPointOp
 # graph is traced (`collect` sets them, `unmark` removes them).
 UNIT_INDEX = "tfq.unit_index"
 WATCH_INDEX = "tfq.watch_index"
-# Ops whose input must not be rounded to zero (operand index), watched by the preprocessing detector.
-ZERO_SENSITIVE = {"tf.Log": 0, "tf.Log1p": 0, "tf.Sqrt": 0, "tf.Rsqrt": 0, "tf.Reciprocal": 0, "tf.Inv": 0,
-                  "tf.RealDiv": 1, "tf.Div": 1, "tf.DivNoNan": 1, "tf.Pow": 0, "tf.FloorDiv": 1}
 # Ops joining tensors, watched by the range-mismatch detector.
 JOINS = ("tf.AddV2", "tf.Add", "tf.AddN", "tf.ConcatV2", "tf.Concat", "tf.Pack")
-# An activation's range is "dominated by outliers" when fewer than this share of its values lie
-# beyond 1/TAIL_FRACTION of its peak magnitude: 3 of 8 bits then go to a handful of values.
-TAIL_FRACTION = 8
 
 
 @dataclass
@@ -168,8 +163,8 @@ def _watched(module: ir.Module, signatures: Sequence[str]) -> list[Watched]:
         block = functions[signature].regions[0].blocks[0]
         for index, op in enumerate(block.operations):
             op = op.operation
-            if op.name in ZERO_SENSITIVE and ZERO_SENSITIVE[op.name] < len(op.operands):
-                operands = (ZERO_SENSITIVE[op.name],)
+            if op.name in TF_ZERO_SENSITIVE:
+                operands = tuple(i for i in TF_ZERO_SENSITIVE[op.name] if i < len(op.operands))
             elif op.name in JOINS:
                 operands = tuple(i for i, v in enumerate(op.operands) if constant_value(v) is None
                                  and ir.ShapedType(v.type).element_type == ir.F32Type.get())
@@ -330,11 +325,11 @@ class Simulation:
         low, high = self.ranges[index, 0], self.ranges[index, 1]
         if state.mode == _FLOAT:
             state.point_values[(point_id, _FLOAT)] = value
-            peak = tf.maximum(tf.abs(low), tf.abs(high))
+            tail = tf.maximum(tf.abs(low), tf.abs(high)) / detectors.OUTLIER_TAIL
             state.point_stats[point_id] = tf.stack([
                 tf.reduce_sum(tf.cast((value < low) | (value > high), tf.float32)),
                 tf.cast(tf.size(value), tf.float32),
-                tf.reduce_sum(tf.cast(tf.abs(value) > peak / TAIL_FRACTION, tf.float32))])
+                tf.reduce_sum(tf.cast(tf.abs(value) > tail, tf.float32))])
             return [value]
         quantized = fake_quant(value, low, high, state.point_bits[index])
         state.point_values[(point_id, _QUANTIZED)] = quantized

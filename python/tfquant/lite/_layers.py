@@ -14,15 +14,10 @@ its fast delegate; only a unit's tensors in the signature's own subgraph are rea
 control-flow bodies). Ranges are the calibrated ones (of the clone's quantized operands and result);
 "clipped" counts the held-out values of a unit's activation inputs and output outside them.
 
-Detectors (tfquant.accuracy.layers kinds):
-OUTLIERS        a unit's activation (input or output) whose range is dominated by a few values: more
-                than OUTLIER_SHARE of the held-out values lie within OUTLIER_FRACTION of the range's
-                width from zero;
-RANGE_MISMATCH  an ADD or CONCATENATION joining tensors whose largest held-out magnitudes differ by
-                MISMATCH_RATIO or more (they share one int8 grid, or one has to be requantized to it);
-PREPROCESSING   a LOG, SQRT, RSQRT, DIV (divisor) or POW reading a value whose smallest held-out
-                magnitude is below one int8 step of its producer's range (its calibrated one, else
-                the held-out values'): int8 would round it to zero.
+Detectors (`tfquant.accuracy.detectors`, shared with the SavedModel path) look at: each unit's
+activation inputs and output (outliers); each ADD and CONCATENATION's inputs (range mismatch); each
+LOG, SQRT, RSQRT, DIV (divisor) and POW's sensitive input against its producer's calibrated range,
+else the held-out values' (preprocessing).
 """
 from __future__ import annotations
 
@@ -32,11 +27,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tfquant.accuracy.layers import (FLOAT, INT8, INT16, OUTLIERS, PREPROCESSING, RANGE_MISMATCH, Finding,
-                                     LayerError, LayerReport, sqnr_db)
+from tfquant.accuracy import detectors
+from tfquant.accuracy.layers import FLOAT, INT8, INT16, Finding, LayerError, LayerReport, sqnr_db
 from tfquant.dataset import validate_sample
 from tfquant.lite import _litert
-from tfquant.mlir import ir, module_funcs, name_of
+from tfquant.mlir import ir, name_of
 from tfquant.passes._op_specs import TFL, ZERO_SENSITIVE
 from tfquant.passes._quant import QuantParams, tensor_params
 from tfquant.passes._spec import SPEC, is_static_unit
@@ -47,9 +42,6 @@ from tfquant.tflite_flatbuffer import export_flatbuffer_with_tensors
 
 # The suffix of a clone's location (and output tensor name) in the local model.
 LOCAL = "/tfq-local"
-OUTLIER_SHARE = 0.999
-OUTLIER_FRACTION = 1 / 8
-MISMATCH_RATIO = 100.0
 JOINING_OPS = ("tfl.add", "tfl.concatenation")
 # The operands that a small value makes blow up (int8 could round it to zero).
 PREPROCESSING_OPS: Mapping[str, tuple[int, ...]] = {**ZERO_SENSITIVE, "tfl.sqrt": (0,)}
@@ -112,7 +104,7 @@ class _Port:
     step: float = 0.0                    # its quantization step there (within half a step is rounding)
     values: int = 0
     clipped: int = 0
-    central: int = 0                     # within OUTLIER_FRACTION of the range's width from zero
+    beyond: int = 0                      # beyond 1/OUTLIER_TAIL of the range's peak magnitude
     peak: float = 0.0                    # the largest |value|
     least: float = math.inf              # the smallest |value|
     low: float = math.inf
@@ -137,7 +129,7 @@ class _Port:
         if self.range is not None:
             low, high = self.range
             self.clipped += int(np.count_nonzero((values < low - self.step / 2) | (values > high + self.step / 2)))
-            self.central += int(np.count_nonzero(magnitude <= (high - low) * OUTLIER_FRACTION))
+            self.beyond += int(np.count_nonzero(magnitude > max(abs(low), abs(high)) / detectors.OUTLIER_TAIL))
 
 
 @dataclass
@@ -335,37 +327,26 @@ def _layer_error(unit: _UnitMeasure) -> LayerError:
 def _outliers(units: Iterable[_UnitMeasure]) -> list[Finding]:
     """One OUTLIERS finding per tensor whose range some unit's port finds dominated by a few values."""
     blamed: dict[str, list[str]] = {}
-    shares: dict[str, float] = {}
+    ports: dict[str, _Port] = {}
     for unit in units:
         for port in (*unit.inputs, unit.output):
-            if port.range is None or not port.values or port.range[1] - port.range[0] <= 0:
-                continue
-            share = port.central / port.values
-            if share > OUTLIER_SHARE:
+            if port.range is not None and detectors.outliers(port.tensor, port.range, port.beyond, port.values, ()):
                 names = blamed.setdefault(port.tensor, [])
                 if unit.unit.name not in names:
                     names.append(unit.unit.name)
-                shares[port.tensor] = share
-    return [Finding(OUTLIERS, tensor,
-                    f"{shares[tensor]:.2%} of the held-out values of {tensor} lie within 1/8 of its calibrated "
-                    f"range: a few outliers set the range, and the int8 grid is coarse for the rest",
-                    tuple(names)) for tensor, names in blamed.items()]
+                ports[port.tensor] = port
+    return [detectors.outliers(tensor, ports[tensor].range, ports[tensor].beyond, ports[tensor].values, names)
+            for tensor, names in blamed.items()]
 
 
 def _mismatches(units: Iterable[_UnitMeasure]) -> list[Finding]:
     findings = []
     for unit in units:
-        peaks = [port.peak for port in unit.inputs if port.values]
-        if unit.unit.op_name not in JOINING_OPS or len(peaks) < 2 or max(peaks) <= 0:
-            continue
-        ratio = max(peaks) / max(min(peaks), 1e-30)
-        if ratio >= MISMATCH_RATIO:
-            findings.append(Finding(
-                RANGE_MISMATCH, unit.unit.name,
-                f"{unit.unit.op_type} joins tensors whose magnitudes differ {ratio:.0f}x "
-                f"({', '.join(port.tensor for port in unit.inputs)}): the smaller ones lose their precision on "
-                f"the shared int8 grid", (unit.unit.name,)))
-    return findings
+        if unit.unit.op_name in JOINING_OPS:
+            findings.append(detectors.range_mismatch(unit.unit.name, unit.unit.op_type,
+                                                     [port.peak for port in unit.inputs if port.values],
+                                                     (unit.unit.name,)))
+    return [finding for finding in findings if finding is not None]
 
 
 def _preprocessing(sinks: list[_Sink], ports: Mapping[tuple[str, int], _Port],
@@ -376,12 +357,7 @@ def _preprocessing(sinks: list[_Sink], ports: Mapping[tuple[str, int], _Port],
         if not port.values:
             continue
         calibrated = measures[sink.producer].output.range if sink.producer in measures else None
-        low, high = calibrated or (min(port.low, 0.0), max(port.high, 0.0))
-        step = (high - low) / 255
-        if port.least < step:
-            findings.append(Finding(
-                PREPROCESSING, sink.op,
-                f"{sink.op_type} ({sink.op}) reads {sink.tensor} (operand {sink.operand}), whose smallest held-out "
-                f"magnitude {port.least:.3g} is below one int8 step ({step:.3g}) of its range: quantized, it would "
-                f"round to 0", (sink.producer,) if sink.producer else ()))
-    return findings
+        findings.append(detectors.preprocessing(sink.op, sink.op_type, port.least,
+                                                calibrated or (port.low, port.high),
+                                                (sink.producer,) if sink.producer else ()))
+    return [finding for finding in findings if finding is not None]
