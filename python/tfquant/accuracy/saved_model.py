@@ -237,7 +237,7 @@ def _options(method: int) -> CalibrationOptions:
 
 
 def _write_ranges(module: ir.Module, ranges: Mapping[int, tuple[float, float]]) -> None:
-    with module.context:
+    with module.context, ir.Location.unknown():
         for point in calibration_points(module.operation):
             if point.id in ranges:
                 point.set_range(*ranges[point.id])
@@ -272,7 +272,7 @@ def _correct_biases(module: ir.Module, sim: Simulation, fit: _Measure, held_out:
 
 def _write_shifts(module: ir.Module, shifts: Mapping[int, np.ndarray]) -> None:
     calls = _marked_calls(module)
-    with module.context:
+    with module.context, ir.Location.unknown():
         for index, shift in shifts.items():
             calls[index].attributes[BIAS_SHIFT] = ir.DenseElementsAttr.get(shift.astype(np.float32))
 
@@ -322,7 +322,7 @@ def _bits(sim: Simulation, choice: Mapping[str, str]) -> dict[int, int]:
 def _apply_choice(module: ir.Module, sim: Simulation, bits: Mapping[int, int], reasons: Mapping[int, str]) -> None:
     """Unit specs and points' widths for the fallback's choice."""
     calls = _marked_calls(module)
-    with module.context:
+    with module.context, ir.Location.unknown():
         for unit in sim.units:
             width = bits.get(unit.index, unit.bits)
             if width == unit.bits:
