@@ -27,21 +27,22 @@ def _save(module: tf.Module, function, path: str) -> str:
 def outlier_model(tmp_path_factory) -> str:
     """x -> a_layer (MatMul + Relu) -> + spikes -> b_layer (MatMul) -> c_layer (MatMul).
 
-    A few samples (x0 = 6) add a spike of 400 to every channel b_layer reads: its input range is
-    set by them, and its other values get a handful of int8 steps. b_layer's weight columns sum to
-    zero, so the spike does not reach c_layer's input.
+    A few samples (x0 = 6) add a spike of 400 to channel 0 of what b_layer reads: its input range is
+    set by them, and its other values get a handful of int8 steps. b_layer ignores channel 0 (a zero
+    weight row), so the spike does not reach its output, and clipping it costs nothing.
     """
     rng = np.random.default_rng(0)
     m = tf.Module()
     m.wa = tf.constant(rng.normal(0, 0.5, (8, 16)).astype(np.float32))
     wb = rng.normal(0, 0.5, (16, 16)).astype(np.float32)
-    m.wb = tf.constant(wb - wb.mean(axis=0, keepdims=True))
+    wb[0] = 0.0
+    m.wb = tf.constant(wb)
     m.wc = tf.constant(rng.normal(0, 0.5, (16, 4)).astype(np.float32))
 
     @tf.function(input_signature=[tf.TensorSpec([None, 8], tf.float32, name="x")])
     def serve(x):
         h = tf.nn.relu(tf.linalg.matmul(x, m.wa, name="a_layer"))
-        spikes = tf.nn.relu(x[:, :1] - 4.0) * 200.0
+        spikes = tf.pad(tf.nn.relu(x[:, :1] - 4.0) * 200.0, [[0, 0], [0, 15]])
         y = tf.linalg.matmul(h + spikes, m.wb, name="b_layer")
         return {"output_0": tf.linalg.matmul(y, m.wc, name="c_layer")}
 
@@ -109,20 +110,16 @@ def test_a_target_only_float_meets_keeps_every_unit_float(outlier_model, tmp_pat
     assert _layer(layers, "a_layer").size_cost_bytes == 3 * 8 * 16
 
 
-def test_calibration_search_is_measured_and_never_worse(outlier_model, tmp_path):
+def test_calibration_search_clips_the_spikes_nothing_needs(outlier_model, tmp_path):
     plain = _quantize(outlier_model, tmp_path / "plain", report=True, bias_correction="off", equalize="off")
     searched = _quantize(outlier_model, tmp_path / "searched", calibration_search=True, bias_correction="off",
                          equalize="off")
     layers = searched.quantization_report.layers
-    tools = {**layers.applied, **layers.rejected}
-    assert "calibration_search" in tools
+    assert layers.applied["calibration_search"] > 10
+    assert _layer(layers, "b_layer").input_range[1] < 50     # an MSE or percentile range, not the spikes'
     before = plain.quantization_report.sqnr_db[f"{SERVING}/output_0"]
     after = searched.quantization_report.sqnr_db[f"{SERVING}/output_0"]
-    if "calibration_search" in layers.applied:
-        assert after > before    # MSE clips the spikes b_layer reads
-        assert _layer(layers, "b_layer").input_range[1] < 300
-    else:
-        assert after == pytest.approx(before, abs=0.01)
+    assert after > before + 10
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 Given the calibrated module and the calibration run (with samples held out of calibration), this
 measures and decides, in simulation (`tfquant.accuracy.simulation`):
 
-1. calibration-method search: per point, the range among min-max, percentile and the MSE methods
+1. calibration-method search: per point, the range among min-max, percentiles and the MSE methods
    that gives the units reading it the least local error, on calibration samples; kept where the
    whole model gets better on them;
 2. bias correction: each unit's mean output shift (quantized minus float, per channel, before its
@@ -43,11 +43,14 @@ from tfquant.passes._tfq import CalibrationPointOp
 BIAS_SHIFT = "tfq.bias_shift"
 MODES = ("auto", "on", "off")
 _Method = CalibrationOptions.CalibrationMethod
-# The candidate ranges of the calibration-method search, by name, from each point's histogram.
+# The candidate ranges of the calibration-method search beside min-max, by name, from each point's
+# histogram: (method, (min percentile, max percentile) for the percentile method).
 SEARCH_METHODS = {
-    "percentile": _Method.CALIBRATION_METHOD_HISTOGRAM_PERCENTILE,
-    "mse_symmetric": _Method.CALIBRATION_METHOD_HISTOGRAM_MSE_SYMMETRIC,
-    "mse_max_frequency": _Method.CALIBRATION_METHOD_HISTOGRAM_MSE_MAX_FREQUENCY,
+    "percentile": (_Method.CALIBRATION_METHOD_HISTOGRAM_PERCENTILE, (DEFAULT_MIN_PERCENTILE, DEFAULT_MAX_PERCENTILE)),
+    "percentile_99.99": (_Method.CALIBRATION_METHOD_HISTOGRAM_PERCENTILE, (0.01, 99.99)),
+    "percentile_99.9": (_Method.CALIBRATION_METHOD_HISTOGRAM_PERCENTILE, (0.1, 99.9)),
+    "mse_symmetric": (_Method.CALIBRATION_METHOD_HISTOGRAM_MSE_SYMMETRIC, None),
+    "mse_max_frequency": (_Method.CALIBRATION_METHOD_HISTOGRAM_MSE_MAX_FREQUENCY, None),
 }
 
 
@@ -223,16 +226,16 @@ def _candidate_ranges(sim: Simulation, run: CalibrationRun) -> dict[str, dict[in
         hist = statistics.histogram_statistics if statistics is not None else None
         candidates["min_max"][point_id] = point.range if hist is None else (
             float(hist.lower_bound), float(hist.lower_bound + hist.bin_width * len(hist.hist_freq)))
-        for name, method in SEARCH_METHODS.items():
+        for name, (method, percentiles) in SEARCH_METHODS.items():
             candidates[name][point_id] = point.range if statistics is None else calibration.compute_range(
-                statistics, _options(method))
+                statistics, _options(method, percentiles))
     return candidates
 
 
-def _options(method: int) -> CalibrationOptions:
+def _options(method: int, percentiles: tuple[float, float] | None) -> CalibrationOptions:
     options = CalibrationOptions(calibration_method=method)
-    options.calibration_parameters.min_percentile = DEFAULT_MIN_PERCENTILE
-    options.calibration_parameters.max_percentile = DEFAULT_MAX_PERCENTILE
+    if percentiles is not None:
+        options.calibration_parameters.min_percentile, options.calibration_parameters.max_percentile = percentiles
     return options
 
 
