@@ -33,6 +33,7 @@ from tensorflow.python.framework import op_def_registry
 
 from tfquant import tf_attrs
 from tfquant.importer import INPUT_NAME, OUTPUT_NAME, OUTPUT_TYPE, TAGS, VARIABLE
+from tfquant.meta_graph import compact_saved_model
 from tfquant.mlir import CompileError, ir, name_of, ops_named, symbol_table, walk_ops
 
 VARIABLE_THRESHOLD = 256
@@ -99,6 +100,9 @@ class _Builder:
         # (None in a signature's function, which captures the variables themselves).
         self.handles: dict[object, tf.Tensor] | None = None
         self._reads: dict[str, list[object]] = {}
+        # One node per constant value in each graph: lowering gives every layer its own copies of
+        # the same zero points and clamp bounds, which TensorFlow's quantizer stores once.
+        self._constants: dict[tuple[tf.Graph, ir.Attribute], tf.Tensor] = {}
 
     def build(self, name: str, args: Sequence[tf.Tensor]) -> list[tf.Tensor]:
         """Emit the ops of function `name` into the current graph; returns its results."""
@@ -135,7 +139,7 @@ class _Builder:
         op_type = op.name[3:]
         node_name = _node_name(op)
         if op_type == "Const":
-            return [self._constant(op, node_name)]
+            return [self._constant(op, node_name, graph)]
         op_def = op_def_registry.get(op_type)
         if op_def is None:
             raise CompileError(f"unknown TensorFlow op {op_type}", op.location)
@@ -156,7 +160,7 @@ class _Builder:
         created = graph.create_op(op_type, inputs, name=node_name, attrs=attrs)
         return list(created.outputs)[:len(op.results)]
 
-    def _constant(self, op: ir.Operation, node_name: str) -> tf.Tensor:
+    def _constant(self, op: ir.Operation, node_name: str, graph: tf.Graph) -> tf.Tensor:
         value_attr = op.attributes["value"]
         if isinstance(value_attr, ir.OpaqueAttr):
             proto = tf_attrs.to_attr_value(value_attr, "tensor").tensor
@@ -166,8 +170,10 @@ class _Builder:
             if self.handles is None:
                 return stored.read_value()
             return tf.raw_ops.ReadVariableOp(resource=self.handles[self.variables.key(op)], dtype=stored.dtype)
-        dtype = tf_attrs.dtype_of(ir.ShapedType(value_attr.type).element_type)
-        return tf.constant(np.asarray(value_attr), dtype=dtype, name=node_name)
+        if (graph, value_attr) not in self._constants:
+            dtype = tf_attrs.dtype_of(ir.ShapedType(value_attr.type).element_type)
+            self._constants[graph, value_attr] = tf.constant(np.asarray(value_attr), dtype=dtype, name=node_name)
+        return self._constants[graph, value_attr]
 
     def _traced_functions(self, attr: ir.Attribute, graph: tf.Graph, keys: list[object],
                           returns_handles: bool) -> ir.Attribute:
@@ -457,22 +463,7 @@ def export_saved_model(module: ir.Module, output_dir: str, signature_keys: Seque
     os.makedirs(output_dir, exist_ok=True)
     tf.saved_model.save(root, output_dir, signatures=signatures,
                         options=tf.saved_model.SaveOptions(save_debug_info=False))
-    if sorted(tags) != [tf.saved_model.SERVING]:
-        _retag(output_dir, tags)
-
-
-def _retag(output_dir: str, tags: Sequence[str]) -> None:
-    """tf.saved_model.save always writes the "serve" tag; restore the input model's tags."""
-    from tensorflow.core.protobuf import saved_model_pb2
-    path = os.path.join(output_dir, "saved_model.pb")
-    saved = saved_model_pb2.SavedModel()
-    with open(path, "rb") as f:
-        saved.ParseFromString(f.read())
-    for meta_graph in saved.meta_graphs:
-        del meta_graph.meta_info_def.tags[:]
-        meta_graph.meta_info_def.tags.extend(tags)
-    with open(path, "wb") as f:
-        f.write(saved.SerializeToString())
+    compact_saved_model(output_dir, tags, has_variables=bool(variables.stored))
 
 
 def evaluate(ops: Sequence[ir.Operation], fetches: Sequence[ir.Value]) -> list[np.ndarray]:

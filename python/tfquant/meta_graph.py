@@ -8,6 +8,9 @@ outputs reach, with its function calls inlined by grappler; its variables stay `
 keys the object graph binds them to (TF2, as TensorFlow's loader does) or the MetaGraph's
 restore graph assigns them from (TF1 savers).
 
+`compact_saved_model` rewrites a SavedModel `tf.saved_model.save` wrote without what no loader
+reads (see there).
+
 Errors are TensorFlow's classes for the same mistakes: `OSError` for a path without a readable
 SavedModel or checkpoint, `RuntimeError` for tags that match no MetaGraph, `ValueError` for an
 unknown signature key.
@@ -26,8 +29,9 @@ from google.protobuf import message
 from tensorflow.core.framework import function_pb2, graph_pb2
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, saved_model_pb2, trackable_object_graph_pb2
 from tensorflow.python.framework import convert_to_constants
+from tensorflow.python.framework import meta_graph as tf_meta_graph
 from tensorflow.python.grappler import tf_optimizer
-from tensorflow.python.saved_model import loader_impl
+from tensorflow.python.saved_model import fingerprinting_utils, loader_impl
 
 CALL_OPS = ("StatefulPartitionedCall", "PartitionedCall")
 VARIABLE_OPS = ("VarHandleOp", "VariableV2", "Variable")
@@ -299,3 +303,62 @@ def copy_assets(path: str, output_dir: str) -> None:
         source = os.path.join(path, name)
         if os.path.isdir(source):
             shutil.copytree(source, os.path.join(output_dir, name), dirs_exist_ok=True)
+
+
+def compact_saved_model(path: str, tags: Sequence[str], has_variables: bool) -> None:
+    """Rewrite the `saved_model.pb` that `tf.saved_model.save` wrote at `path` with the MetaGraph
+    tags `tags` (it always writes "serve") and without what no loader reads; its fingerprint anew.
+
+    Without variables (`has_variables` false), the saver (`saver_def`, its save and restore
+    functions and the graph nodes calling them): the C++ and TF1 loaders restore only through a
+    `saver_def`, TF2's through the `variables/` checkpoint, which stays. In every function, the
+    `_output_shapes` of nodes that return nothing: loading a function infers them again, as tracing
+    did (they are set on the inferred shapes, and a traced tf.function holds none); those of the
+    returned nodes and of ops whose shapes inference cannot see (variable reads, calls) stay.
+    On a small model the two are a third of the file.
+    """
+    file_name = os.path.join(path, "saved_model.pb")
+    saved_model = loader_impl.parse_saved_model(path)
+    for meta_graph in saved_model.meta_graphs:
+        del meta_graph.meta_info_def.tags[:]
+        meta_graph.meta_info_def.tags.extend(tags)
+        if not has_variables and meta_graph.HasField("saver_def"):
+            _drop_saver(meta_graph)
+        for function in meta_graph.graph_def.library.function:
+            _drop_inferred_shapes(function)
+        meta_graph.meta_info_def.stripped_op_list.CopyFrom(
+            tf_meta_graph.stripped_op_list_for_graph(meta_graph.graph_def))
+    with open(file_name, "wb") as f:
+        f.write(saved_model.SerializeToString())
+    fingerprinting_utils.write_fingerprint(path)
+
+
+def _drop_saver(meta_graph: meta_graph_pb2.MetaGraphDef) -> None:
+    """Remove the saver: its save and restore calls, their functions and the inputs only they read."""
+    saver = meta_graph.saver_def
+    graph = meta_graph.graph_def
+    nodes = {node.name: node for node in graph.node}
+    calls = {_node_name(saver.save_tensor_name), _node_name(saver.restore_op_name)}
+    functions = {nodes[call].attr["f"].func.name for call in calls}
+    inputs = {_node_name(i) for call in calls for i in nodes[call].input}
+    read_elsewhere = {_node_name(i) for node in graph.node if node.name not in calls for i in node.input}
+    dropped = calls | (inputs - read_elsewhere)
+    kept_nodes = [node for node in graph.node if node.name not in dropped]
+    kept_functions = [f for f in graph.library.function if f.signature.name not in functions]
+    del graph.node[:]
+    graph.node.extend(kept_nodes)
+    del graph.library.function[:]
+    graph.library.function.extend(kept_functions)
+    meta_graph.ClearField("saver_def")
+
+
+# Ops whose output shapes loading cannot infer from their inputs: a read's shape is the variable's,
+# a call's its function's.
+_SHAPES_NOT_INFERRED = ("ReadVariableOp",) + CALL_OPS
+
+
+def _drop_inferred_shapes(function: function_pb2.FunctionDef) -> None:
+    returned = {_node_name(tensor) for tensor in function.ret.values()}
+    for node in function.node_def:
+        if node.name not in returned and node.op not in _SHAPES_NOT_INFERRED:
+            node.attr.pop("_output_shapes", None)
