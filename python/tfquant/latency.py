@@ -37,10 +37,15 @@ among units of that name. The measurement is injectable: `measure(float_run, int
 (float_ms, int8_ms)`, where each run is a zero-argument callable that runs the unit (or the model)
 once on its input and `probe` (a `Probe`; op_type MODEL and the candidate's name for the whole
 model) says what and at which batch size; tests inject timings, `time_units` measures.
+
+`form_costs` measures the same way what the accuracy tools' fallback costs: each fallen-back unit's
+chosen form (float, or 16-bit activations) against its int8 form, each as it sits in its quantized
+model (the SavedModel report's `latency_cost_s`).
 """
 from __future__ import annotations
 
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -177,8 +182,7 @@ def check(module: ir.Module, options, *, calibrated: bool = True, batch_sizes: S
     (float everywhere if neither is). Modifies `module`: units kept float get `no_quantize`, a
     `tfq.float_reason` and lose the calibration points only they needed.
     """
-    stages = {s.name: s.pipeline for s in pipeline.build(options, calibrated) if s.pipeline is not None}
-    quantize, lower = stages[pipeline.QUANTIZE], stages[pipeline.LOWER]
+    quantize, lower = _quantize_and_lower(options, calibrated)
     measure = measure if measure is not None else time_units  # looked up late: tests may patch it
     result = LatencyCheck(batch_sizes=tuple(sorted(set(batch_sizes))))
     units, decisions = _check_units(module, quantize, lower, result.batch_sizes, measure)
@@ -196,6 +200,65 @@ def check(module: ir.Module, options, *, calibrated: bool = True, batch_sizes: S
         for key, reason in decisions.items():
             _keep_float(calls[key], reason)
     return result
+
+
+def form_costs(int8_module: ir.Module, chosen_module: ir.Module, options, keys: Sequence[tuple],
+               batch_size: int = 1, measure: Measure | None = None) -> dict[tuple, float]:
+    """Seconds each unit of `keys` takes in its form in `chosen_module` (float, or quantized as its spec
+    there says, e.g. 16-bit activations) minus its form in `int8_module` (positive: slower), at
+    `batch_size`: the accuracy tools' latency cost of a unit that fell back.
+
+    `int8_module` is a calibrated module before the fallback's choices, `chosen_module` the same after
+    them; `options` the run's resolved options (the QUANTIZE and LOWER pipelines); `keys` as
+    `unit_keys` makes them. Each unit is measured as `check` measures units (micro-modules of the
+    unit as it sits in each quantized model, lowered and timed), with `measure(chosen_run, int8_run,
+    probe) -> (chosen ms, int8 ms)`. A unit that cannot be measured (no quantized form in
+    `int8_module`, dynamic dimensions besides the batch) gets no entry. Neither module is modified.
+    """
+    quantize, lower = _quantize_and_lower(options, calibrated=True)
+    measure = measure if measure is not None else time_units  # looked up late: tests may patch it
+    quantized = {}
+    for name, module in (("int8", int8_module), ("chosen", chosen_module)):
+        quantized[name] = _copy(module)
+        pipeline.run_pipeline(quantized[name], quantize)
+    int8_units = _keyed(walk_ops(quantized["int8"].operation, _is_unit_op))
+    chosen_units = _keyed(walk_ops(quantized["chosen"].operation, _is_unit_op))
+    calls = _keyed(lifted_calls(chosen_module.operation))
+    functions = _functions(chosen_module)
+    costs = {}
+    for key in keys:
+        call = calls[key]
+        composite = call_composite(call, functions)
+        try:
+            if composite is None or not _is_quantized_unit(int8_units[key]):
+                raise _Unmeasurable("it has no quantized form")
+            int8_micro = _int8_micro(int8_units[key], composite.input_index, _functions(quantized["int8"]),
+                                     call.context)
+            chosen = chosen_units[key]
+            chosen_micro = _int8_micro(chosen, composite.input_index, _functions(quantized["chosen"]), call.context) \
+                if _is_quantized_unit(chosen) else _float_micro(call, composite.input_index, functions, call.context)
+            (_, chosen_ms, int8_ms), = _time_forms(call, composite, chosen_micro, int8_micro, lower, (batch_size,),
+                                                   measure)
+        except _Unmeasurable:
+            continue
+        except Exception as error:  # the cost is information: a unit that cannot be timed is not an error
+            detail = " ".join(str(error).split())
+            warnings.warn(f"the latency cost of {key[1]} was not measured ({type(error).__name__}: {detail[:200]})",
+                          stacklevel=2)
+            continue
+        costs[key] = (chosen_ms - int8_ms) / 1e3
+    return costs
+
+
+def unit_keys(module: ir.Module) -> dict[tuple[str, str, int], ir.Operation]:
+    """`module`'s lifted calls by the key units match by between copies (see `form_costs`)."""
+    return _keyed(lifted_calls(module.operation))
+
+
+def _quantize_and_lower(options, calibrated: bool) -> tuple[pipeline.Pipeline, pipeline.Pipeline]:
+    """The run's QUANTIZE and LOWER pipelines."""
+    stages = {s.name: s.pipeline for s in pipeline.build(options, calibrated) if s.pipeline is not None}
+    return stages[pipeline.QUANTIZE], stages[pipeline.LOWER]
 
 
 def _check_units(module: ir.Module, quantize: pipeline.Pipeline, lower: pipeline.Pipeline,
@@ -402,21 +465,9 @@ def _check_unit(call: ir.Operation, unit: ir.Operation, module: ir.Module, copy:
     try:
         if composite is None:
             raise _Unmeasurable("its pattern has no quantized form")
-        activation = call.operands[composite.input_index]
-        shapes = _shapes(activation.type, batch_sizes)
         float_module = _float_micro(call, composite.input_index, functions, module.context)
         int8_module = _int8_micro(unit, composite.input_index, _functions(copy), module.context)
-        for micro in (float_module, int8_module):
-            pipeline.run_pipeline(micro, lower)
-        float_fn, int8_fn = _Lazy(float_module), _Lazy(int8_module)
-        rows = _gather_rows(call, composite)
-        timings = []
-        for shape in shapes:
-            probe = Probe(unit_type, node_name, function, shape[0] if shape else 1, shape)
-            float_runner = float_fn.runner(_sample(float_fn.arg_type, shape, rows))
-            int8_runner = int8_fn.runner(_sample(int8_fn.arg_type, shape, rows))
-            float_ms, int8_ms = measure(float_runner, int8_runner, probe)
-            timings.append((probe.batch, float(float_ms), float(int8_ms)))
+        timings = _time_forms(call, composite, float_module, int8_module, lower, batch_sizes, measure)
     except _Unmeasurable as reason:
         return UnitLatency(unit_type, node_name, function, UNCHECKED, note=str(reason))
     except Exception as error:  # a unit that cannot be measured keeps its spec; say why
@@ -427,11 +478,30 @@ def _check_unit(call: ir.Operation, unit: ir.Operation, module: ir.Module, copy:
     form = unit_spec(unit).method.replace("_", "-") if narrow else "int8"
     slower = [(b, f, i) for b, f, i in timings if (i > f * (1 + NARROW_TOLERANCE) if narrow else i >= f)]
     if not slower:
-        return UnitLatency(unit_type, node_name, function, QUANTIZED, tuple(timings), form=form)
+        return UnitLatency(unit_type, node_name, function, QUANTIZED, timings, form=form)
     batch, float_ms, int8_ms = min(slower, key=lambda t: t[1] / t[2] if t[2] else float("inf"))
     verdict = "slower" if int8_ms > float_ms else "no faster"
     reason = f"{form} is {verdict} here: {int8_ms:.2f} ms vs {float_ms:.2f} ms float (batch {batch})"
-    return UnitLatency(unit_type, node_name, function, FLOAT, tuple(timings), reason, form)
+    return UnitLatency(unit_type, node_name, function, FLOAT, timings, reason, form)
+
+
+def _time_forms(call: ir.Operation, composite, first: ir.Module, second: ir.Module, lower: pipeline.Pipeline,
+                batch_sizes: Sequence[int], measure: Measure) -> tuple[tuple[int, float, float], ...]:
+    """(batch size, first ms, second ms) per batch size: two micro-modules of `call`'s unit lowered with
+    `lower` and timed by `measure` on inputs of the unit's input shape."""
+    shapes = _shapes(call.operands[composite.input_index].type, batch_sizes)
+    for micro in (first, second):
+        pipeline.run_pipeline(micro, lower)
+    first_fn, second_fn = _Lazy(first), _Lazy(second)
+    rows = _gather_rows(call, composite)
+    node_name, function = name_of(call.location) or str(call.location), enclosing_function_name(call)
+    timings = []
+    for shape in shapes:
+        probe = Probe(op_type(composite), node_name, function, shape[0] if shape else 1, shape)
+        first_ms, second_ms = measure(first_fn.runner(_sample(first_fn.arg_type, shape, rows)),
+                                      second_fn.runner(_sample(second_fn.arg_type, shape, rows)), probe)
+        timings.append((probe.batch, float(first_ms), float(second_ms)))
+    return tuple(timings)
 
 
 def _functions(module: ir.Module) -> dict[str, ir.Operation]:

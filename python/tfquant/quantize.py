@@ -174,7 +174,8 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
                     module, run, sim, equalization = _equalized_if_better(module, run, unequalized, datasets,
                                                                           input_specs, resolved, accuracy, verbose)
                 layer_report = improve(module, run, accuracy, resolved.signature_keys,
-                                       sixteen_bit=resolved.opset != "UNIFORM_QUANTIZED", sim=sim)
+                                       sixteen_bit=resolved.opset != "UNIFORM_QUANTIZED", sim=sim,
+                                       quantization=resolved)
                 if equalization is not None:
                     (layer_report.applied if equalization[0] else layer_report.rejected)["equalize"] = equalization[1]
             if input_bytes > _LARGE_MODEL_BYTES:

@@ -2,6 +2,8 @@
 timings, the report, the IR left for the QUANTIZE stage, and one real measurement."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -10,9 +12,10 @@ import models
 from tfquant import calibrate, dataset, latency, options as options_lib, pipeline
 from tfquant.exporter import signature_input_specs
 from tfquant.importer import import_saved_model
-from tfquant.mlir import ir, ops_named
+from tfquant.mlir import clone_module, ir, ops_named
 from tfquant.passes._composite import lifted_calls
-from tfquant.passes._spec import NO_QUANTIZE, float_reason, unit_spec
+from tfquant.passes._points import calibration_points
+from tfquant.passes._spec import NO_QUANTIZE, STATIC, UnitSpec, float_reason, leave_float, set_unit_spec, unit_spec
 from tfquant.passes._tfq import CalibrationPointOp
 from tfquant.quantize import quantize_saved_model
 from tfquant.tools import cli
@@ -202,6 +205,69 @@ def test_check_leaves_float_units_without_calibration_points(matmul_model):
     assert isinstance(first.operands[0].owner, ir.Block)  # the model's input, no point in between
 
 
+def _fallen_back(module):
+    """A copy of `module` as the accuracy fallback leaves it with MatMul float and MatMul_1 at 16-bit
+    activations: the model input's point (only MatMul read it) has no range, the others are 16 bits."""
+    chosen = clone_module(module)
+    first, second = lifted_calls(chosen.operation)
+    with chosen.context, ir.Location.unknown():
+        leave_float(first, "to meet the target")
+        set_unit_spec(second, UnitSpec(STATIC, 16, True))
+        for point in calibration_points(chosen.operation):
+            if isinstance(point.operands[0].owner, ir.Block):
+                point.clear_range()
+            else:
+                point.activation_bits = 16
+    return chosen
+
+
+def test_form_costs_are_the_chosen_form_less_the_int8_form(matmul_model):
+    path, info = matmul_model
+    int8_module, resolved = _calibrated(path, info)
+    chosen = _fallen_back(int8_module)
+    before = (str(int8_module), str(chosen))
+    outputs = {}
+
+    def measure(chosen_run, int8_run, probe):
+        outputs[probe.node_name] = [run()[latency._OUTPUT].numpy() for run in (chosen_run, int8_run)]
+        return {"MatMul": (0.50, 0.20), "MatMul_1": (0.30, 0.45)}[probe.node_name]
+
+    keys = list(latency.unit_keys(chosen))
+    costs = latency.form_costs(int8_module, chosen, resolved, keys, measure=measure)
+    assert costs.keys() == set(keys)
+    assert [key[1] for key in keys] == ["MatMul", "MatMul_1"]
+    assert costs[keys[0]] == pytest.approx(0.30e-3) and costs[keys[1]] == pytest.approx(-0.15e-3)
+    assert (str(int8_module), str(chosen)) == before
+    # The forms timed at batch 1 (the micro-modules' inputs: standard normal floats drawn with seed 0):
+    # MatMul's chosen form is the float unit, exactly; its int8 form is not.
+    loaded = tf.saved_model.load(path)
+    x = np.random.default_rng(0).standard_normal((1, 16)).astype(np.float32)
+    float_first = np.maximum(x @ loaded.w1.numpy() + loaded.b1.numpy(), 0)
+    chosen_first, int8_first = outputs["MatMul"]
+    np.testing.assert_allclose(chosen_first, float_first, rtol=1e-5, atol=1e-6)
+    assert np.abs(int8_first - float_first).max() > 1e-3
+    # MatMul_1's chosen form quantizes its float input (its producer is float now) at 16 bits: it is the
+    # float unit up to its int8 weights' rounding. Its int8 form reads MatMul's int8 storage, as in the
+    # int8 model (random integers here): another input altogether.
+    h = np.random.default_rng(0).standard_normal((1, 32)).astype(np.float32)
+    float_second = np.maximum(h @ loaded.w2.numpy() + loaded.b2.numpy(), 0)
+    chosen_second, int8_second = outputs["MatMul_1"]
+    assert np.abs(chosen_second - float_second).max() < 0.05 < np.abs(int8_second - float_second).max()
+
+
+def test_form_costs_leave_out_units_that_cannot_be_measured(tmp_path):
+    path = str(tmp_path / "dynamic_conv")
+    info = models.build_dynamic_conv(path)
+    int8_module, resolved = _calibrated(path, info)
+    chosen = clone_module(int8_module)
+    call, = lifted_calls(chosen.operation)
+    with chosen.context, ir.Location.unknown():
+        leave_float(call, "to meet the target")
+    measure = Injected({})
+    assert latency.form_costs(int8_module, chosen, resolved, list(latency.unit_keys(chosen)), measure=measure) == {}
+    assert not measure.probes
+
+
 def test_dynamic_dimensions_besides_the_batch_are_not_checked(tmp_path, monkeypatch):
     path = str(tmp_path / "dynamic_conv")
     info = models.build_dynamic_conv(path)
@@ -320,8 +386,9 @@ def test_real_measurement_runs_and_reports(conv_model, tmp_path):
 def test_cli_flag(monkeypatch, tmp_path, capsys):
     seen = {}
 
-    def fake(*args, **kwargs):
+    def fake(*args, **kwargs):  # a loaded model with no per-layer report, as quantize_saved_model returns
         seen.update(kwargs)
+        return SimpleNamespace(quantization_report=SimpleNamespace(layers=None))
 
     import tfquant.quantize
     monkeypatch.setattr(tfquant.quantize, "quantize_saved_model", fake)

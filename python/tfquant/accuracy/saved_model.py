@@ -27,14 +27,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tfquant import calibration
+from tfquant import calibration, latency
 from tfquant.accuracy import fallback
 from tfquant.accuracy.layers import FLOAT, INT8, INT16, Finding, LayerError, LayerReport, sqnr_db
 from tfquant.accuracy import detectors
 from tfquant.accuracy.simulation import UNIT_INDEX, Simulation, unmark
 from tfquant.calibrate import CalibrationRun
-from tfquant.mlir import ir, walk_ops
-from tfquant.options import DEFAULT_MAX_PERCENTILE, DEFAULT_MIN_PERCENTILE, CalibrationOptions
+from tfquant.mlir import clone_module, ir, walk_ops
+from tfquant.options import DEFAULT_MAX_PERCENTILE, DEFAULT_MIN_PERCENTILE, CalibrationOptions, ResolvedOptions
 from tfquant.passes._points import calibration_points
 from tfquant.passes._op_specs import TF_ZERO_SENSITIVE
 from tfquant.passes._spec import STATIC, UnitSpec, leave_float, set_unit_spec, unit_spec
@@ -117,10 +117,13 @@ class _Measure:
 
 
 def improve(module: ir.Module, run: CalibrationRun, options: AccuracyOptions, signatures: Sequence[str],
-            sixteen_bit: bool = True, sim: Simulation | None = None) -> LayerReport:
+            sixteen_bit: bool = True, sim: Simulation | None = None,
+            quantization: ResolvedOptions | None = None) -> LayerReport:
     """Apply the accuracy tools to the calibrated `module` (see the module docstring); the report.
     `sixteen_bit`: whether the opset has 16-bit activations for the fallback to use; `sim`: the
-    module's simulation if one was made already (its marks are removed here, in any case)."""
+    module's simulation if one was made already (its marks are removed here, in any case);
+    `quantization`: the run's resolved options, to measure what each fallen-back unit costs in latency
+    (`tfquant.latency.form_costs`; not measured without them)."""
     try:
         sim = sim or Simulation(module, signatures)
         held_out = _Measure(sim, _held_out_batches(run, signatures))
@@ -136,10 +139,15 @@ def improve(module: ir.Module, run: CalibrationRun, options: AccuracyOptions, si
         bits: dict[int, int] = {}
         reasons: dict[int, str] = {}
         met = None
+        costs: dict[int, float] = {}
         if options.target_sqnr is not None:
             bits, reasons, met = _fall_back(sim, held_out, options.target_sqnr, sixteen_bit)
+            fallen_back = [unit.index for unit in sim.units if bits.get(unit.index, unit.bits) != unit.bits]
+            int8_module = clone_module(module) if quantization is not None and fallen_back else None
             _apply_choice(module, sim, bits, reasons)
-        report = _report(sim, held_out, bits, reasons)
+            if int8_module is not None:
+                costs = _latency_costs(int8_module, module, quantization, fallen_back)
+        report = _report(sim, held_out, bits, reasons, costs)
         report.baseline_sqnr_db = baseline
         report.applied, report.rejected = applied, rejected
         report.target_sqnr_db = options.target_sqnr
@@ -322,6 +330,15 @@ def _bits(sim: Simulation, choice: Mapping[str, str]) -> dict[int, int]:
     return bits
 
 
+def _latency_costs(int8_module: ir.Module, chosen_module: ir.Module, quantization: ResolvedOptions,
+                   units: Sequence[int]) -> dict[int, float]:
+    """Seconds each of `units` costs at batch 1 in its chosen form over its spec's (positive: slower)."""
+    keys = {ir.IntegerAttr(call.attributes[UNIT_INDEX]).value: key
+            for key, call in latency.unit_keys(chosen_module).items() if UNIT_INDEX in call.attributes}
+    costs = latency.form_costs(int8_module, chosen_module, quantization, [keys[unit] for unit in units])
+    return {unit: costs[keys[unit]] for unit in units if keys[unit] in costs}
+
+
 def _apply_choice(module: ir.Module, sim: Simulation, bits: Mapping[int, int], reasons: Mapping[int, str]) -> None:
     """Unit specs and points' widths for the fallback's choice."""
     calls = _marked_calls(module)
@@ -359,7 +376,8 @@ def _set_point_bits(point: CalibrationPointOp, sim: Simulation, bits: Mapping[in
 
 # 4. The report.
 
-def _report(sim: Simulation, held_out: _Measure, bits: Mapping[int, int], reasons: Mapping[int, str]) -> LayerReport:
+def _report(sim: Simulation, held_out: _Measure, bits: Mapping[int, int], reasons: Mapping[int, str],
+            latency_costs: Mapping[int, float]) -> LayerReport:
     sums = held_out.sums(bits)
     layers = []
     for unit in sim.units:
@@ -378,7 +396,8 @@ def _report(sim: Simulation, held_out: _Measure, bits: Mapping[int, int], reason
             input_range=sim.points[first_input].range,
             output_range=sim.points[unit.output_point].range if unit.output_point is not None else None,
             clipped=clipped, values=values, kept_as=kept_as, reason=reasons.get(unit.index),
-            size_cost_bytes=3 * unit.weight.size if kept_as == FLOAT else 0))
+            size_cost_bytes=3 * unit.weight.size if kept_as == FLOAT else 0,
+            latency_cost_s=latency_costs.get(unit.index)))
     return LayerReport(layers, held_out_samples=_rows(held_out), model_sqnr_db=held_out.model_sqnr(bits),
                        findings=_findings(sim, sums), path="saved_model")
 
