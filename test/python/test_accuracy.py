@@ -105,8 +105,9 @@ def test_a_target_only_float_meets_keeps_every_unit_float(outlier_model, tmp_pat
     assert all("to meet the 200 dB target" in layer.reason for layer in layers.layers)
     # Every unit float: the model written is the float model.
     assert loaded.quantization_report.sqnr_db[f"{SERVING}/output_0"] > 100
-    assert {unit.node_name.rsplit("/", 1)[-1] for unit in loaded.quantization_report.float_units} == {
-        "a_layer", "b_layer", "c_layer"}
+    float_units = loaded.quantization_report.float_units
+    assert {unit.node_name.rsplit("/", 1)[-1] for unit in float_units} == {"a_layer", "b_layer", "c_layer"}
+    assert all("to meet the 200 dB target" in unit.reason for unit in float_units)
     assert _layer(layers, "a_layer").size_cost_bytes == 3 * 8 * 16
 
 

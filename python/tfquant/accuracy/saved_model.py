@@ -37,7 +37,7 @@ from tfquant.mlir import clone_module, ir, walk_ops
 from tfquant.options import DEFAULT_MAX_PERCENTILE, DEFAULT_MIN_PERCENTILE, CalibrationOptions, ResolvedOptions
 from tfquant.passes._points import calibration_points
 from tfquant.passes._op_specs import TF_ZERO_SENSITIVE
-from tfquant.passes._spec import STATIC, UnitSpec, leave_float, set_unit_spec, unit_spec
+from tfquant.passes._spec import STATIC, UnitSpec, keep_float, set_unit_spec, unit_spec
 from tfquant.passes._tfq import CalibrationPointOp
 
 BIAS_SHIFT = "tfq.bias_shift"
@@ -349,7 +349,7 @@ def _apply_choice(module: ir.Module, sim: Simulation, bits: Mapping[int, int], r
                 continue
             call = calls[unit.index]
             if width == 0:
-                leave_float(call, reasons.get(unit.index, "fallback"))
+                keep_float(call, reasons.get(unit.index, "fallback"))
             else:
                 spec = unit_spec(call)
                 set_unit_spec(call, UnitSpec(STATIC, width, spec.per_channel if spec else True))
