@@ -98,7 +98,7 @@ def _add_quantization_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
 
 
-BIAS_MODES = ("auto", "on", "off")
+TOOL_MODES = ("auto", "on", "off")
 
 
 def _add_accuracy_flags(parser: argparse.ArgumentParser, saved_model: bool, report_flag: bool = True) -> None:
@@ -114,11 +114,11 @@ def _add_accuracy_flags(parser: argparse.ArgumentParser, saved_model: bool, repo
     parser.add_argument("--report-json", metavar="FILE", help="write the per-layer report as JSON")
     if saved_model:
         parser.add_argument("--calibration-search", action="store_true",
-                            help="choose each activation's range among min-max, percentile and MSE")
-        parser.add_argument("--bias-correction", choices=BIAS_MODES, default="auto",
+                            help="choose each activation's range among min-max, percentiles and MSE")
+        parser.add_argument("--bias-correction", choices=TOOL_MODES, default="auto",
                             help="correct biases by the mean output shift quantization brings (auto: where it helps, "
                                  "when an accuracy tool runs)")
-        parser.add_argument("--equalize", choices=BIAS_MODES, default="auto",
+        parser.add_argument("--equalize", choices=TOOL_MODES, default="auto",
                             help="cross-layer equalization (auto: where it helps, when an accuracy tool runs)")
 
 

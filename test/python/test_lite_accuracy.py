@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as fb
 
-from tfquant.accuracy.layers import FLOAT, INT8, INT16, OUTLIERS, PREPROCESSING, RANGE_MISMATCH
+from tfquant.accuracy.layers import INT8, INT16, OUTLIERS, PREPROCESSING, RANGE_MISMATCH
 from tfquant.lite import TFLiteConverter
 from tfquant.lite import _convert
 from tfquant.lite._convert import HOLD_OUT_EVERY, LiteQuantization, quantize_flatbuffer
