@@ -3,9 +3,10 @@
 Lowers `quant.qcast` / `quant.dcast` / `quant.scast`, and drives the rewrite of every
 `tfq.quantized_op`: each is decoded into a `QuantizedOp` (its parameters read from its types,
 its operands as integer storage values) and handed to the opset's `lower_op`. For the opsets that
-compute an int32 product (XLA, TF), `lower_with_product` does the rest in common: the bias add,
-the requantize (or the float output), the dynamic-range input quantized per batch, and the float
-depthwise. The arithmetic ops themselves come from `_tf_arith`.
+compute an int32 product (XLA, TF), `lower_with_product` does the rest in common: the bias add
+(one constant with the product's zero-point offset where there is one), the requantize (or the
+float output), the dynamic-range input quantized per batch, and the float depthwise. The
+arithmetic ops themselves come from `_tf_arith`.
 """
 from __future__ import annotations
 
@@ -75,9 +76,12 @@ class QuantizedOp:
         return CompileError(f"{self.kind}: {message}", self.loc)
 
 
-# The product of a quantized op, emitted at the current insertion point: an int32 tensor shaped
-# like the op's result, with the zero-point offsets already corrected.
-EmitProduct = Callable[[QuantizedOp], ir.Value]
+# The product of a quantized op: an int32 tensor shaped like the op's result, and the offset (an
+# integer array broadcasting to it; None: no offset) that corrects it for the input zero point.
+# `lower_with_product` adds the offset, with the bias where it can.
+Product = tuple[ir.Value, np.ndarray | None]
+# Emits the product of a quantized op at the current insertion point.
+EmitProduct = Callable[[QuantizedOp], Product]
 # The whole lowering of one op, emitted at the current insertion point: its result value
 # (storage, or f32 for a float output).
 LowerOp = Callable[[QuantizedOp], ir.Value]
@@ -194,11 +198,12 @@ def lower_with_product(emit_product: EmitProduct) -> LowerOp:
         # Wider than 8-bit inputs compute in f32 (exact below 2**24, within f32 rounding above):
         # XLA's int16 convolution on CPU is ~35x slower than float, the f32 kernels as fast as float.
         wide = q.input.storage_bits > 8
-        accumulator = product_in(q, f32()) if wide else emit_product(q)
-        if q.bias is not None:
-            # The lifted BiasAdd adds along the last axis; an int32 vector there broadcasts the same way.
-            bias = cast(q.bias, f32(), named_loc(q.loc, "bias")) if wide else q.bias
-            accumulator = binary("tf.AddV2", accumulator, bias, named_loc(q.loc, "bias"))
+        accumulator, offset = (product_in(q, f32()), None) if wide else emit_product(q)
+        # The lifted BiasAdd adds along the last axis; an int32 vector there broadcasts the same way.
+        bias = q.bias
+        if wide and bias is not None:
+            bias = cast(bias, f32(), named_loc(q.loc, "bias"))
+        accumulator = _add_offset_and_bias(accumulator, offset, bias, q.loc)
         scales, axis = channel_scales(q)
         if q.float_output:
             return _dequantize_accumulator(accumulator, const(along_axis(
@@ -207,6 +212,41 @@ def lower_with_product(emit_product: EmitProduct) -> LowerOp:
         multiplier = along_axis(q.input.scale * scales / q.output.scale, rank(accumulator), axis)
         return emit_requantize(accumulator, multiplier, q.output, q.activation, named_loc(q.loc, "requantize"))
     return lower
+
+
+def _add_offset_and_bias(accumulator: ir.Value, offset: np.ndarray | None, bias: ir.Value | None,
+                         loc: ir.Location) -> ir.Value:
+    """accumulator + the product's zero-point offset + bias: one AddV2 of their sum where the bias is
+    an int32 constant and the sum fits int32 (integer adds reassociate exactly) and holds no more
+    values than the two apart."""
+    bias_loc = named_loc(loc, "bias")
+    folded = None if offset is None or bias is None else _folded_offset(offset, constant_value(bias))
+    if folded is not None:
+        return binary("tf.AddV2", accumulator, const(folded, bias_loc), bias_loc)
+    if offset is not None:
+        accumulator = binary("tf.AddV2", accumulator, const(_leading_ones_dropped(offset).astype(np.int32),
+                             named_loc(loc, "zero_point_offset")), named_loc(loc, "zero_point_offset"))
+    return accumulator if bias is None else binary("tf.AddV2", accumulator, bias, bias_loc)
+
+
+def _folded_offset(offset: np.ndarray, bias: np.ndarray | None) -> np.ndarray | None:
+    """offset + bias as one int32 constant; None when the bias is not an int32 constant, when the
+    sum does not fit int32, or when it holds more values than the two apart (an offset and a bias
+    along different axes, as an einsum's output can have)."""
+    if bias is None or bias.dtype != np.int32:
+        return None
+    folded = _leading_ones_dropped(offset.astype(np.int64) + bias)
+    limits = np.iinfo(np.int32)
+    if folded.size > offset.size + bias.size or folded.min(initial=0) < limits.min or folded.max(initial=0) > limits.max:
+        return None
+    return folded.astype(np.int32)
+
+
+def _leading_ones_dropped(array: np.ndarray) -> np.ndarray:
+    """`array` without its leading size-1 dimensions: it broadcasts against a value of higher rank the same way."""
+    while array.ndim > 1 and array.shape[0] == 1:
+        array = array[0]
+    return array
 
 
 def _lower_gather(q: QuantizedOp) -> ir.Value:
@@ -243,7 +283,7 @@ def _lower_dynamic(q: QuantizedOp, emit_product: EmitProduct) -> ir.Value:
         padded = pad_spatially(x, pads, cast(zero_point, integer(8), loc), loc)
         attrs = {name: attr for name, attr in q.attrs.items() if name != "explicit_paddings"}
         product_input = replace(product_input, x=padded, attrs={**attrs, "padding": ir.StringAttr.get("VALID")})
-    accumulator = emit_product(product_input)
+    accumulator = _add_offset_and_bias(*emit_product(product_input), None, loc)
     value = cast(accumulator, f32(), loc)
     if zero_point is not None:
         offset = binary("tf.Mul", const(weight_sums(q).astype(np.float32), named_loc(loc, "weight_sums")),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from tfquant.mlir import ir
 from tfquant.pass_registry import register_pass
-from tfquant.passes._lowering import QuantizedOp, lower_quantized_module, lower_with_product, product_in
+from tfquant.passes._lowering import Product, QuantizedOp, lower_quantized_module, lower_with_product, product_in
 from tfquant.passes._tf_arith import i32
 
 
@@ -25,6 +25,7 @@ def lower_to_tf(module_op: ir.Operation) -> None:
     lower_quantized_module(module_op, lower_with_product(emit_tf_product))
 
 
-def emit_tf_product(q: QuantizedOp) -> ir.Value:
-    """The int32 product of `q` with the input zero point subtracted before the op."""
-    return product_in(q, i32())
+def emit_tf_product(q: QuantizedOp) -> Product:
+    """The int32 product of `q` with the input zero point subtracted before the op (no offset left;
+    the padding of a SAME convolution stays exact)."""
+    return product_in(q, i32()), None

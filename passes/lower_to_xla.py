@@ -4,9 +4,10 @@ Each `tfq.quantized_op` becomes an int8 x int8 -> int32 product (`preferred_elem
     conv2d -> tf.XlaConvV2 (a 1x1 convolution with unit strides: tf.XlaDotV2 over the channels)
     matmul, batch_matmul, einsum -> tf.XlaDotV2 (einsum: + tf.Transpose to the equation's output order)
 minus the input zero point times the weight summed over the contracted dimensions (a precomputed
-int32 constant per output channel), then [AddV2 int32 bias] -> requantize -> i8. SAME/EXPLICIT
-padding with a non-zero input zero point pads the int8 input with the zero point (tf.PadV2) and
-convolves VALID, so that the correction stays one constant per channel. GatherV2 runs on the
+int32 constant per output channel, added with the int32 bias as one AddV2 of one constant, as
+TensorFlow's output has it), then requantize -> i8. SAME/EXPLICIT padding with a non-zero input
+zero point pads the int8 input with the zero point (tf.PadV2) and convolves VALID, so that the
+correction stays one constant per channel. GatherV2 runs on the
 int8 table; quant.qcast/dcast/scast become TF quantize/dequantize ops. A 16-bit input computes
 in f32 (`_lowering.lower_with_product`): XLA's int16 convolution on CPU is ~35x slower than float. depthwise_conv2d runs as
 a DepthwiseConv2dNative in f32 on the int8 values (`_lowering.float_depthwise`): XLA's grouped
@@ -20,10 +21,10 @@ import numpy as np
 
 from tfquant.mlir import ir
 from tfquant.pass_registry import register_pass
-from tfquant.passes._lowering import (QuantizedOp, dot_letters, lower_quantized_module, lower_with_product, pad_spatially,
-                                      spatial_pads, weight_sums)
+from tfquant.passes._lowering import (Product, QuantizedOp, dot_letters, lower_quantized_module, lower_with_product,
+                                      pad_spatially, spatial_pads, weight_sums)
 from tfquant.passes._quant import retyped
-from tfquant.passes._tf_arith import binary, const, emit, i32, transpose
+from tfquant.passes._tf_arith import const, emit, i32, transpose
 from tfquant.passes._tf_ops import named_loc, type_attr
 
 
@@ -33,8 +34,8 @@ def lower_to_xla(module_op: ir.Operation) -> None:
     lower_quantized_module(module_op, lower_with_product(emit_xla_product))
 
 
-def emit_xla_product(q: QuantizedOp) -> ir.Value:
-    """The int32 product of `q`, corrected for the input zero point."""
+def emit_xla_product(q: QuantizedOp) -> Product:
+    """The int32 product of `q` on the int8 values and its input zero point's offset (`EmitProduct`)."""
     if q.kind == "conv2d":
         return _convolution(q)
     if q.kind in ("matmul", "batch_matmul", "einsum"):
@@ -51,13 +52,9 @@ def _product_attrs(lhs: ir.Value, rhs: ir.Value, dimension_numbers, precision_co
             "preferred_element_type": ir.TypeAttr.get(i32())}
 
 
-def _subtract_correction(q: QuantizedOp, accumulator: ir.Value) -> ir.Value:
-    """acc - input_zero_point * the weight's sums: sum((x - zp) * w) = sum(x * w) - zp * sum(w)."""
-    if not q.input.zero_point:
-        return accumulator
-    correction = (q.input.zero_point * weight_sums(q)).astype(np.int32)
-    return binary("tf.Sub", accumulator, const(correction, named_loc(q.loc, "zero_point_correction")),
-                  named_loc(q.loc, "zero_point_correction"))
+def _with_zero_point_offset(q: QuantizedOp, accumulator: ir.Value) -> Product:
+    """(acc, -input_zero_point * the weight's sums): sum((x - zp) * w) = sum(x * w) - zp * sum(w)."""
+    return accumulator, (-q.input.zero_point * weight_sums(q) if q.input.zero_point else None)
 
 
 # ---- convolutions ------------------------------------------------------------------------------
@@ -76,7 +73,7 @@ def _is_pointwise(q: QuantizedOp, weight: np.ndarray) -> bool:
     return weight.shape[:2] == (1, 1) and q.ints("strides")[1:3] == [1, 1] and spatial_pads(q) == [(0, 0), (0, 0)]
 
 
-def _pointwise(q: QuantizedOp, weight: np.ndarray) -> ir.Value:
+def _pointwise(q: QuantizedOp, weight: np.ndarray) -> Product:
     """A 1x1 convolution as XlaDotV2 of [N, H, W, Cin] with [Cin, Cout] over Cin.
 
     XlaConvV2 on this CPU returns garbage for a 1x1 convolution of a [1, 1, 1, C] input (batch 1,
@@ -87,10 +84,10 @@ def _pointwise(q: QuantizedOp, weight: np.ndarray) -> ir.Value:
     w = const(weight.reshape(weight.shape[2:]), named_loc(loc, "weight"))
     numbers = xla_data_pb2.DotDimensionNumbers(lhs_contracting_dimensions=[3], rhs_contracting_dimensions=[0])
     accumulator = emit("tf.XlaDotV2", [q.x, w], retyped(q.result_type, i32()), _product_attrs(q.x, w, numbers), loc)
-    return _subtract_correction(q, accumulator)
+    return _with_zero_point_offset(q, accumulator)
 
 
-def _convolution(q: QuantizedOp) -> ir.Value:
+def _convolution(q: QuantizedOp) -> Product:
     if q.string("data_format", "NHWC") != "NHWC":
         raise q.error("only NHWC convolutions are supported")
     weight = q.weight_array()
@@ -115,7 +112,7 @@ def _convolution(q: QuantizedOp) -> ir.Value:
     attrs = {**_product_attrs(lhs, q.w, _conv_dimension_numbers()), "Tindices": ir.TypeAttr.get(i32()),
              "batch_group_count": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 1)}
     accumulator = emit("tf.XlaConvV2", operands, retyped(q.result_type, i32()), attrs, loc)
-    return _subtract_correction(q, accumulator)
+    return _with_zero_point_offset(q, accumulator)
 
 
 # ---- dots --------------------------------------------------------------------------------------
@@ -130,7 +127,7 @@ def _dot_letters(q: QuantizedOp) -> tuple[str, str, str]:
     return dot_letters(q)
 
 
-def _dot(q: QuantizedOp) -> ir.Value:
+def _dot(q: QuantizedOp) -> Product:
     from tensorflow.compiler.xla import xla_data_pb2
     lhs, rhs, out = _dot_letters(q)
     batch = [c for c in lhs if c in rhs and c in out]
@@ -150,4 +147,4 @@ def _dot(q: QuantizedOp) -> ir.Value:
     accumulator = emit("tf.XlaDotV2", [q.x, q.w], dot_type, _product_attrs(q.x, q.w, numbers), loc)
     if dot_order != list(out):
         accumulator = transpose(accumulator, [dot_order.index(c) for c in out], loc)
-    return _subtract_correction(q, accumulator)
+    return _with_zero_point_offset(q, accumulator)

@@ -1,7 +1,8 @@
 // RUN: tfquant-opt %s -split-input-file -tfq-lower-to-xla | filecheck %s
 
 // SAME conv with a non-zero input zero point: the int8 input is padded with the zero point,
-// the XlaConvV2 is VALID, and zp * sum(w) is subtracted per output channel (-3 * 18 = -54).
+// the XlaConvV2 is VALID, and zp * sum(w) per output channel (-3 * 18 = -54) comes off in the
+// one int32 add of the bias: [10, 20, 30] + 54.
 // The quant casts become quantize (Mul, Round, AddV2, ClipByValue, Cast) and dequantize; the
 // scasts of the constant weight and bias leave the int8 / int32 constants themselves.
 // CHECK-LABEL: func @conv_same
@@ -21,9 +22,8 @@
 // CHECK-NEXT: %[[P:.*]] = "tf.PadV2"(%[[Q]], %[[PADS]], %[[ZP]]) {T = i8, Tpaddings = i32} : {{.*}} -> tensor<1x6x6x2xi8>
 // CHECK: %[[NOPAD:.*]] = "tf.Const"() {{.*}}value = dense<0> : tensor<2x2xi32>
 // CHECK: %[[ACC:.*]] = "tf.XlaConvV2"(%[[P]], %[[W]], %{{.*}}, %[[NOPAD]], %{{.*}}, %{{.*}}, %{{.*}}) {LhsT = i8, RhsT = i8, Tindices = i32, batch_group_count = 1 : i64, dimension_numbers = "\18\02 \032\02\00\01@\03P\03Z\02\01\02b\02\01\02", precision_config = "", preferred_element_type = i32} : {{.*}} -> tensor<1x4x4x3xi32>
-// CHECK-NEXT: %[[CORR:.*]] = "tf.Const"() {{.*}}value = dense<-54> : tensor<3xi32>
-// CHECK-NEXT: %[[SUB:.*]] = "tf.Sub"(%[[ACC]], %[[CORR]]) {T = i32}
-// CHECK-NEXT: %[[BIASED:.*]] = "tf.AddV2"(%[[SUB]], %[[B]]) {T = i32}
+// CHECK-NEXT: %[[OFFSET:.*]] = "tf.Const"() {{.*}}value = dense<[64, 74, 84]> : tensor<3xi32>
+// CHECK-NEXT: %[[BIASED:.*]] = "tf.AddV2"(%[[ACC]], %[[OFFSET]]) {T = i32}
 // CHECK-NEXT: %[[F:.*]] = "tf.Cast"(%[[BIASED]]) {DstT = f32, SrcT = i32, Truncate = false}
 // CHECK-NEXT: %[[M:.*]] = "tf.Const"() {{.*}}value = dense<[5.000000e-03, 0.00999999977, 1.500000e-02]> : tensor<3xf32>
 // CHECK-NEXT: "tf.Mul"(%[[F]], %[[M]])
@@ -117,22 +117,81 @@ func.func @matmul(%x: tensor<4x3xi8>) -> tensor<4x2xi8> {
 
 // -----
 
+// MatMul + BiasAdd + Relu with a non-zero input zero point and per-channel weights (an MLP
+// layer): the offset -zp x the weight's column sums (-(-128) x [9, 12]) and the bias are one int32
+// constant along the output channels, added once ([1152, 1536] + [100, -200]).
+// CHECK-LABEL: func @matmul_bias
+// CHECK: %[[W:.*]] = "tf.Const"() {{.*}} : tensor<3x2xi8>
+// CHECK: %[[ACC:.*]] = "tf.XlaDotV2"(%{{.*}}, %[[W]]) {{.*}} -> tensor<4x2xi32>
+// CHECK-NEXT: %[[OFFSET:.*]] = "tf.Const"() {{.*}}value = dense<[1252, 1336]> : tensor<2xi32>
+// CHECK-NEXT: %[[BIASED:.*]] = "tf.AddV2"(%[[ACC]], %[[OFFSET]]) {T = i32} : (tensor<4x2xi32>, tensor<2xi32>)
+// CHECK-NEXT: "tf.Cast"(%[[BIASED]]) {DstT = f32, SrcT = i32
+// CHECK-NOT: "tf.Sub"
+// CHECK: return
+!xq = !quant.uniform<i8:f32, 5.000000e-02:-128>
+!wq = !quant.uniform<i8<-127:127>:f32:1, {1.000000e-02,2.000000e-02}>
+!bq = !quant.uniform<i32<-2147483647:2147483647>:f32:0, {5.000000e-04,1.000000e-03}>
+!yq = !quant.uniform<i8:f32, 1.000000e-01:-128>
+func.func @matmul_bias(%x: tensor<4x3xi8>) -> tensor<4x2xi8> {
+  %xq = quant.scast %x : tensor<4x3xi8> to tensor<4x3x!xq>
+  %wi = "tf.Const"() {value = dense<[[1, 2], [3, 4], [5, 6]]> : tensor<3x2xi8>, dtype = i8} : () -> tensor<3x2xi8>
+  %w = quant.scast %wi : tensor<3x2xi8> to tensor<3x2x!wq>
+  %bi = "tf.Const"() {value = dense<[100, -200]> : tensor<2xi32>, dtype = i32} : () -> tensor<2xi32>
+  %b = quant.scast %bi : tensor<2xi32> to tensor<2x!bq>
+  %y = "tfq.quantized_op"(%xq, %w, %b) {kind = "matmul", op_attrs = {T = f32, transpose_a = false, transpose_b = false}, activation = "RELU"} : (tensor<4x3x!xq>, tensor<3x2x!wq>, tensor<2x!bq>) -> tensor<4x2x!yq>
+  %r = quant.scast %y : tensor<4x2x!yq> to tensor<4x2xi8>
+  return %r : tensor<4x2xi8>
+}
+
+// -----
+
+// Negative: offset + bias would not fit int32 (2147483000 + 1152), so they stay two adds.
+// CHECK-LABEL: func @matmul_bias_overflow
+// CHECK: %[[B:.*]] = "tf.Const"() {{.*}}value = dense<2147483000> : tensor<2xi32>
+// CHECK: %[[ACC:.*]] = "tf.XlaDotV2"
+// CHECK-NEXT: %[[OFFSET:.*]] = "tf.Const"() {{.*}}value = dense<[1152, 1536]> : tensor<2xi32>
+// CHECK-NEXT: %[[CORRECTED:.*]] = "tf.AddV2"(%[[ACC]], %[[OFFSET]]) {T = i32}
+// CHECK-NEXT: "tf.AddV2"(%[[CORRECTED]], %[[B]]) {T = i32}
+!xq = !quant.uniform<i8:f32, 5.000000e-02:-128>
+!wq = !quant.uniform<i8<-127:127>:f32:1, {1.000000e-02,2.000000e-02}>
+!bq = !quant.uniform<i32<-2147483647:2147483647>:f32:0, {5.000000e-04,1.000000e-03}>
+!yq = !quant.uniform<i8:f32, 1.000000e-01:-128>
+func.func @matmul_bias_overflow(%x: tensor<4x3xi8>) -> tensor<4x2xi8> {
+  %xq = quant.scast %x : tensor<4x3xi8> to tensor<4x3x!xq>
+  %wi = "tf.Const"() {value = dense<[[1, 2], [3, 4], [5, 6]]> : tensor<3x2xi8>, dtype = i8} : () -> tensor<3x2xi8>
+  %w = quant.scast %wi : tensor<3x2xi8> to tensor<3x2x!wq>
+  %bi = "tf.Const"() {value = dense<2147483000> : tensor<2xi32>, dtype = i32} : () -> tensor<2xi32>
+  %b = quant.scast %bi : tensor<2xi32> to tensor<2x!bq>
+  %y = "tfq.quantized_op"(%xq, %w, %b) {kind = "matmul", op_attrs = {T = f32, transpose_a = false, transpose_b = false}, activation = "NONE"} : (tensor<4x3x!xq>, tensor<3x2x!wq>, tensor<2x!bq>) -> tensor<4x2x!yq>
+  %r = quant.scast %y : tensor<4x2x!yq> to tensor<4x2xi8>
+  return %r : tensor<4x2xi8>
+}
+
+// -----
+
 // Einsum whose output order differs from XlaDotV2's (batch, lhs free, rhs free): a Transpose
-// follows, and the zero-point correction is laid out in the output's order (1x4x1).
+// follows, and the zero-point offset (-zp x sum(w) = 3) is laid out in the output's order (4x1,
+// without the leading 1 that broadcasts anyway). The bias runs along the last axis (b, 5 wide):
+// offset and bias together would be a 4x5 constant, more than the two apart, so they stay two adds.
 // CHECK-LABEL: func @einsum
-// CHECK: %[[ACC:.*]] = "tf.XlaDotV2"(%{{.*}}, %{{.*}}) {LhsT = i8, RhsT = i8, dimension_numbers = "\0A\01\02\12\01\00", {{.*}}} : (tensor<2x5x3xi8>, tensor<3x4xi8>) -> tensor<2x5x4xi32>
+// CHECK: %[[B:.*]] = "tf.Const"() {{.*}}value = dense<[1, 2, 3, 4, 5]> : tensor<5xi32>
+// CHECK-NEXT: %[[ACC:.*]] = "tf.XlaDotV2"(%{{.*}}, %{{.*}}) {LhsT = i8, RhsT = i8, dimension_numbers = "\0A\01\02\12\01\00", {{.*}}} : (tensor<2x5x3xi8>, tensor<3x4xi8>) -> tensor<2x5x4xi32>
 // CHECK-NEXT: %[[PERM:.*]] = "tf.Const"() {{.*}}value = dense<[0, 2, 1]> : tensor<3xi32>
 // CHECK-NEXT: %[[T:.*]] = "tf.Transpose"(%[[ACC]], %[[PERM]]) {T = i32, Tperm = i32} : {{.*}} -> tensor<2x4x5xi32>
-// CHECK-NEXT: %[[CORR:.*]] = "tf.Const"() {{.*}}value = dense<-3> : tensor<1x4x1xi32>
-// CHECK-NEXT: "tf.Sub"(%[[T]], %[[CORR]])
+// CHECK-NEXT: %[[OFFSET:.*]] = "tf.Const"() {{.*}}value = dense<3> : tensor<4x1xi32>
+// CHECK-NEXT: %[[CORRECTED:.*]] = "tf.AddV2"(%[[T]], %[[OFFSET]]) {T = i32}
+// CHECK-NEXT: "tf.AddV2"(%[[CORRECTED]], %[[B]]) {T = i32}
 !xq = !quant.uniform<i8:f32, 5.000000e-02:-1>
 !wq = !quant.uniform<i8<-127:127>:f32, 1.000000e-02>
+!bq = !quant.uniform<i32<-2147483647:2147483647>:f32, 5.000000e-04>
 !yq = !quant.uniform<i8:f32, 1.000000e-01>
 func.func @einsum(%x: tensor<2x5x3xi8>) -> tensor<2x4x5xi8> {
   %xq = quant.scast %x : tensor<2x5x3xi8> to tensor<2x5x3x!xq>
   %wi = "tf.Const"() {value = dense<1> : tensor<3x4xi8>, dtype = i8} : () -> tensor<3x4xi8>
   %w = quant.scast %wi : tensor<3x4xi8> to tensor<3x4x!wq>
-  %y = "tfq.quantized_op"(%xq, %w) {kind = "einsum", op_attrs = {N = 2 : i64, T = f32, equation = "abc,cd->adb"}, activation = "NONE"} : (tensor<2x5x3x!xq>, tensor<3x4x!wq>) -> tensor<2x4x5x!yq>
+  %bi = "tf.Const"() {value = dense<[1, 2, 3, 4, 5]> : tensor<5xi32>, dtype = i32} : () -> tensor<5xi32>
+  %b = quant.scast %bi : tensor<5xi32> to tensor<5x!bq>
+  %y = "tfq.quantized_op"(%xq, %w, %b) {kind = "einsum", op_attrs = {N = 2 : i64, T = f32, equation = "abc,cd->adb"}, activation = "NONE"} : (tensor<2x5x3x!xq>, tensor<3x4x!wq>, tensor<5x!bq>) -> tensor<2x4x5x!yq>
   %r = quant.scast %y : tensor<2x4x5x!yq> to tensor<2x4x5xi8>
   return %r : tensor<2x4x5xi8>
 }
