@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     example = commands.add_parser("example", help="build the bundled example model and quantize it")
     example.add_argument("out_dir", nargs="?", default="example_out", help="where to put the models")
     _add_quantization_flags(example)
+    _add_accuracy_flags(example, saved_model=True)
     return parser
 
 
