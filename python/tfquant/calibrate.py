@@ -281,7 +281,7 @@ def calibrate(module: ir.Module, datasets: Mapping[str, Iterable], input_specs: 
                 results = _run_batch(concrete, batch, input_names, signature)
                 collectors.record_outputs(results, tap_names)
                 _widen_input_ranges(input_ranges, batch.inputs)
-                rows = _rows(batch.inputs)
+                rows = batch_rows(batch.inputs)
                 if run.samples[signature] < KEPT_SAMPLES:
                     kept = run.fit_inputs if hold_out else run.kept_inputs
                     kept[signature].append(batch.inputs)
@@ -322,16 +322,8 @@ def _extremes(concrete, input_names: Sequence[str], output_names: Sequence[str],
               ranges: Mapping[str, tuple[float, float]], template: Mapping[str, np.ndarray]) -> list:
     """Every float input at its calibration minimum, at its maximum, and at zero where each range holds
     it (other inputs as in `template`, one row), with the float model's outputs on them."""
-    if not ranges:
-        return []
-    fills = {"the calibration minimum": {n: low for n, (low, _) in ranges.items()},
-             "the calibration maximum": {n: high for n, (_, high) in ranges.items()}}
-    if all(low <= 0.0 <= high for low, high in ranges.values()):
-        fills["zero"] = {name: 0.0 for name in ranges}
     extremes = []
-    for what, values in fills.items():
-        if any(values == earlier for earlier in list(fills.values())[:list(fills).index(what)]):
-            continue
+    for what, values in extreme_fills(ranges).items():
         inputs = {name: (np.full_like(array[:1], values[name]) if name in values else array[:1]) if array.ndim
                   else np.full_like(array, values.get(name, array)) for name, array in template.items()}
         results = _run(concrete, inputs, input_names)
@@ -339,8 +331,32 @@ def _extremes(concrete, input_names: Sequence[str], output_names: Sequence[str],
     return extremes
 
 
-def _rows(inputs: Mapping[str, np.ndarray]) -> int:
-    # Scalar inputs (a flag, a temperature) have no batch axis to count rows on.
+def extreme_fills(ranges: Mapping[str, tuple[float, float]]) -> dict[str, dict[str, float]]:
+    """The value each input takes in each extreme a quantized model is checked on, by what it is: the
+    calibration minimum, the maximum, and zero where every range holds it (a fill equal to one before
+    it is left out)."""
+    candidates = {"the calibration minimum": {n: low for n, (low, _) in ranges.items()},
+                  "the calibration maximum": {n: high for n, (_, high) in ranges.items()}}
+    if all(low <= 0.0 <= high for low, high in ranges.values()):
+        candidates["zero"] = {name: 0.0 for name in ranges}
+    fills: dict[str, dict[str, float]] = {}
+    for what, values in candidates.items():
+        if ranges and values not in fills.values():
+            fills[what] = values
+    return fills
+
+
+def new_non_finite(expected: Mapping[str, np.ndarray], actual: Mapping[str, np.ndarray]) -> str | None:
+    """The first float output holding an Inf or NaN in `actual` where `expected` (the float model's) has none."""
+    for name, reference in expected.items():
+        value = np.asarray(actual[name])
+        if value.dtype.kind == "f" and not np.all(np.isfinite(value)) and np.all(np.isfinite(reference)):
+            return name
+    return None
+
+
+def batch_rows(inputs: Mapping[str, np.ndarray]) -> int:
+    """The rows of a batch of inputs (scalar inputs, a flag or a temperature, have no batch axis)."""
     return next((v.shape[0] for v in inputs.values() if v.ndim), 1)
 
 
@@ -364,7 +380,7 @@ def _keep_held_out(run: CalibrationRun, signature: str, held_out: list, concrete
         results = _run_batch(concrete, batch, input_names, signature)
         run.kept_inputs[signature].append(batch.inputs)
         run.kept_outputs[signature].append({k: results[k].numpy() for k in output_names})
-        run.kept_samples[signature] += _rows(batch.inputs)
+        run.kept_samples[signature] += batch_rows(batch.inputs)
 
 
 def write_ranges(module: ir.Module, collectors: Mapping[int, calibration.Collector], calibration_options) -> None:

@@ -415,22 +415,24 @@ def to_concrete_function(module: ir.Module, signature: str, hook: OpHook | None 
     Constants over `LARGE_CONSTANT` elements are variables, not graph constants, so that a model
     past 2 GB runs too.
     """
-    functions = symbol_table(module)
-    if signature not in functions:
-        raise ValueError(f"module has no function @{signature}; it has {signature_names(module)}")
-    builder = _Builder(functions, _Weights(module, LARGE_CONSTANT), hook)
-    return _signature_function(builder, functions[signature], signature, extra_outputs).get_concrete_function()
+    fn, builder = _running_builder(module, signature, hook)
+    return _signature_function(builder, fn, signature, extra_outputs).get_concrete_function()
 
 
 def module_tracer(module: ir.Module, signature: str, hook: OpHook | None = None):
     """`(input_specs, build)`: the signature's input TensorSpecs, and `build(name, args)`, which emits
     function `name` of `module` into the graph being traced (calls inlined, `hook` consulted for each
     op) and returns its results. For tracing the module more than once into one tf.function."""
+    fn, builder = _running_builder(module, signature, hook)
+    return _input_specs(fn, signature), builder.build
+
+
+def _running_builder(module: ir.Module, signature: str, hook: OpHook | None) -> tuple[ir.Operation, _Builder]:
+    """The signature's function and a builder for running it (large constants as variables)."""
     functions = symbol_table(module)
     if signature not in functions:
         raise ValueError(f"module has no function @{signature}; it has {signature_names(module)}")
-    fn = functions[signature]
-    return _input_specs(fn, signature), _Builder(functions, _Weights(module, LARGE_CONSTANT), hook).build
+    return functions[signature], _Builder(functions, _Weights(module, LARGE_CONSTANT), hook)
 
 
 def export_saved_model(module: ir.Module, output_dir: str, signature_keys: Sequence[str] | None = None,

@@ -225,6 +225,7 @@ def form_costs(int8_module: ir.Module, chosen_module: ir.Module, options, keys: 
     chosen_units = _keyed(walk_ops(quantized["chosen"].operation, _is_unit_op))
     calls = _keyed(lifted_calls(chosen_module.operation))
     functions = _functions(chosen_module)
+    int8_functions, chosen_functions = _functions(quantized["int8"]), _functions(quantized["chosen"])
     costs = {}
     for key in keys:
         call = calls[key]
@@ -232,10 +233,9 @@ def form_costs(int8_module: ir.Module, chosen_module: ir.Module, options, keys: 
         try:
             if composite is None or not _is_quantized_unit(int8_units[key]):
                 raise _Unmeasurable("it has no quantized form")
-            int8_micro = _int8_micro(int8_units[key], composite.input_index, _functions(quantized["int8"]),
-                                     call.context)
+            int8_micro = _int8_micro(int8_units[key], composite.input_index, int8_functions, call.context)
             chosen = chosen_units[key]
-            chosen_micro = _int8_micro(chosen, composite.input_index, _functions(quantized["chosen"]), call.context) \
+            chosen_micro = _int8_micro(chosen, composite.input_index, chosen_functions, call.context) \
                 if _is_quantized_unit(chosen) else _float_micro(call, composite.input_index, functions, call.context)
             (_, chosen_ms, int8_ms), = _time_forms(call, composite, chosen_micro, int8_micro, lower, (batch_size,),
                                                    measure)

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfquant import calibrate, dataset, latency, options as options_lib, pipeline
-from tfquant.accuracy.layers import LayerReport
+from tfquant.accuracy.layers import LayerReport, OutputNoise
 from tfquant.accuracy.saved_model import AccuracyOptions, fit_sqnr, improve
 from tfquant.accuracy.simulation import Simulation
 from tfquant.exporter import LARGE_CONSTANT, export_saved_model, signature_input_specs
@@ -160,7 +160,7 @@ def quantize_saved_model(saved_model_path: str, output_directory: str | None = N
     stages = pipeline.build(resolved, calibrate_ranges, equalize=accuracy.equalize == "on")
     # "auto" equalization is tried on a copy, calibrated too, where the samples can be read twice.
     unequalized = clone_module(module) if accuracy.active and accuracy.equalize == "auto" and not any(
-        getattr(samples, "one_shot", True) for samples in datasets.values()) else None
+        samples.one_shot for samples in datasets.values()) else None
     run = calibrate.CalibrationRun()
     layer_report = None
     latency_check = None
@@ -273,18 +273,16 @@ def _check_extremes(functions: Mapping[str, object], run: calibrate.CalibrationR
         function = functions[signature]
         for what, inputs, expected in extremes:
             actual = function(**{name: tf.constant(value) for name, value in inputs.items()})
-            for name, reference in expected.items():
-                value = actual[name].numpy()
-                if value.dtype.kind == "f" and not np.all(np.isfinite(value)) and np.all(np.isfinite(reference)):
-                    raise CompileError(f"the quantized model returns Inf or NaN in output '{name}' of signature "
-                                       f"'{signature}' with every input at {what}, where the float model does not")
+            name = calibrate.new_non_finite(expected, {name: value.numpy() for name, value in actual.items()})
+            if name is not None:
+                raise CompileError(f"the quantized model returns Inf or NaN in output '{name}' of signature "
+                                   f"'{signature}' with every input at {what}, where the float model does not")
 
 
 def _calibration_batch_size(run: calibrate.CalibrationRun) -> int:
     """The rows of the largest batch calibration ran (its batch size: the shape the model will
     likely serve), or the default calibration batch size when nothing was calibrated."""
-    rows = [next((v.shape[0] for v in batch.values() if v.ndim), 1)
-            for batches in run.kept_inputs.values() for batch in batches]
+    rows = [calibrate.batch_rows(batch) for batches in run.kept_inputs.values() for batch in batches]
     return max(rows, default=DEFAULT_LATENCY_BATCH)
 
 
@@ -346,21 +344,13 @@ def _float_units(module: ir.Module) -> list[FloatUnit]:
 
 def _sqnr(loaded, run: calibrate.CalibrationRun) -> dict[str, float]:
     """SQNR (dB) of each float output of the quantized model against the float model."""
-    result = {}
+    noise = OutputNoise()
     for signature, batches in run.kept_inputs.items():
         function = loaded.signatures[signature]
-        signal: Counter = Counter()
-        noise: Counter = Counter()
         for batch, expected in zip(batches, run.kept_outputs[signature]):
             actual = function(**{k: tf.constant(v) for k, v in batch.items()})
-            for name, reference in expected.items():
-                if reference.dtype.kind != "f":
-                    continue
-                signal[name] += float(np.sum(np.square(reference, dtype=np.float64)))
-                noise[name] += float(np.sum(np.square(reference - actual[name].numpy(), dtype=np.float64)))
-        for name in signal:
-            result[f"{signature}/{name}"] = 10 * np.log10(signal[name] / noise[name]) if noise[name] else float("inf")
-    return result
+            noise.add(signature, expected, {name: value.numpy() for name, value in actual.items()})
+    return noise.sqnr_db()
 
 
 def directory_bytes(path: str) -> int:

@@ -10,7 +10,10 @@ model's SQNR on the held-out samples; `tfquant.accuracy.render` prints, plots an
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+
+import numpy as np
 
 # What a unit is computed as in the model that was written.
 INT8 = "int8"
@@ -120,6 +123,29 @@ def sqnr_db(signal: float, noise: float) -> float:
     if signal <= 0:
         return -math.inf
     return 10.0 * math.log10(signal / noise)
+
+
+class OutputNoise:
+    """Signal and noise power of each float output ("<signature>/<name>") of a quantized model against
+    the float model's, summed over runs; `sqnr_db()` per output."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, tuple[float, float]] = {}
+
+    def add(self, signature: str, expected: Mapping[str, np.ndarray], actual: Mapping[str, np.ndarray]) -> None:
+        """One run's outputs: the float model's (`expected`; only float ones count) and the quantized one's."""
+        for name, value in expected.items():
+            if np.asarray(value).dtype.kind == "f":
+                self.add_pair(f"{signature}/{name}", value, actual[name])
+
+    def add_pair(self, key: str, reference: np.ndarray, approximation: np.ndarray) -> None:
+        reference = np.asarray(reference, np.float64)
+        signal, noise = self.totals.get(key, (0.0, 0.0))
+        self.totals[key] = (signal + float(np.sum(np.square(reference))),
+                            noise + float(np.sum(np.square(reference - np.asarray(approximation, np.float64)))))
+
+    def sqnr_db(self) -> dict[str, float]:
+        return {key: sqnr_db(signal, noise) for key, (signal, noise) in self.totals.items()}
 
 
 def _finite(value):

@@ -21,7 +21,6 @@ is checked on the held-out samples, as the report is.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -29,9 +28,9 @@ import numpy as np
 
 from tfquant import calibration, latency
 from tfquant.accuracy import fallback
-from tfquant.accuracy.layers import FLOAT, INT8, INT16, Finding, LayerError, LayerReport, sqnr_db
+from tfquant.accuracy.layers import FLOAT, INT8, INT16, Finding, LayerError, LayerReport, OutputNoise, sqnr_db
 from tfquant.accuracy import detectors
-from tfquant.accuracy.simulation import UNIT_INDEX, Simulation, unmark
+from tfquant.accuracy.simulation import Simulation, unit_index, unmark
 from tfquant.calibrate import CalibrationRun
 from tfquant.mlir import clone_module, ir, walk_ops
 from tfquant.options import DEFAULT_MAX_PERCENTILE, DEFAULT_MIN_PERCENTILE, CalibrationOptions, ResolvedOptions
@@ -91,17 +90,10 @@ class _Measure:
     def model_sqnr(self, bits: Mapping[int, int] | None = None) -> dict[str, float]:
         """Each float output's SQNR with units at `bits` (default: their spec's bits)."""
         self.sim.set_choice(bits or {})
-        signal: dict[str, float] = defaultdict(float)
-        noise: dict[str, float] = defaultdict(float)
+        noise = OutputNoise()
         for signature, inputs, expected in self.batches:
-            actual = self.sim.quantized_outputs(signature, inputs)
-            for name, reference in expected.items():
-                if reference.dtype.kind != "f":
-                    continue
-                key = f"{signature}/{name}"
-                signal[key] += float(np.sum(np.square(reference, dtype=np.float64)))
-                noise[key] += float(np.sum(np.square(reference.astype(np.float64) - actual[name])))
-        return {key: sqnr_db(signal[key], noise[key]) for key in signal}
+            noise.add(signature, expected, self.sim.quantized_outputs(signature, inputs))
+        return noise.sqnr_db()
 
     def worst(self, bits: Mapping[int, int] | None = None) -> float:
         return min(self.model_sqnr(bits).values(), default=math.inf)
@@ -147,7 +139,7 @@ def improve(module: ir.Module, run: CalibrationRun, options: AccuracyOptions, si
             _apply_choice(module, sim, bits, reasons)
             if int8_module is not None:
                 costs = _latency_costs(int8_module, module, quantization, fallen_back)
-        report = _report(sim, held_out, bits, reasons, costs)
+        report = _report(sim, held_out, sum(run.kept_samples.get(s, 0) for s in signatures), bits, reasons, costs)
         report.baseline_sqnr_db = baseline
         report.applied, report.rejected = applied, rejected
         report.target_sqnr_db = options.target_sqnr
@@ -207,7 +199,7 @@ def _search_ranges(module: ir.Module, sim: Simulation, fit: _Measure, held_out: 
     for name, ranges in candidates.items():
         sim.set_ranges(ranges)
         sums = fit.sums()
-        local_error[name] = {unit.index: _ratio(sums, unit.index, local=True) for unit in sim.units
+        local_error[name] = {unit.index: _local_ratio(sums, unit.index) for unit in sim.units
                              if f"unit{unit.index}" in sums}
     chosen = {}
     for point_id, point in sim.points.items():
@@ -254,12 +246,10 @@ def _write_ranges(module: ir.Module, ranges: Mapping[int, tuple[float, float]]) 
                 point.set_range(*ranges[point.id])
 
 
-def _ratio(sums: Mapping[str, np.ndarray], unit: int, local: bool) -> float:
-    """A unit's noise over signal: local (it alone quantized) or accumulated."""
-    signal, local_noise, seen_signal, accumulated_noise = sums[f"unit{unit}"]
-    if local:
-        return local_noise / signal if signal > 0 else 0.0
-    return accumulated_noise / seen_signal if seen_signal > 0 else 0.0
+def _local_ratio(sums: Mapping[str, np.ndarray], unit: int) -> float:
+    """A unit's local noise (it alone quantized) over its output's signal."""
+    signal, local_noise = sums[f"unit{unit}"][:2]
+    return local_noise / signal if signal > 0 else 0.0
 
 
 # 2. Bias correction.
@@ -289,8 +279,7 @@ def _write_shifts(module: ir.Module, shifts: Mapping[int, np.ndarray]) -> None:
 
 
 def _marked_calls(module: ir.Module) -> dict[int, ir.Operation]:
-    return {ir.IntegerAttr(op.attributes[UNIT_INDEX]).value: op
-            for op in walk_ops(module.operation, lambda op: UNIT_INDEX in op.attributes)}
+    return {unit_index(op): op for op in walk_ops(module.operation, lambda op: unit_index(op) is not None)}
 
 
 # 3. Fallback to a target.
@@ -333,8 +322,8 @@ def _bits(sim: Simulation, choice: Mapping[str, str]) -> dict[int, int]:
 def _latency_costs(int8_module: ir.Module, chosen_module: ir.Module, quantization: ResolvedOptions,
                    units: Sequence[int]) -> dict[int, float]:
     """Seconds each of `units` costs at batch 1 in its chosen form over its spec's (positive: slower)."""
-    keys = {ir.IntegerAttr(call.attributes[UNIT_INDEX]).value: key
-            for key, call in latency.unit_keys(chosen_module).items() if UNIT_INDEX in call.attributes}
+    keys = {unit_index(call): key for key, call in latency.unit_keys(chosen_module).items()
+            if unit_index(call) is not None}
     costs = latency.form_costs(int8_module, chosen_module, quantization, [keys[unit] for unit in units])
     return {unit: costs[keys[unit]] for unit in units if keys[unit] in costs}
 
@@ -376,8 +365,8 @@ def _set_point_bits(point: CalibrationPointOp, sim: Simulation, bits: Mapping[in
 
 # 4. The report.
 
-def _report(sim: Simulation, held_out: _Measure, bits: Mapping[int, int], reasons: Mapping[int, str],
-            latency_costs: Mapping[int, float]) -> LayerReport:
+def _report(sim: Simulation, held_out: _Measure, held_out_samples: int, bits: Mapping[int, int],
+            reasons: Mapping[int, str], latency_costs: Mapping[int, float]) -> LayerReport:
     sums = held_out.sums(bits)
     layers = []
     for unit in sim.units:
@@ -398,12 +387,8 @@ def _report(sim: Simulation, held_out: _Measure, bits: Mapping[int, int], reason
             clipped=clipped, values=values, kept_as=kept_as, reason=reasons.get(unit.index),
             size_cost_bytes=3 * unit.weight.size if kept_as == FLOAT else 0,
             latency_cost_s=latency_costs.get(unit.index)))
-    return LayerReport(layers, held_out_samples=_rows(held_out), model_sqnr_db=held_out.model_sqnr(bits),
+    return LayerReport(layers, held_out_samples, model_sqnr_db=held_out.model_sqnr(bits),
                        findings=_findings(sim, sums), path="saved_model")
-
-
-def _rows(measure: _Measure) -> int:
-    return sum(next((v.shape[0] for v in inputs.values() if v.ndim), 1) for _, inputs, _ in measure.batches)
 
 
 def _findings(sim: Simulation, sums: Mapping[str, np.ndarray]) -> list[Finding]:

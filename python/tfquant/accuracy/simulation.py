@@ -127,7 +127,7 @@ def _reading_units(value: ir.Value) -> list[int]:
     the integer storage when a quantized unit reads their result)."""
     found: list[int] = []
     for user in uses(value):
-        unit = _mark(user, UNIT_INDEX)
+        unit = unit_index(user)
         if unit is not None:
             found.append(unit)
         elif (user.name in TF.same_scale or user.name == CALIBRATION_POINT) and len(user.results) == 1:
@@ -153,6 +153,11 @@ def _index_attr(index: int) -> ir.IntegerAttr:
 
 def _mark(op: ir.Operation, mark: str) -> int | None:
     return ir.IntegerAttr(op.attributes[mark]).value if mark in op.attributes else None
+
+
+def unit_index(op: ir.Operation) -> int | None:
+    """The index of the unit a marked call is, None for any other op."""
+    return _mark(op, UNIT_INDEX)
 
 
 def _watched(module: ir.Module, signatures: Sequence[str]) -> list[Watched]:
@@ -188,7 +193,7 @@ def _upstream_units(values: Sequence[ir.Value]) -> tuple[int, ...]:
         if producer is None or producer in seen:
             continue
         seen.add(producer)
-        unit = _mark(producer, UNIT_INDEX)
+        unit = unit_index(producer)
         if unit is not None:
             found.append(unit)
         else:
@@ -222,8 +227,10 @@ class Simulation:
             self.units, self.points, self.watched = collect(module, signatures)
         self.signatures = list(signatures)
         self.choice = tf.Variable(np.array([u.bits for u in self.units] or [0], np.int32), trainable=False)
-        self.point_index = {point_id: i for i, point_id in enumerate(sorted(self.points))}
-        ranges = [self.points[p].range for p in sorted(self.points)] or [(0.0, 0.0)]
+        # Points in id order: the rows of the range variable.
+        self._point_order = sorted(self.points)
+        self.point_index = {point_id: i for i, point_id in enumerate(self._point_order)}
+        ranges = [self.points[p].range for p in self._point_order] or [(0.0, 0.0)]
         self.ranges = tf.Variable(np.array(ranges, np.float32), trainable=False)
         self.bias_on = tf.Variable(0.0, trainable=False)
         offsets = np.cumsum([0] + [u.channels if u.bias_index is not None else 0 for u in self.units])
@@ -232,10 +239,11 @@ class Simulation:
         # Per point: the units reading it (padded with len(units), which reads as float) and its producer.
         width = max([len(p.consumers) for p in self.points.values()] + [1])
         sentinel = len(self.units)
-        self._readers = np.array([p.consumers + [sentinel] * (width - len(p.consumers))
-                                  for p in (self.points[i] for i in sorted(self.points))] or [[sentinel]], np.int32)
-        self._producers = np.array([sentinel if p.producer is None else p.producer
-                                    for p in (self.points[i] for i in sorted(self.points))] or [sentinel], np.int32)
+        points = [self.points[i] for i in self._point_order]
+        self._readers = np.array([p.consumers + [sentinel] * (width - len(p.consumers)) for p in points]
+                                 or [[sentinel]], np.int32)
+        self._producers = np.array([sentinel if p.producer is None else p.producer for p in points] or [sentinel],
+                                   np.int32)
         self._analysis: dict[str, tuple] = {}
         self._quantized: dict[str, tuple] = {}
 
@@ -254,7 +262,7 @@ class Simulation:
         self.choice.assign(np.array([bits_by_unit.get(u.index, u.bits) for u in self.units] or [0], np.int32))
 
     def set_ranges(self, ranges: Mapping[int, tuple[float, float]]) -> None:
-        self.ranges.assign(np.array([ranges[p] for p in sorted(self.points)] or [(0.0, 0.0)], np.float32))
+        self.ranges.assign(np.array([ranges[p] for p in self._point_order] or [(0.0, 0.0)], np.float32))
 
     def set_bias_shift(self, shifts: Mapping[int, np.ndarray] | None) -> None:
         """Per-unit output shifts to subtract from the biases in the quantized model (None: none)."""
@@ -295,10 +303,10 @@ class Simulation:
                 state.mode = _QUANTIZED
                 return dict(zip(output_names, build(signature, args)))
             state.mode = _FLOAT
-            floats = build(signature, args)
+            build(signature, args)
             state.mode = _QUANTIZED
-            quantized = build(signature, args)
-            return self._sums(state, floats, quantized, output_names)
+            build(signature, args)
+            return self._sums(state)
 
         with module.context:
             function = tf.function(body, input_signature=specs, autograph=False).get_concrete_function()
@@ -308,7 +316,7 @@ class Simulation:
         if op.name == CALIBRATION_POINT:
             return self._point(state, op, inputs[0])
         if UNIT_INDEX in op.attributes:
-            return self._unit(state, build, self.units[_mark(op, UNIT_INDEX)], inputs)
+            return self._unit(state, build, self.units[unit_index(op)], inputs)
         if op.name == TF.bias_add and state.inside is not None:
             result = tf.nn.bias_add(inputs[0], inputs[1])
             state.pre_activation[(state.inside, state.mode)] = result
@@ -381,8 +389,7 @@ class Simulation:
             tf.stack([tf.reduce_min(tf.abs(tf.cast(inputs[i], tf.float32))),
                       tf.reduce_max(tf.abs(tf.cast(inputs[i], tf.float32)))]) for i in watched.operands])
 
-    def _sums(self, state: "_TraceState", floats: Sequence[tf.Tensor], quantized: Sequence[tf.Tensor],
-              output_names: Sequence[str]) -> dict[str, tf.Tensor]:
+    def _sums(self, state: "_TraceState") -> dict[str, tf.Tensor]:
         sums: dict[str, tf.Tensor] = {}
         for unit in self.units:
             if (unit.index, _FLOAT) not in state.outputs:
@@ -404,9 +411,6 @@ class Simulation:
             sums[f"point{point_id}"] = stats
         for key, stats in state.watch_stats.items():
             sums[f"watch{key}"] = stats
-        for name, reference, actual in zip(output_names, floats, quantized):
-            if reference.dtype.is_floating:
-                sums[f"output/{name}"] = tf.stack([_sum_squares(reference), _sum_squares(actual - reference)])
         return sums
 
 

@@ -26,10 +26,10 @@ from tfquant.options import METHODS as OPTION_METHODS
 from tfquant.options import CalibrationOptions
 
 from tfquant import calibration
-from tfquant.calibrate import write_ranges
+from tfquant.calibrate import extreme_fills, new_non_finite, write_ranges
 from tfquant.dataset import batches, validate_sample
 from tfquant.accuracy.fallback import FallbackResult, Sensitivity, search
-from tfquant.accuracy.layers import FLOAT, INT16, LayerReport, sqnr_db
+from tfquant.accuracy.layers import FLOAT, INT16, LayerReport, OutputNoise, sqnr_db
 from tfquant.lite import _fallback, _layers, _litert
 from tfquant.mlir import CompileError, describe_location, ir, module_funcs, new_context, ops_named
 from tfquant.passes._op_specs import SHAPE_READERS, TFL
@@ -357,11 +357,7 @@ def _check_extremes(float_model: bytes, model: bytes, input_ranges: Mapping[str,
     signatures = _litert.signatures(_litert.interpreter(model))
     for key, ranges in input_ranges.items():
         specs = float_signatures[key].input_specs
-        fills = {"the calibration minimum": {n: low for n, (low, _) in ranges.items()},
-                 "the calibration maximum": {n: high for n, (_, high) in ranges.items()}}
-        if all(low <= 0.0 <= high for low, high in ranges.values()):
-            fills["zero"] = {name: 0.0 for name in ranges}
-        for what, values in fills.items():
+        for what, values in extreme_fills(ranges).items():
             inputs = {name: np.full([d or 1 for d in specs[name][1]], values[name], specs[name][0]) for name in specs}
             failure = _extreme_failure(float_signatures[key], signatures[key], inputs)
             if failure is not None:
@@ -374,12 +370,8 @@ def _extreme_failure(float_signature: _litert.Signature, signature: _litert.Sign
         got = signature.run(inputs)
     except RuntimeError as error:
         return f"fails to run ({str(error).splitlines()[0]})"
-    expected = float_signature.run(inputs)
-    for name, value in got.items():
-        if np.asarray(value).dtype.kind == "f" and not np.all(np.isfinite(value)) \
-                and np.all(np.isfinite(expected[name])):
-            return f"returns Inf or NaN in output '{name}' where the float model does not"
-    return None
+    name = new_non_finite(float_signature.run(inputs), got)
+    return None if name is None else f"returns Inf or NaN in output '{name}' where the float model does not"
 
 
 def _prepared(float_model: bytes, quantization: LiteQuantization, units: str,
@@ -620,14 +612,9 @@ def _sqnr(float_model: bytes, model: bytes, kept: list[Sample]) -> dict[str, flo
         return {}
     float_signatures = _litert.signatures(_litert.interpreter(float_model))
     signatures = _litert.signatures(_litert.interpreter(model))
-    pairs: dict[str, tuple[list, list]] = {}
+    noise = OutputNoise()
     for index, (key, sample) in enumerate(kept):
         inputs = validate_sample(sample, float_signatures[key].input_specs, index, key)
-        expected, got = float_signatures[key].run(inputs), signatures[key].run(inputs)
-        for name, value in expected.items():
-            if np.asarray(value).dtype.kind == "f":
-                reference, approximation = pairs.setdefault(f"{key}/{name}", ([], []))
-                reference.append(value)
-                approximation.append(got[name])
-    return {name: _litert.sqnr_db(*lists) for name, lists in pairs.items()}
+        noise.add(key, float_signatures[key].run(inputs), signatures[key].run(inputs))
+    return noise.sqnr_db()
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from tfquant.accuracy.fallback import Choice
-from tfquant.accuracy.layers import FLOAT, INT16, sqnr_db
+from tfquant.accuracy.layers import FLOAT, INT16, OutputNoise, sqnr_db
 from tfquant.dataset import validate_sample
 from tfquant.lite import _litert
 from tfquant.lite._layers import Unit
@@ -57,16 +57,10 @@ class HeldOut:
     def noise(self, model: bytes) -> dict[str, tuple[float, float]]:
         """(signal, noise) power of each float output ("<signature>/<name>") of `model`."""
         signatures = _litert.signatures(_litert.interpreter(model))
-        totals: dict[str, tuple[float, float]] = {}
+        noise = OutputNoise()
         for (key, inputs), expected in zip(self.inputs, self.expected):
-            got = signatures[key].run(inputs)
-            for name, value in expected.items():
-                if np.asarray(value).dtype.kind == "f":
-                    reference = np.asarray(value, np.float64)
-                    signal, noise = totals.get(f"{key}/{name}", (0.0, 0.0))
-                    totals[f"{key}/{name}"] = (signal + float(np.sum(reference ** 2)),
-                                               noise + float(np.sum((reference - got[name]) ** 2)))
-        return totals
+            noise.add(key, expected, signatures[key].run(inputs))
+        return noise.totals
 
     def worst_sqnr(self, model: bytes) -> float:
         """The lowest SQNR (dB) over the float outputs of `model`."""

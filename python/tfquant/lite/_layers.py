@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tfquant.accuracy import detectors
-from tfquant.accuracy.layers import FLOAT, INT8, INT16, Finding, LayerError, LayerReport, sqnr_db
+from tfquant.accuracy.layers import FLOAT, INT8, INT16, Finding, LayerError, LayerReport, OutputNoise, sqnr_db
 from tfquant.dataset import validate_sample
 from tfquant.lite import _litert
 from tfquant.mlir import ir, name_of
@@ -260,18 +260,14 @@ def measure(local: WatchedModel, twin: WatchedModel, measures: dict[str, _UnitMe
     local_signatures = _litert.watching_signatures(local.model, local.tensors)
     twin_signatures = _litert.watching_signatures(twin.model, twin.tensors)
     sink_ports = {(sink.op, sink.operand): _Port(sink.tensor, None) for sink in sinks}
-    outputs: dict[str, list[float]] = {}
+    outputs = OutputNoise()
     for number, (key, sample) in enumerate(kept):
         inputs = validate_sample(sample, local_signatures[key].input_specs, number, key)
         expected = local_signatures[key].run(inputs)
         floats = _read(local_signatures[key], local)
         got = twin_signatures[key].run(inputs)
         accumulated = _read(twin_signatures[key], twin)
-        for name, value in expected.items():
-            if np.asarray(value).dtype.kind == "f":
-                totals = outputs.setdefault(f"{key}/{name}", [0.0, 0.0])
-                totals[0] += float(np.sum(np.square(value, dtype=np.float64)))
-                totals[1] += float(np.sum(np.square(value - got[name], dtype=np.float64)))
+        outputs.add(key, expected, got)
         for name, unit in measures.items():
             _update(unit, floats, accumulated, name)
         for (op, index), port in sink_ports.items():
@@ -282,7 +278,7 @@ def measure(local: WatchedModel, twin: WatchedModel, measures: dict[str, _UnitMe
     layers = [_layer_error(unit) for unit in sorted(measures.values(), key=lambda m: m.unit.index)]
     findings = [*_outliers(measures.values()), *_mismatches(measures.values()),
                 *_preprocessing(sinks, sink_ports, measures)]
-    return LayerReport(layers, len(kept), {name: sqnr_db(*totals) for name, totals in outputs.items()}, findings,
+    return LayerReport(layers, len(kept), outputs.sqnr_db(), findings,
                        path="tflite")
 
 

@@ -2,6 +2,7 @@
 quantized and dequantized, and with every intermediate tensor kept for calibration."""
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from tfquant.accuracy.layers import OutputNoise
 from tfquant.dataset import InputSpecs
 
 NUM_THREADS = 2
@@ -107,14 +109,10 @@ def dequantized(value: np.ndarray, detail: dict) -> np.ndarray:
 
 def sqnr_db(reference: Iterable[np.ndarray], approximation: Iterable[np.ndarray]) -> float:
     """Signal-to-quantization-noise ratio of `approximation` against `reference`, over all pairs."""
-    signal = noise = 0.0
+    noise = OutputNoise()
     for ref, approx in zip(reference, approximation):
-        ref = np.asarray(ref, np.float64)
-        signal += float(np.sum(ref ** 2))
-        noise += float(np.sum((ref - np.asarray(approx, np.float64)) ** 2))
-    if noise == 0.0:
-        return float("inf")
-    return 10.0 * np.log10(signal / noise) if signal > 0 else float("-inf")
+        noise.add_pair("", ref, approx)
+    return noise.sqnr_db().get("", math.inf)
 
 
 def held_out(samples: Iterable, every: int, limit: int, kept: list) -> Iterator:
